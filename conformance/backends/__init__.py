@@ -1,0 +1,31 @@
+"""Registry of framework adapters.
+
+Each adapter module defines `BACKEND` (an object satisfying backends.base.Backend). Adapter modules
+import their framework lazily, so listing names and native-only options costs no framework import.
+A third framework means one new module and one line here.
+"""
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from .base import Backend
+
+_MODULES = {
+    "torch": "conformance.backends.torch_backend",
+    "mindspore": "conformance.backends.mindspore_backend",
+}
+
+
+def names() -> list[str]:
+    return list(_MODULES)
+
+
+@lru_cache(maxsize=None)
+def get(name: str) -> Backend:
+    return importlib.import_module(_MODULES[name]).BACKEND
+
+
+def extras() -> dict[str, frozenset[str]]:
+    """Framework name -> native-only optimizer options its adapter accepts under `optimizer.<name>:`."""
+    return {name: get(name).extra_options for name in _MODULES}

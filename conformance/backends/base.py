@@ -1,0 +1,57 @@
+"""The one small interface every framework adapter implements.
+
+Values cross it as NumPy arrays under neutral names and in model order: parameters, and optimizer
+state as `m` (first moment: torch exp_avg, MindSpore moment1) and `u` (infinity norm: torch exp_inf,
+MindSpore moment2). Hyper-parameters cross it neutrally (lr, betas, eps, weight_decay) plus the
+framework's own extras; each adapter alone knows its native names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..case import Item
+from ..oracles import Formula
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What an adapter needs to build one model + optimizer; derived from an Item by the runner."""
+
+    item: Item
+    device: str  # cpu | gpu: may differ from item.device for the CPU twin of a GPU run
+    init: dict[str, np.ndarray]  # neutral name -> float64 initial value, model order
+    hparams: dict[str, Any]  # neutral keys the case fixes; the rest are the framework's (native) defaults
+
+
+class Session(Protocol):
+    native_names: list[str]  # native parameter names, model order
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """Forward + backward on the framework's own model; keeps the native gradients for `step(None)`."""
+
+    def step(self, grads: list[np.ndarray] | None) -> None:
+        """One optimizer step, on the given gradients or (None) on those of the last loss_and_grads."""
+
+    def params(self) -> list[np.ndarray]: ...
+
+    def state(self) -> dict[str, list[np.ndarray]]:
+        """{'m': [...], 'u': [...]}, zeros before the first step."""
+
+    def hparams(self) -> dict[str, Any]:
+        """Effective hyper-parameters, neutral names, extras that change the formula included."""
+
+
+class Backend(Protocol):
+    name: str
+    extra_options: frozenset[str]  # native-only options accepted under `optimizer.<name>:`
+    formula: Formula  # float64 oracle of this framework's documented update
+
+    def unavailable(self, device: str, dtype: str) -> str | None:
+        """None if this framework can run here, else the exact reason it cannot (for the skip message)."""
+
+    def version(self) -> str | None: ...
+
+    def open(self, spec: SessionSpec) -> Session: ...

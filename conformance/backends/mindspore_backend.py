@@ -1,0 +1,179 @@
+"""MindSpore adapter: mindspore.nn cells + mindspore.nn.AdaMax. The only module that imports mindspore.
+
+MindSpore is quieted before import (GLOG_v=3 unless the user set it) and bound to one device per
+process, so a process runs either its CPU or its GPU items (pytest-xdist workers are separate
+processes). Its Python warnings are recorded in the run log, not shown to the user.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import os
+import shutil
+import warnings
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from .. import models, oracles
+from .base import SessionSpec
+
+log = logging.getLogger("conformance.mindspore")
+
+# neutral hyper-parameter -> mindspore.nn.AdaMax keyword; betas split into two
+NATIVE_NAMES = {"lr": "learning_rate", "betas": ("beta1", "beta2"), "eps": "eps", "weight_decay": "weight_decay"}
+LAYERNORM_EPS = 1e-5  # match torch's default (MindSpore's own default is 1e-7)
+_LAYERNORM_NATIVE = {"weight": "gamma", "bias": "beta"}
+_bound_device: list[str] = []
+
+
+def _ms():
+    os.environ.setdefault("GLOG_v", "3")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import mindspore
+    for w in caught:
+        log.info("mindspore import warning: %s", w.message)
+    return mindspore
+
+
+def _bind(device: str):
+    """Select MindSpore's device once per process; a second, different device is an explicit error."""
+    ms = _ms()
+    target = "GPU" if device == "gpu" else "CPU"
+    if not _bound_device:
+        ms.set_device(target)
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+        _bound_device.append(target)
+    elif _bound_device[0] != target:
+        raise RuntimeError(f"MindSpore is bound to {_bound_device[0]} in this process; run {target} items "
+                           "in another process (e.g. pytest -n 2, or -k to select one device)")
+    return ms
+
+
+def to_native_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for neutral, value in hparams.items():
+        native = NATIVE_NAMES[neutral]
+        if isinstance(native, tuple):
+            out.update({n: float(v) for n, v in zip(native, value)})
+        else:
+            out[native] = float(value)
+    return out
+
+
+def _init_signature() -> inspect.Signature:
+    """nn.AdaMax.__init__'s real signature: MindSpore wraps it in a (*args, **kwargs) registrar."""
+    init = _ms().nn.AdaMax.__init__
+    for cell in init.__closure__ or ():
+        if inspect.isfunction(cell.cell_contents) and cell.cell_contents.__name__ == "__init__":
+            init = cell.cell_contents
+    return inspect.signature(init)
+
+
+def native_defaults() -> dict[str, Any]:
+    """nn.AdaMax's defaults as installed, under neutral names (introspected, never typed here)."""
+    params = _init_signature().parameters
+    return {"lr": params["learning_rate"].default, "betas": (params["beta1"].default, params["beta2"].default),
+            "eps": params["eps"].default, "weight_decay": params["weight_decay"].default,
+            "loss_scale": params["loss_scale"].default}
+
+
+def _native_name(neutral: str, kinds: dict[str, str]) -> str:
+    layer, role = neutral.rsplit(".", 1)
+    return f"{layer}.{_LAYERNORM_NATIVE[role]}" if kinds[layer] == "layernorm" else neutral
+
+
+class MindSporeSession:
+    def __init__(self, spec: SessionSpec):
+        ms = _bind(spec.device)
+        ms.set_seed(0)
+        self.ms = ms
+        self.np_dtype = np.dtype(spec.item.dtype)
+        self.dtype = getattr(ms, spec.item.dtype)
+        self.net = self._build(spec)
+        kinds = {layer.name: layer.kind for layer in models.layers(spec.item.case.model)}
+        self.native_names = [_native_name(n, kinds) for n in spec.init]
+        by_name = {p.name: p for p in self.net.trainable_params()}
+        self.param_list = [by_name[n] for n in self.native_names]
+        for param, neutral in zip(self.param_list, spec.init):
+            param.set_data(ms.Tensor(spec.init[neutral].astype(self.np_dtype)))
+        self.loss_fn = ms.nn.MAELoss() if spec.item.case.loss == "l1" else ms.nn.MSELoss()
+        kwargs = to_native_kwargs(spec.hparams)
+        self.extras = dict(spec.item.case.optimizer.extras.get("mindspore", {}))
+        kwargs.update(self.extras)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.optimizer = ms.nn.AdaMax(self.param_list, **kwargs)
+        for w in caught:
+            log.info("mindspore.nn.AdaMax warning: %s", w.message)
+        self._grad_fn = ms.value_and_grad(self._forward, None, self.optimizer.parameters)
+        self._last_grads: tuple | None = None
+
+    def _build(self, spec: SessionSpec):
+        nn = self.ms.nn
+        acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+        cells: OrderedDict[str, Any] = OrderedDict()
+        for layer in models.layers(spec.item.case.model):
+            if layer.kind == "dense":
+                cells[layer.name] = nn.Dense(layer.size_in, layer.size_out, dtype=self.dtype)
+            elif layer.kind == "layernorm":
+                cells[layer.name] = nn.LayerNorm((layer.size_out,), epsilon=LAYERNORM_EPS, dtype=self.dtype)
+            else:
+                cells[layer.name] = acts[layer.activation]()
+        return nn.SequentialCell(cells)
+
+    def _forward(self, x, y):
+        return self.loss_fn(self.net(x), y)
+
+    def _tensor(self, array: np.ndarray):
+        return self.ms.Tensor(np.ascontiguousarray(array, dtype=self.np_dtype))
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        loss, grads = self._grad_fn(self._tensor(x), self._tensor(y))
+        self._last_grads = grads
+        return float(loss.asnumpy()), [g.asnumpy().copy() for g in grads]
+
+    def step(self, grads: list[np.ndarray] | None) -> None:
+        native = self._last_grads if grads is None else tuple(self._tensor(g) for g in grads)
+        self.optimizer(native)
+
+    def params(self) -> list[np.ndarray]:
+        return [p.asnumpy().copy() for p in self.param_list]
+
+    def state(self) -> dict[str, list[np.ndarray]]:
+        return {"m": [t.asnumpy().copy() for t in self.optimizer.moment1],
+                "u": [t.asnumpy().copy() for t in self.optimizer.moment2]}
+
+    def hparams(self) -> dict[str, Any]:
+        """What nn.AdaMax recorded of its own arguments, defaults applied, under neutral names."""
+        args = self.optimizer.init_args
+        return {"lr": self.optimizer.init_learning_rate, "betas": (args["beta1"], args["beta2"]),
+                "eps": args["eps"], "weight_decay": args["weight_decay"], "loss_scale": args["loss_scale"]}
+
+
+class MindSporeBackend:
+    name = "mindspore"
+    extra_options = frozenset({"loss_scale"})
+    formula = staticmethod(oracles.mindspore_adamax)
+
+    def unavailable(self, device: str, dtype: str) -> str | None:
+        if importlib.util.find_spec("mindspore") is None:
+            return "mindspore is not installed in this environment"
+        if device == "gpu" and shutil.which("nvidia-smi") is None:
+            return "MindSpore GPU needs an NVIDIA GPU and driver; none on this machine (no nvidia-smi)"
+        target = "GPU" if device == "gpu" else "CPU"
+        if _bound_device and _bound_device[0] != target:
+            return f"MindSpore is bound to {_bound_device[0]} in this process (one device per process)"
+        return None
+
+    def version(self) -> str | None:
+        return _ms().__version__ if importlib.util.find_spec("mindspore") else None
+
+    def open(self, spec: SessionSpec) -> MindSporeSession:
+        return MindSporeSession(spec)
+
+
+BACKEND = MindSporeBackend()

@@ -1,0 +1,138 @@
+"""Typed cases: what one YAML entry asks for, after validation and matrix expansion.
+
+Everything downstream (adapters, oracles, runner, comparator, report) reads these frozen dataclasses
+and never the raw YAML, so a case means the same thing everywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DTYPES = ("float16", "float32", "float64")
+DEVICES = ("cpu", "gpu")
+QUANTITIES = ("params", "state", "loss")
+
+# Neutral hyper-parameter defaults (the AdaMax paper's, which torch also uses). `defaults: native`
+# replaces them with each framework's own defaults instead.
+NEUTRAL_DEFAULTS: dict[str, Any] = {"lr": 0.002, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Agreement bound for one quantity: an element agrees when abs <= atol + rtol*|ref|, or ulp <= max ULP.
+
+    Either test suffices, because ULP distance explodes where a value crosses zero while abs/rel stay
+    meaningful there, and abs/rel are blind to the dtype where ULP is exact.
+    """
+
+    atol: float = 0.0
+    rtol: float = 0.0
+    ulp: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"atol": self.atol, "rtol": self.rtol, "ulp": self.ulp}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    params: Bound
+    state: Bound
+    loss: Bound
+
+    def for_quantity(self, quantity: str) -> Bound:
+        return getattr(self, quantity)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {q: self.for_quantity(q).as_dict() for q in QUANTITIES}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A small architecture described neutrally; every adapter builds the same one."""
+
+    kind: str  # linear | mlp | layernorm_mlp
+    sizes: tuple[int, ...]  # linear: (in, out); mlp: (in, hidden..., out)
+    activation: str = "relu"
+    init_seed: int = 0
+    init_scale: float | None = None  # None: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as both frameworks do
+    names: tuple[str, ...] | None = None  # optional layer names, e.g. ("gamma_proj", "norm", "head")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    batch: int = 4
+    seed: int = 1
+    distribution: str = "normal"  # normal | uniform
+    resample: bool = False  # draw a new batch every step instead of reusing one
+
+
+@dataclass(frozen=True)
+class GradientSpec:
+    """`autograd`: each framework differentiates its own loss. `replay`: one sequence fed to both."""
+
+    mode: str = "autograd"  # autograd | replay
+    source: str = "generated"  # replay only: generated | <framework name>
+    seed: int = 2
+    distribution: str = "normal"  # normal | uniform | constant
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    defaults: str = "neutral"  # neutral | native
+    hparams: dict[str, Any] = field(default_factory=dict)  # neutral keys given in the case
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)  # framework name -> native-only options
+
+    def neutral(self) -> dict[str, Any]:
+        """Hyper-parameters for a framework that takes neutral defaults: given keys over paper defaults."""
+        if self.defaults == "native":
+            return dict(self.hparams)
+        return {**NEUTRAL_DEFAULTS, **self.hparams}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    description: str
+    file: str
+    line: int
+    model: ModelSpec
+    loss: str
+    data: DataSpec
+    gradients: GradientSpec
+    optimizer: OptimizerSpec
+    steps: int
+    dtypes: tuple[str, ...]
+    devices: tuple[str, ...]
+    tolerance: Tolerance
+    oracle_tolerance: Tolerance
+    expect: str
+    reason: str | None
+    frameworks: tuple[str, str]
+    source_text: str  # the YAML entry as written, for reports and failure messages
+
+
+@dataclass(frozen=True)
+class Item:
+    """One runnable unit: a case on one device in one dtype."""
+
+    case: Case
+    device: str
+    dtype: str
+
+    @property
+    def param_id(self) -> str:
+        return f"{self.device}-{self.dtype}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.case.id}[{self.param_id}]"
+
+    @property
+    def nodeid(self) -> str:
+        return f"{self.case.file}::{self.name}"
+
+    @property
+    def slug(self) -> str:
+        """File-system-safe name, used for the per-item JSONL file."""
+        return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in f"{self.case.id}__{self.param_id}")

@@ -1,0 +1,306 @@
+"""Case files -> Cases. YAML is read with a safe loader that remembers lines, so every error names one.
+
+A file holds `cases:` (a list of entries) and optionally `defaults:` (keys shared by its entries).
+Each entry may carry a `matrix:` of dotted keys to lists of values; it expands into one case per
+combination, with readable ids such as `matched.lr=0.01`. A broken entry yields a CaseError for that
+entry only; the rest of the file still loads.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from . import backends
+from .case import (Bound, Case, DataSpec, GradientSpec, ModelSpec, OptimizerSpec, Tolerance)
+from .errors import CaseError
+from .schema import MAX_PARAMS, validate
+
+# Default bounds when a case gives none. Expressed in ULP of the case's dtype so one default serves
+# every dtype; atol 0 keeps the bound strict. Cases that expect real agreement set their own.
+DEFAULT_TOLERANCE = {"params": {"ulp": 4}, "state": {"ulp": 4}, "loss": {"ulp": 16}}
+# A framework against a float64 oracle of its own formula, stepped from the framework's own state:
+# one step's rounding, a few ULP. atol covers updates that cancel to ~0 (ULP explodes there); it is
+# stated in units of lr by the runner (see runner.oracle_bound).
+DEFAULT_ORACLE_TOLERANCE = {"params": {"ulp": 8, "atol": 8.0}, "state": {"ulp": 8, "atol": 8.0},
+                            "loss": {"ulp": 16}}
+
+
+class _LineDict(dict):
+    """A mapping that remembers the line of itself and of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader (no executable tags, ever) that records line numbers of mappings and keys."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:
+    loader.flatten_mapping(node)
+    result = _LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 (PyYAML) reads `1e-8` as a string; YAML 1.2 and every user read it as a number.
+_LineLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _line_of(entry: Any, path: list) -> int | None:
+    """Deepest known line for a key path inside an entry."""
+    line = getattr(entry, "line", None)
+    node = entry
+    for key in path:
+        if isinstance(node, dict):
+            line = node.key_lines.get(key, line) if hasattr(node, "key_lines") else line
+            node = node.get(key)
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            node = node[key]
+        else:
+            break
+    return line
+
+
+def parse_file(path: Path) -> Any:
+    """Parse YAML safely; syntax errors and executable tags become a CaseError with line and column."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        raise CaseError(str(path), mark.line + 1 if mark else None, None, None,
+                        f"refused: {exc.problem}. Case files are plain data; tags that build Python "
+                        "objects are not allowed", column=mark.column + 1 if mark else None) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CaseError(str(path), mark.line + 1 if mark else None, None, None,
+                        f"invalid YAML: {problem}", column=mark.column + 1 if mark else None) from None
+
+
+def _set_dotted(entry: dict, dotted: str, value: Any) -> None:
+    node = entry
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "_".join(_label(v) for v in value)
+    return str(value)
+
+
+def expand_matrix(entry: dict) -> Iterator[tuple[str, dict]]:
+    """(case id, entry) for each combination of the entry's matrix; the entry itself if none."""
+    matrix = entry.get("matrix") or {}
+    base = {k: v for k, v in entry.items() if k != "matrix"}
+    if not matrix:
+        yield str(entry.get("id")), base
+        return
+    keys = list(matrix)
+    for combo in itertools.product(*(matrix[k] for k in keys)):
+        expanded = copy.deepcopy(base)
+        suffix = []
+        for key, value in zip(keys, combo):
+            _set_dotted(expanded, key, value)
+            if key not in ("dtype", "devices"):  # those are already in the item id
+                suffix.append(f"{key.split('.')[-1]}={_label(value)}")
+        case_id = ".".join([str(base.get("id")), *suffix])
+        expanded["id"] = case_id
+        yield case_id, expanded
+
+
+def _bound(raw: dict | None, default: dict) -> Bound:
+    merged = {**default, **(raw or {})}
+    return Bound(atol=float(merged.get("atol", 0.0)), rtol=float(merged.get("rtol", 0.0)),
+                 ulp=None if merged.get("ulp") is None else float(merged["ulp"]))
+
+
+def _tolerance(raw: dict | None, default: dict) -> Tolerance:
+    raw = raw or {}
+    return Tolerance(**{q: _bound(raw.get(q), default[q]) for q in ("params", "state", "loss")})
+
+
+def _model(raw: dict) -> ModelSpec:
+    kind = raw["kind"]
+    if kind == "linear":
+        sizes = (raw.get("in", 2), raw.get("out", 3))
+    else:
+        sizes = tuple(raw.get("sizes", (2, 8, 3)))
+    names = tuple(raw["names"]) if "names" in raw else None
+    return ModelSpec(kind=kind, sizes=tuple(int(s) for s in sizes), activation=raw.get("activation", "relu"),
+                     init_seed=int(raw.get("init_seed", 0)), init_scale=raw.get("init_scale"), names=names)
+
+
+def _gradients(raw: Any) -> GradientSpec:
+    if raw is None or isinstance(raw, str):
+        return GradientSpec(mode=raw or "autograd")
+    return GradientSpec(**{k: raw[k] for k in ("mode", "source", "seed", "distribution", "scale") if k in raw})
+
+
+def _optimizer(raw: dict | None, frameworks: list[str]) -> OptimizerSpec:
+    raw = dict(raw or {})
+    extras = {name: dict(raw.pop(name)) for name in frameworks if name in raw}
+    defaults = raw.pop("defaults", "neutral")
+    hparams = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()}
+    return OptimizerSpec(defaults=defaults, hparams=hparams, extras=extras)
+
+
+def param_count(model: ModelSpec) -> int:
+    sizes = model.sizes
+    count = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if model.kind == "layernorm_mlp":
+        count += 2 * sum(sizes[1:-1])
+    return count
+
+
+def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
+    """Checks a schema cannot express: sizes by kind, layer names, the parameter limit."""
+    problems: list[tuple[list, str]] = []
+    if model.kind == "linear" and "sizes" in entry["model"]:
+        problems.append((["model", "sizes"], "a linear model takes 'in' and 'out', not 'sizes'"))
+    if model.kind == "layernorm_mlp" and len(model.sizes) < 3:
+        problems.append((["model", "sizes"], "layernorm_mlp needs at least one hidden size: [in, hidden, out]"))
+    layers = len(model.sizes) - 1 + (len(model.sizes) - 2 if model.kind == "layernorm_mlp" else 0)
+    if model.names is not None and len(model.names) != layers:
+        problems.append((["model", "names"], f"give {layers} layer names for this model, got {len(model.names)}"))
+    if model.names is not None and len(set(model.names)) != len(model.names):
+        problems.append((["model", "names"], "layer names must be unique (parameter names must be)"))
+    count = param_count(model)
+    if count > MAX_PARAMS:
+        problems.append((["model"], f"{count} parameters exceeds the limit of {MAX_PARAMS}; "
+                                    "set CONFORMANCE_MAX_PARAMS to raise it deliberately"))
+    return problems
+
+
+def build_case(entry: dict, file: str, line: int, text: str) -> Case:
+    """A validated entry -> Case. Raises CaseError naming the first problem."""
+    frameworks = backends.names()
+    problems = validate(entry, backends.extras())
+    case_id = str(entry.get("id")) if isinstance(entry, dict) and "id" in entry else None
+    if not problems:
+        model = _model(entry["model"])
+        problems = _semantic_checks(entry, model)
+    if problems:
+        path, message = problems[0]
+        key = ".".join(str(p) for p in path) or None
+        raise CaseError(file, _line_of(entry, path) or line, case_id, key, message)
+    dtypes = entry.get("dtype", "float32")
+    devices = entry.get("devices", ["cpu", "gpu"])
+    return Case(
+        id=case_id, description=entry.get("description", ""), file=file, line=line, model=model,
+        loss=entry.get("loss", "l1"), data=DataSpec(**entry.get("data", {})),
+        gradients=_gradients(entry.get("gradients")),
+        optimizer=_optimizer(entry.get("optimizer"), frameworks),
+        steps=int(entry["steps"]),
+        dtypes=tuple([dtypes] if isinstance(dtypes, str) else dtypes),
+        devices=tuple([devices] if isinstance(devices, str) else devices),
+        tolerance=_tolerance(entry.get("tolerance"), DEFAULT_TOLERANCE),
+        oracle_tolerance=_tolerance(entry.get("oracle_tolerance"), DEFAULT_ORACLE_TOLERANCE),
+        expect=entry.get("expect", "conform"), reason=entry.get("reason"),
+        frameworks=tuple(entry.get("frameworks", ("torch", "mindspore"))), source_text=text,
+    )
+
+
+def _entry_text(lines: list[str], start: int, end: int | None) -> str:
+    return "".join(lines[start - 1:(end - 1) if end else None]).rstrip() + "\n"
+
+
+def load_file(path: Path, display: str | None = None) -> list[Case | CaseError]:
+    """Every case of one file, or a CaseError in its place. Never raises for a bad file."""
+    file = display or str(path)
+    try:
+        doc = parse_file(path)
+    except CaseError as exc:
+        exc.file = file
+        return [exc]
+    except OSError as exc:
+        return [CaseError(file, None, None, None, f"cannot read the file: {exc}")]
+    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
+        return [CaseError(file, getattr(doc, "line", 1), None, "cases",
+                          "a case file is a mapping with a 'cases:' list (and optionally 'defaults:')")]
+    unknown = sorted(set(doc) - {"cases", "defaults"})
+    if unknown:
+        return [CaseError(file, doc.key_lines.get(unknown[0]), None, unknown[0],
+                          "unknown top-level key; allowed: cases, defaults")]
+    defaults = doc.get("defaults") or {}
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    entries = doc["cases"]
+    starts = [getattr(e, "line", doc.key_lines["cases"]) for e in entries]
+    results: list[Case | CaseError] = []
+    for index, entry in enumerate(entries):
+        line = starts[index]
+        text = _entry_text(lines, line, starts[index + 1] if index + 1 < len(starts) else None)
+        if not isinstance(entry, dict):
+            results.append(CaseError(file, line, None, None, "each entry under 'cases:' must be a mapping"))
+            continue
+        merged = _LineDict({**copy.deepcopy(defaults), **entry})
+        merged.line, merged.key_lines = entry.line, entry.key_lines
+        for case_id, expanded in _expand_checked(merged, file, line):
+            if isinstance(expanded, CaseError):
+                results.append(expanded)
+                continue
+            try:
+                results.append(build_case(expanded, file, line, text))
+            except CaseError as exc:
+                results.append(exc)
+    return results
+
+
+def _expand_checked(entry: _LineDict, file: str, line: int) -> Iterator[tuple[str, Any]]:
+    matrix = entry.get("matrix")
+    if matrix is not None and not (isinstance(matrix, dict) and all(isinstance(v, list) and v for v in matrix.values())):
+        yield str(entry.get("id")), CaseError(file, _line_of(entry, ["matrix"]), str(entry.get("id")), "matrix",
+                                              "matrix maps dotted keys (e.g. optimizer.lr) to non-empty lists")
+        return
+    for case_id, expanded in expand_matrix(entry):
+        if isinstance(expanded, dict) and not isinstance(expanded, _LineDict):
+            wrapped = _LineDict(expanded)
+            wrapped.line, wrapped.key_lines = entry.line, entry.key_lines
+            expanded = wrapped
+        yield case_id, expanded
+
+
+def find_case_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.yaml") if p.is_file())
+
+
+def load_all(paths: list[Path], rootdir: Path) -> list[Case | CaseError]:
+    """All cases of all files, with duplicate ids (within or across files, or made by a matrix) as errors."""
+    results: list[Case | CaseError] = []
+    for path in paths:
+        results.extend(load_file(path, os.path.relpath(path, rootdir)))
+    return mark_duplicates(results)
+
+
+def mark_duplicates(results: list[Case | CaseError]) -> list[Case | CaseError]:
+    """Replace every case whose id was seen before with an error naming the first occurrence."""
+    seen: dict[str, Case] = {}
+    out: list[Case | CaseError] = []
+    for result in results:
+        if isinstance(result, Case):
+            first = seen.setdefault(result.id, result)
+            if first is not result:
+                result = CaseError(result.file, result.line, result.id, "id",
+                                   f"duplicate case id; first defined at {first.file}:{first.line}. "
+                                   "Ids must be unique across all case files")
+        out.append(result)
+    return out

@@ -1,0 +1,92 @@
+"""Neutral model, data and gradient sources, generated once in NumPy and copied into every framework.
+
+Both frameworks must start from the same numbers, so nothing here depends on a framework's own RNG or
+initialiser. Parameters are named neutrally `<layer>.weight` / `<layer>.bias`; each adapter maps them to
+its native names (MindSpore's LayerNorm calls them gamma/beta, which matters for its weight decay).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .case import DataSpec, GradientSpec, ModelSpec
+
+
+@dataclass(frozen=True)
+class Layer:
+    kind: str  # dense | layernorm | activation
+    name: str
+    size_in: int = 0
+    size_out: int = 0
+    activation: str = ""
+
+
+def layers(spec: ModelSpec) -> list[Layer]:
+    """The layer sequence every adapter builds, in order, with the names its parameters take."""
+    sizes = spec.sizes
+    names = list(spec.names) if spec.names else None
+    out: list[Layer] = []
+    dense_i = norm_i = 0
+
+    def next_name(default: str) -> str:
+        return names.pop(0) if names else default
+
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        out.append(Layer("dense", next_name(f"dense{dense_i}"), a, b))
+        dense_i += 1
+        if last:
+            break
+        if spec.kind == "layernorm_mlp":
+            out.append(Layer("layernorm", next_name(f"norm{norm_i}"), b, b))
+            norm_i += 1
+        if spec.activation != "none":
+            out.append(Layer("activation", f"act{i}", activation=spec.activation))
+    return out
+
+
+def init_arrays(spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Initial weights (float64, neutral names, model order) from ONE seeded generator."""
+    rng = np.random.default_rng(spec.init_seed)
+    arrays: dict[str, np.ndarray] = {}
+    for layer in layers(spec):
+        if layer.kind == "dense":
+            bound = 1.0 / np.sqrt(layer.size_in)
+            if spec.init_scale is None:
+                arrays[f"{layer.name}.weight"] = rng.uniform(-bound, bound, (layer.size_out, layer.size_in))
+                arrays[f"{layer.name}.bias"] = rng.uniform(-bound, bound, (layer.size_out,))
+            else:
+                arrays[f"{layer.name}.weight"] = rng.normal(0, spec.init_scale, (layer.size_out, layer.size_in))
+                arrays[f"{layer.name}.bias"] = rng.normal(0, spec.init_scale, (layer.size_out,))
+        elif layer.kind == "layernorm":
+            arrays[f"{layer.name}.weight"] = np.ones(layer.size_out)
+            arrays[f"{layer.name}.bias"] = np.zeros(layer.size_out)
+    return arrays
+
+
+def _draw(rng: np.random.Generator, distribution: str, shape: tuple[int, ...]) -> np.ndarray:
+    if distribution == "uniform":
+        return rng.uniform(-1.0, 1.0, shape)
+    if distribution == "constant":
+        return np.ones(shape)
+    return rng.standard_normal(shape)
+
+
+def batches(data: DataSpec, model: ModelSpec) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(inputs, targets) for each step, float64; the same batch every step unless `resample`."""
+    rng = np.random.default_rng(data.seed)
+    shape_x, shape_y = (data.batch, model.sizes[0]), (data.batch, model.sizes[-1])
+    x, y = _draw(rng, data.distribution, shape_x), _draw(rng, data.distribution, shape_y)
+    while True:
+        yield x, y
+        if data.resample:
+            x, y = _draw(rng, data.distribution, shape_x), _draw(rng, data.distribution, shape_y)
+
+
+def generated_gradients(spec: GradientSpec, shapes: list[tuple[int, ...]]) -> Iterator[list[np.ndarray]]:
+    """One replayed gradient sequence (float64), drawn step by step so memory stays flat."""
+    rng = np.random.default_rng(spec.seed)
+    while True:
+        yield [_draw(rng, spec.distribution, shape) * spec.scale for shape in shapes]

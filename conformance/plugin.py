@@ -1,0 +1,252 @@
+"""pytest plugin: YAML cases become test items; the controller alone writes the run's summary.
+
+Collection: every `*.yaml` under a `cases/` folder. Each (case, device, dtype) is one item, id
+`cases/<file>.yaml::<case id>[<device>-<dtype>]`; a broken case is one error item that says why.
+Results: each item sends its summary entry through `user_properties` (pytest-xdist carries them to the
+controller); the controller writes reports/<run-id>/summary.json and the HTML report at the end, so a
+serial run and `-n 2` produce the same files. Workers only write their own items' JSONL files.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import loader, results
+from .case import Case, Item
+from .errors import CaseError
+
+PROPERTY = "conformance"
+_STATE = pytest.StashKey["RunState"]()
+log = logging.getLogger("conformance")
+
+
+class CaseFailure(Exception):
+    """Raised by an item whose verdict is not its expectation; carries the case-language message."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "optimizer conformance suite")
+    group.addoption("--reports-dir", default="reports", help="where run folders go (default: reports/)")
+    group.addoption("--run-id", default=None, help="name of this run's folder (default: time + random)")
+    group.addoption("--no-html", action="store_true", help="write summary.json but no HTML report")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+class RunState:
+    """Where this run writes, and (controller only) the entries collected so far."""
+
+    def __init__(self, config: pytest.Config):
+        root = Path(config.rootpath)
+        reports = Path(config.getoption("reports_dir"))
+        self.reports = reports if reports.is_absolute() else root / reports
+        if _is_worker(config):
+            self.run_id = config.workerinput["conformance_run_id"]
+        else:
+            self.run_id = config.getoption("run_id") or results.new_run_id()
+        self.run_dir = self.reports / self.run_id
+        self.root = root
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.started = time.time()
+        self.case_items = 0
+        self.cwd_before = set(os.listdir(os.getcwd()))
+
+
+def _quiet_frameworks(run_dir: Path, name: str) -> None:
+    """Framework log noise goes to the run's log folder, never to the user's terminal or cwd."""
+    logs = run_dir / "logs"
+    os.environ.setdefault("GLOG_v", "2")
+    os.environ.setdefault("GLOG_logtostderr", "0")
+    os.environ.setdefault("GLOG_log_dir", str(logs))
+    os.environ.setdefault("MS_OM_PATH", str(logs))
+    logs.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(logs / f"{name}.log", encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for old in list(log.handlers):  # one run, one log file (pytester runs several sessions in a process)
+        log.removeHandler(old)
+        old.close()
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    state = RunState(config)
+    config.stash[_STATE] = state
+    worker = config.workerinput.get("workerid", "gw") if _is_worker(config) else "controller"
+    _quiet_frameworks(state.run_dir, worker)
+    for mark, text in (("cpu", "runs on the CPU"), ("gpu", "runs on a GPU"), ("float16", "half precision"),
+                       ("float32", "single precision"), ("float64", "double precision"),
+                       ("conform", "case expects agreement"), ("diverge", "case expects a divergence")):
+        config.addinivalue_line("markers", f"{mark}: {text}")
+    if not _is_worker(config):
+        config.pluginmanager.register(Controller(config, state), "conformance-controller")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: hand every worker the controller's run id, so all items land in one run folder."""
+    node.workerinput["conformance_run_id"] = node.config.stash[_STATE].run_id
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path):
+    if file_path.suffix in (".yaml", ".yml") and "cases" in file_path.parent.parts:
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CaseFile(pytest.File):
+    def collect(self):
+        display = os.path.relpath(self.path, self.config.rootpath)
+        for result in loader.mark_duplicates(loader.load_file(self.path, display)):
+            if isinstance(result, CaseError):
+                name = f"{result.case_id or 'file'}[error]" if result.case_id else "[error]"
+                yield CaseErrorItem.from_parent(self, name=name, error=result)
+                continue
+            for device in result.devices:
+                for dtype in result.dtypes:
+                    spec = Item(result, device, dtype)
+                    yield CaseItem.from_parent(self, name=spec.name, spec=spec)
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, spec: Item, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.spec = spec
+        for mark in (spec.device, spec.dtype, spec.case.expect):
+            self.add_marker(mark)
+
+    def runtest(self) -> None:
+        from .runner import run_item  # deferred: collection must not import the frameworks
+
+        state = self.config.stash[_STATE]
+        entry = run_item(self.spec, state.run_dir / "steps")
+        entry["nodeid"] = self.nodeid
+        self.user_properties.append((PROPERTY, json.dumps(entry, default=str)))
+        if entry["outcome"] == "skipped":
+            pytest.skip(entry["reason"])
+        if entry["outcome"] in ("failed", "error"):
+            raise CaseFailure(entry["message"])
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CaseFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, self.spec.case.line - 1, f"case {self.spec.case.id} [{self.spec.param_id}]"
+
+
+class CaseErrorItem(pytest.Item):
+    """A case (or file) that could not be loaded: fails alone, with file, line, case id, key and fix."""
+
+    def __init__(self, *, error: CaseError, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        entry = {"nodeid": self.nodeid, "case": self.error.case_id, "file": self.error.file,
+                 "line": self.error.line, "device": None, "dtype": None, "expect": None,
+                 "observed": "error", "outcome": "error", "reason": str(self.error),
+                 "error": self.error.as_dict(), "steps": 0, "first_divergent_step": None,
+                 "final": None, "max": None, "pairs": {}}
+        self.user_properties.append((PROPERTY, json.dumps(entry)))
+        raise CaseFailure(str(self.error))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return str(excinfo.value)
+
+    def reportinfo(self):
+        return self.path, (self.error.line or 1) - 1, f"case file error: {self.error.case_id or self.path.name}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Ids must be unique across files: a later duplicate becomes an error item naming the first."""
+    first: dict[str, CaseItem] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, CaseItem):
+            continue
+        case = item.spec.case
+        seen = first.setdefault(case.id, item)
+        if seen.spec.case is not case and seen.spec.case.file != case.file:
+            error = CaseError(case.file, case.line, case.id, "id",
+                              f"duplicate case id; first defined at {seen.spec.case.file}:{seen.spec.case.line}. "
+                              "Ids must be unique across all case files")
+            items[index] = CaseErrorItem.from_parent(item.parent, name=f"{item.name}[duplicate]", error=error)
+    config.stash[_STATE].case_items = sum(isinstance(i, (CaseItem, CaseErrorItem)) for i in items)
+
+
+def _versions() -> dict[str, str | None]:
+    """Installed framework versions, read from package metadata (no framework import in the controller)."""
+    from importlib import metadata
+
+    from . import backends
+
+    out: dict[str, str | None] = {}
+    for name in backends.names():
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+class Controller:
+    """The single writer: gathers every item's entry (from workers too) and writes the run's files."""
+
+    def __init__(self, config: pytest.Config, state: RunState):
+        self.config, self.state = config, state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == PROPERTY:
+                self.state.entries[report.nodeid] = json.loads(value)
+                return
+        if report.failed and report.nodeid.split("::")[0].endswith((".yaml", ".yml")) \
+                and report.nodeid not in self.state.entries:
+            last = str(report.longrepr).strip().splitlines()[-1:] or ["no message"]
+            self.state.entries[report.nodeid] = {
+                "nodeid": report.nodeid, "observed": "error", "outcome": "crashed",
+                "reason": f"the item's process died before it returned a result: {last[0]}", "pairs": {}}
+
+    def _tidy_cwd(self) -> None:
+        """Move framework compile artefacts that appeared in the working directory into the run's logs."""
+        for name in ("rank_0", "kernel_meta"):
+            if name not in self.state.cwd_before and os.path.exists(name):
+                shutil.move(name, self.state.run_dir / "logs" / name)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        state = self.state
+        if not state.case_items and not state.entries:
+            return  # a harness-only test run: no conformance report
+        self._tidy_cwd()
+        complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+        run = {"id": state.run_id, "start": _iso(state.started), "end": _iso(time.time()),
+               "argv": list(self.config.invocation_params.args), "complete": complete,
+               "exitstatus": int(exitstatus), **results.environment(state.root, _versions())}
+        data = results.summary(run, list(state.entries.values()))
+        results.write_json(state.run_dir / "summary.json", data)
+        if not self.config.getoption("no_html"):
+            from .report import write_report
+
+            write_report(state.run_dir, data)
+        if complete:
+            results.point_latest(state.reports, state.run_dir)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            note = "" if complete else " (interrupted: marked incomplete; reports/latest unchanged)"
+            reporter.write_line(f"conformance: {len(state.entries)} items -> {state.run_dir}{note}")

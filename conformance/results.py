@@ -1,0 +1,108 @@
+"""Run folders, streamed JSONL, summary.json: always written to a temporary name, then renamed.
+
+Layout: reports/<run-id>/{summary.json, steps/<item>.jsonl, run.log, index.html} and reports/latest,
+a symlink replaced atomically once a run has finished, so it always points at a complete run.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def new_run_id() -> str:
+    """Sortable and collision-free across concurrent runs (time + random suffix)."""
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{now}-{secrets.token_hex(3)}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def point_latest(reports: Path, run_dir: Path) -> None:
+    """Replace reports/latest by a link to run_dir in one rename (never a half-updated link)."""
+    tmp = reports / f".latest.{os.getpid()}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name, target_is_directory=True)
+    os.replace(tmp, reports / "latest")
+
+
+class StepWriter:
+    """Appends one JSON line per step and flushes, so a crash keeps every finished step on disk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> "StepWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.path.open("w", encoding="utf-8")
+        return self
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.handle.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+
+def read_steps(path: Path):
+    """Yield the records of a JSONL file one at a time (flat memory for long runs)."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(root: Path, versions: dict[str, str | None]) -> dict[str, Any]:
+    """Fingerprint of where a run happened: versions, platform, CPU, thread count, git commit."""
+    import numpy
+
+    return {"python": platform.python_version(), "numpy": numpy.__version__, **versions,
+            "platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+            "git_commit": _git_commit(root), "executable": sys.executable}
+
+
+def summary(run: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item["outcome"]] = counts.get(item["outcome"], 0) + 1
+    items = sorted(items, key=lambda i: i["nodeid"])
+    return {"run": {**run, "counts": counts}, "items": items}

@@ -1,0 +1,218 @@
+"""Run one Item: step every framework in lock-step, compare every pair at every step, stream the records.
+
+Sides are the frameworks (plus, on a GPU item, a CPU twin of each framework that runs there). Pairs:
+- primary  `torch~mindspore`: judged against the case's `expect` and `tolerance`;
+- oracle   `torch~oracle`, `mindspore~oracle`: each framework against a float64 step of its own formula,
+  taken from the framework's own pre-step state (must conform: else the framework departs from its
+  formula, an unexplained divergence);
+- device   `torch~torch@cpu` on GPU items: same framework, two devices (must conform).
+Only the current step's arrays are held; each step's metrics go straight to the JSONL file.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import backends, models
+from .case import QUANTITIES, Item, Tolerance
+from .compare import diff, nonfinite
+from .errors import FrameworkError
+from .results import StepWriter
+from .verdict import PairTracker, judge
+
+ORACLE = "oracle"
+
+
+@dataclass
+class Side:
+    label: str
+    framework: str
+    session: Any
+    hparams: dict[str, Any]
+    values: dict[str, list[np.ndarray]] = field(default_factory=dict)  # params, m, u after the last step
+    loss: float | None = None
+    nonfinite: dict[str, int | None] = field(default_factory=lambda: {q: None for q in QUANTITIES})
+
+
+@dataclass(frozen=True)
+class Pair:
+    label: str
+    left: str
+    right: str  # a side label, or ORACLE (the left side's own formula)
+    role: str  # primary | oracle | device
+    tolerance: Tolerance
+    expect: str
+
+
+def _hparams_given(item: Item) -> dict[str, Any]:
+    """Neutral hyper-parameters the case fixes (with `defaults: native`, the frameworks fill the rest)."""
+    return item.case.optimizer.neutral()
+
+
+def _open_sides(item: Item, init: dict[str, np.ndarray], skipped: dict[str, str]) -> dict[str, Side]:
+    sides: dict[str, Side] = {}
+    devices = [item.device] + (["cpu"] if item.device == "gpu" else [])
+    for framework in item.case.frameworks:
+        backend = backends.get(framework)
+        for device in devices:
+            label = framework if device == item.device else f"{framework}@cpu"
+            reason = backend.unavailable(device, item.dtype)
+            if reason:
+                skipped[label] = reason
+                continue
+            if label.endswith("@cpu") and framework not in sides:
+                continue  # a CPU twin only matters beside its GPU run
+            spec = backends.base.SessionSpec(item=item, device=device, init=init,
+                                             hparams=_hparams_given(item))
+            try:
+                session = backend.open(spec)
+            except Exception as exc:  # the framework refused the configuration: its behaviour, recorded
+                raise FrameworkError(framework, 0, exc) from exc
+            sides[label] = Side(label, framework, session, session.hparams())
+    return sides
+
+
+def _pairs(item: Item, sides: dict[str, Side]) -> list[Pair]:
+    case = item.case
+    left, right = case.frameworks
+    pairs: list[Pair] = []
+    if left in sides and right in sides:
+        pairs.append(Pair(f"{left}~{right}", left, right, "primary", case.tolerance, case.expect))
+    for label, side in sides.items():
+        if "@" not in label:
+            pairs.append(Pair(f"{label}~{ORACLE}", label, ORACLE, "oracle", case.oracle_tolerance, "conform"))
+        elif side.framework in sides:
+            pairs.append(Pair(f"{side.framework}~{label}", side.framework, label, "device", case.tolerance, "conform"))
+    return pairs
+
+
+def _gradient_stream(item: Item, shapes: list[tuple[int, ...]]) -> Iterator[list[np.ndarray]] | None:
+    spec = item.case.gradients
+    if spec.mode == "replay" and spec.source == "generated":
+        return models.generated_gradients(spec, shapes)
+    return None
+
+
+def _read(side: Side) -> None:
+    state = side.session.state()
+    side.values = {"params": side.session.params(), "m": state["m"], "u": state["u"]}
+
+
+def _oracle_values(side: Side, grads: list[np.ndarray], step: int, names: list[str]) -> dict[str, list[np.ndarray]]:
+    """The framework's formula applied in float64 to its own pre-step values and received gradients."""
+    formula = backends.get(side.framework).formula
+    out: dict[str, list[np.ndarray]] = {"params": [], "m": [], "u": []}
+    for i, name in enumerate(names):
+        p, m, u = (side.values[k][i].astype(np.float64) for k in ("params", "m", "u"))
+        p2, m2, u2 = formula(p, m, u, np.asarray(grads[i], dtype=np.float64), step, side.hparams, name)
+        for key, new, old in (("params", p2, p), ("m", m2, m), ("u", u2, u)):
+            out[key].append(new)
+            out.setdefault(f"scale:{key}", []).append(np.abs(old) + np.abs(new - old))
+    return out
+
+
+def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses: dict[str, float | None],
+             names: dict[str, list[str]], dtype: str) -> dict[str, dict[str, dict]]:
+    """Per quantity, per tensor metrics of one pair at one step."""
+    right_key = f"{ORACLE}:{pair.left}" if pair.right == ORACLE else pair.right
+    a, b = values[pair.left], values[right_key]
+    eps = float(np.finfo(dtype).eps)
+    out: dict[str, dict[str, dict]] = {"params": {}, "state": {}, "loss": {}}
+    for key, quantity in (("params", "params"), ("m", "state"), ("u", "state")):
+        bound = pair.tolerance.for_quantity(quantity)
+        for i, name in enumerate(names[pair.left]):
+            tensor = name if key == "params" else f"{key}:{name}"
+            # against an oracle, atol is in units of eps(dtype) x operand magnitude, element-wise
+            atol = bound.atol * eps * b[f"scale:{key}"][i] if pair.right == ORACLE else None
+            out[quantity][tensor] = diff(a[key][i], b[key][i], dtype, bound, atol)
+    if pair.right != ORACLE and losses.get(pair.left) is not None and losses.get(pair.right) is not None:
+        out["loss"]["loss"] = diff(np.array(losses[pair.left]), np.array(losses[pair.right]), dtype,
+                                   pair.tolerance.loss)
+    return out
+
+
+def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
+              replay: list[np.ndarray] | None) -> dict[str, list[np.ndarray]]:
+    """One step of every side; returns the gradients each side received (as float64-able arrays)."""
+    received: dict[str, list[np.ndarray]] = {}
+    source = item.case.gradients.source if item.case.gradients.mode == "replay" else None
+    if replay is None and source and source != "generated":
+        src = sides.get(source)
+        if src is None:
+            raise FrameworkError(source, step, RuntimeError(f"replay source '{source}' is not available here"))
+        src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
+    for side in sides.values():
+        if replay is not None:
+            grads = [np.asarray(g, dtype=item.dtype) for g in replay]
+            _call(side, step, side.session.step, grads)
+        else:
+            side.loss, grads = _call(side, step, side.session.loss_and_grads, *batch)
+            _call(side, step, side.session.step, None)
+        received[side.label] = grads
+    return received
+
+
+def _call(side: Side, step: int, fn, *args):
+    try:
+        return fn(*args)
+    except FrameworkError:
+        raise
+    except Exception as exc:
+        raise FrameworkError(side.label, step, exc) from exc
+
+
+def _track_nonfinite(side: Side, step: int) -> None:
+    checks = {"params": side.values["params"], "state": side.values["m"] + side.values["u"]}
+    for quantity, arrays in checks.items():
+        if side.nonfinite[quantity] is None and any(nonfinite(a) for a in arrays):
+            side.nonfinite[quantity] = step
+    if side.nonfinite["loss"] is None and side.loss is not None and not np.isfinite(side.loss):
+        side.nonfinite["loss"] = step
+
+
+def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
+    """Run an item to the end (or to a framework error) and return its summary entry."""
+    started = time.perf_counter()
+    init = models.init_arrays(item.case.model)
+    skipped: dict[str, str] = {}
+    sides = _open_sides(item, init, skipped)
+    pairs = _pairs(item, sides)
+    names = {label: side.session.native_names for label, side in sides.items()}
+    trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
+    shapes = [a.shape for a in init.values()]
+    replay_stream = _gradient_stream(item, shapes)
+    batch_stream = models.batches(item.case.data, item.case.model)
+    for side in sides.values():
+        _read(side)
+    path = steps_dir / f"{item.slug}.jsonl"
+    error: FrameworkError | None = None
+    with StepWriter(path) as writer:
+        for step in range(1, item.case.steps + 1):
+            replay = next(replay_stream) if replay_stream is not None else None
+            batch = next(batch_stream)
+            try:
+                received = _step_all(sides, item, step, batch, replay)
+            except FrameworkError as exc:
+                error = exc
+                break
+            values: dict[str, dict[str, list[np.ndarray]]] = {}
+            for label, side in sides.items():
+                if "@" not in label:
+                    values[f"{ORACLE}:{label}"] = _oracle_values(side, received[label], step, names[label])
+                _read(side)
+                _track_nonfinite(side, step)
+                values[label] = side.values
+            losses = {label: side.loss for label, side in sides.items()}
+            record = {"step": step, "pairs": {}}
+            for pair in pairs:
+                metrics = _compare(pair, values, losses, names, item.dtype)
+                trackers[pair.label].update(step, metrics)
+                record["pairs"][pair.label] = metrics
+            if losses and any(v is not None for v in losses.values()):
+                record["loss"] = losses
+            writer.write(record)
+    return judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started)

@@ -1,0 +1,159 @@
+"""JSON Schema of one case entry, checked with `jsonschema` before anything runs.
+
+The schema is data; `validate()` turns jsonschema's findings into CaseErrors that name the key, say
+what is allowed and, for a misspelt key, suggest the closest valid one.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any, Iterable
+
+import jsonschema
+
+from .case import DEVICES, DTYPES
+
+# Limits protect the machine from a typo such as `steps: 100000000`; raise them deliberately with
+# the environment variables named in the message (read once at import).
+MAX_STEPS = int(os.environ.get("CONFORMANCE_MAX_STEPS", 100_000))
+MAX_PARAMS = int(os.environ.get("CONFORMANCE_MAX_PARAMS", 50_000_000))
+
+_NUM = {"type": "number"}
+_POS_INT = {"type": "integer", "minimum": 1}
+_BOUND = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"atol": {"type": "number", "minimum": 0}, "rtol": {"type": "number", "minimum": 0},
+                   "ulp": {"type": ["number", "null"], "minimum": 0}},
+}
+_TOLERANCE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"params": _BOUND, "state": _BOUND, "loss": _BOUND},
+}
+
+
+def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
+    """Schema of one case; `framework_extras` maps each framework to its native-only options."""
+    optimizer_props: dict[str, Any] = {
+        "defaults": {"enum": ["neutral", "native"]},
+        "lr": {"type": "number", "exclusiveMinimum": 0},
+        "betas": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
+        "eps": _NUM,
+        "weight_decay": {"type": "number", "minimum": 0},
+    }
+    for name, extras in framework_extras.items():
+        optimizer_props[name] = {"type": "object", "propertyNames": {"enum": sorted(extras)}}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "model", "steps"],
+        "properties": {
+            "id": {"type": "string", "pattern": r"^[A-Za-z0-9_.=+-]+$"},
+            "description": {"type": "string"},
+            "model": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["kind"],
+                "properties": {
+                    "kind": {"enum": ["linear", "mlp", "layernorm_mlp"]},
+                    "in": _POS_INT, "out": _POS_INT,
+                    "sizes": {"type": "array", "items": _POS_INT, "minItems": 2},
+                    "activation": {"enum": ["relu", "tanh", "sigmoid", "none"]},
+                    "init_seed": {"type": "integer", "minimum": 0},
+                    "init_scale": {"type": "number", "exclusiveMinimum": 0},
+                    "names": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}},
+                },
+            },
+            "loss": {"enum": ["l1", "mse"]},
+            "data": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"batch": _POS_INT, "seed": {"type": "integer", "minimum": 0},
+                               "distribution": {"enum": ["normal", "uniform"]}, "resample": {"type": "boolean"}},
+            },
+            "gradients": {
+                "oneOf": [
+                    {"enum": ["autograd", "replay"]},
+                    {"type": "object", "additionalProperties": False, "required": ["mode"],
+                     "properties": {"mode": {"enum": ["autograd", "replay"]},
+                                    "source": {"enum": ["generated", *sorted(framework_extras)]},
+                                    "seed": {"type": "integer", "minimum": 0},
+                                    "distribution": {"enum": ["normal", "uniform", "constant"]},
+                                    "scale": {"type": "number", "exclusiveMinimum": 0}}},
+                ]
+            },
+            "optimizer": {"type": "object", "additionalProperties": False, "properties": optimizer_props},
+            "steps": {**_POS_INT, "maximum": MAX_STEPS},
+            "dtype": {"oneOf": [{"enum": list(DTYPES)},
+                                {"type": "array", "items": {"enum": list(DTYPES)}, "minItems": 1, "uniqueItems": True}]},
+            "devices": {"oneOf": [{"enum": list(DEVICES)},
+                                  {"type": "array", "items": {"enum": list(DEVICES)}, "minItems": 1, "uniqueItems": True}]},
+            "tolerance": _TOLERANCE,
+            "oracle_tolerance": _TOLERANCE,
+            "expect": {"enum": ["conform", "diverge"]},
+            "reason": {"type": "string", "minLength": 1},
+            "frameworks": {"type": "array", "items": {"enum": sorted(framework_extras)},
+                           "minItems": 2, "maxItems": 2, "uniqueItems": True},
+            "matrix": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
+        },
+        "if": {"properties": {"expect": {"const": "diverge"}}, "required": ["expect"]},
+        "then": {"required": ["reason"]},
+    }
+
+
+def _subschema(schema: dict, path: list) -> dict:
+    """The schema node that governs `path`, to list what is allowed there."""
+    node = schema
+    for key in path:
+        props = node.get("properties", {})
+        if isinstance(key, str) and key in props:
+            node = props[key]
+        elif "items" in node:
+            node = node["items"]
+        else:
+            return node
+    return node
+
+
+def _explain(error: jsonschema.ValidationError, schema: dict) -> tuple[list, str]:
+    """(path to the offending key, message saying what is allowed)."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(_subschema(schema, path).get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        key = extra[0] if extra else None
+        hint = difflib.get_close_matches(str(key), allowed, n=1)
+        msg = f"unknown key '{key}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
+        return path + ([key] if key is not None else []), f"{msg} Allowed keys: {', '.join(allowed)}"
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        key = missing[0] if missing else None
+        if key == "reason":
+            return path + [key], "expect: diverge needs a 'reason': the root cause in one sentence"
+        return path + ([key] if key else []), f"{error.message}; add it to the case"
+    if error.validator == "propertyNames":
+        allowed = error.validator_value.get("enum", [])
+        return path, f"unknown option {error.instance!r}; allowed: {', '.join(map(str, allowed))}"
+    if error.validator == "oneOf" and isinstance(error.instance, (dict, list)):
+        # the instance has the shape of one branch (a mapping, a list): report that branch's problem
+        shape = "object" if isinstance(error.instance, dict) else "array"
+        branches = [i for i, b in enumerate(error.validator_value) if b.get("type") == shape]
+        inner = [e for e in error.context if e.relative_schema_path[0] in branches]
+        if inner:
+            return _explain(jsonschema.exceptions.best_match(inner), schema)
+    if error.validator == "oneOf":
+        options = [s.get("enum") or s.get("type") for s in error.validator_value]
+        return path, f"{error.instance!r} is not allowed here; allowed: {options}"
+    if error.validator == "maximum" and path and path[-1] == "steps":
+        return path, (f"{error.instance} steps exceeds the limit of {MAX_STEPS}; "
+                      "set CONFORMANCE_MAX_STEPS to raise it deliberately")
+    return path, error.message
+
+
+def validate(entry: Any, framework_extras: dict[str, Iterable[str]]) -> list[tuple[list, str]]:
+    """All problems of one case entry as (key path, message), most specific first."""
+    schema = case_schema(framework_extras)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(entry), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
+    return [_explain(e, schema) for e in errors]

@@ -1,0 +1,145 @@
+"""From per-step metrics to a verdict: running maxima, first divergent step, outcome and message.
+
+A PairTracker keeps O(1) state per pair (never the trajectory). `judge` turns the trackers of one item
+into its summary.json entry, whose field names other tools read: keep them stable.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .case import QUANTITIES, Item, Tolerance
+from .compare import fmt, worst
+from .errors import FrameworkError
+
+METRICS = ("abs", "rel", "ulp")
+
+
+def _zero() -> dict[str, float]:
+    return {m: 0.0 for m in METRICS}
+
+
+class PairTracker:
+    """Running summary of one pair: final and max metrics per quantity, and the first divergence."""
+
+    def __init__(self, label: str, role: str, expect: str, tolerance: Tolerance):
+        self.label, self.role, self.expect, self.tolerance = label, role, expect, tolerance
+        self.final: dict[str, dict[str, float] | None] = {q: None for q in QUANTITIES}
+        self.max: dict[str, dict[str, float] | None] = {q: None for q in QUANTITIES}
+        self.first: dict[str, Any] | None = None
+        self.steps = 0
+
+    def update(self, step: int, metrics: dict[str, dict[str, dict]]) -> None:
+        self.steps = step
+        for quantity, tensors in metrics.items():
+            if not tensors:
+                continue
+            step_max = {m: max(t[m] for t in tensors.values()) for m in METRICS}
+            self.final[quantity] = step_max
+            running = self.max[quantity] or _zero()
+            self.max[quantity] = {m: max(running[m], step_max[m]) for m in METRICS}
+            name, top = worst(tensors)
+            if self.first is None and top["bad"] > 0:
+                self.first = {"step": step, "quantity": quantity, "tensor": name, **top,
+                              "tolerance": self.tolerance.for_quantity(quantity).as_dict()}
+
+    @property
+    def observed(self) -> str:
+        return "diverge" if self.first else "conform"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "expect": self.expect, "observed": self.observed, "steps": self.steps,
+                "first_divergent_step": self.first["step"] if self.first else None,
+                "first_divergence": self.first, "final": self.final, "max": self.max,
+                "tolerance": self.tolerance.as_dict()}
+
+
+def rerun_command(item: Item) -> str:
+    return f"pytest '{item.nodeid}'"
+
+
+def _divergence_lines(tracker: PairTracker) -> list[str]:
+    first = tracker.first
+    left, right = tracker.label.split("~")
+    bound = first["tolerance"]
+    return [
+        f"  first divergent step {first['step']}: {first['quantity']} tensor {first['tensor']} "
+        f"element {first['at']}: {left}={fmt(first['a'])} {right}={fmt(first['b'])}",
+        f"  abs={fmt(first['abs'])} rel={fmt(first['rel'])} ulp={fmt(first['ulp'])}; "
+        f"tolerance atol={fmt(bound['atol'])} rtol={fmt(bound['rtol'])} ulp={fmt(bound['ulp'])} "
+        f"({first['bad']} element(s) outside)",
+    ]
+
+
+def _max_line(tracker: PairTracker) -> str:
+    parts = []
+    for quantity in QUANTITIES:
+        got = tracker.max[quantity]
+        if got:
+            parts.append(f"{quantity} abs={fmt(got['abs'])} rel={fmt(got['rel'])} ulp={fmt(got['ulp'])}")
+    return f"  max over {tracker.steps} steps: " + "; ".join(parts)
+
+
+def _header(item: Item) -> str:
+    return f"{item.case.file}:{item.case.line}: case '{item.case.id}' [{item.param_id}]"
+
+
+def _failure_message(item: Item, tracker: PairTracker, unexplained: bool) -> str:
+    if unexplained:
+        what = (f"{tracker.label.split('~')[0]} departs from its own formula's float64 oracle"
+                if tracker.role == "oracle" else f"{tracker.label}: the same framework differs across devices")
+        lines = [f"{_header(item)}: unexplained divergence: {what}", *_divergence_lines(tracker)]
+    elif tracker.first:
+        lines = [f"{_header(item)}: expected conform, observed diverge ({tracker.label})",
+                 *_divergence_lines(tracker)]
+    else:
+        lines = [f"{_header(item)}: expected diverge ({item.case.reason}), observed conform ({tracker.label})",
+                 _max_line(tracker),
+                 "  the case's expectation may be stale: a release may have changed, or the tolerance is too loose"]
+    lines.append(f"  rerun: {rerun_command(item)}")
+    return "\n".join(lines)
+
+
+def _blank(pair: dict | None, key: str) -> dict[str, dict | None]:
+    return pair[key] if pair else {q: None for q in QUANTITIES}
+
+
+def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: dict[str, str],
+          error: FrameworkError | None, jsonl: Path, seconds: float) -> dict[str, Any]:
+    """The item's summary.json entry, with `outcome` and, when it did not pass, a `message`."""
+    primary = next((t for t in trackers.values() if t.role == "primary"), None)
+    controls = [t for t in trackers.values() if t.role != "primary"]
+    pairs = {label: t.as_dict() for label, t in trackers.items()}
+    entry: dict[str, Any] = {
+        "nodeid": item.nodeid, "case": item.case.id, "file": item.case.file, "line": item.case.line,
+        "device": item.device, "dtype": item.dtype, "expect": item.case.expect,
+        "reason": item.case.reason if item.case.expect == "diverge" else None,
+        "description": item.case.description,
+        "steps": max((t.steps for t in trackers.values()), default=0), "requested_steps": item.case.steps,
+        "first_divergent_step": primary.first["step"] if primary and primary.first else None,
+        "first_divergence": primary.first if primary else None,
+        "final": _blank(pairs.get(primary.label) if primary else None, "final"),
+        "max": _blank(pairs.get(primary.label) if primary else None, "max"),
+        "pairs": pairs, "skipped_sides": skipped,
+        "hparams": {label: {k: list(v) if isinstance(v, tuple) else v for k, v in side.hparams.items()}
+                    for label, side in sides.items()},
+        "nonfinite": {label: side.nonfinite for label, side in sides.items()},
+        "jsonl": f"steps/{jsonl.name}", "seconds": round(seconds, 3), "rerun": rerun_command(item),
+    }
+    bad_controls = [t for t in controls if t.first]
+    if error is not None:
+        entry.update(observed="error", outcome="error", reason=str(error),
+                     message=f"{_header(item)}: {error}\n  rerun: {rerun_command(item)}")
+    elif bad_controls:
+        entry.update(observed=primary.observed if primary else "skipped", outcome="failed",
+                     message=_failure_message(item, bad_controls[0], unexplained=True))
+    elif primary is None:
+        why = "; ".join(f"{label}: {reason}" for label, reason in skipped.items()) or "no comparable pair"
+        held = f" (control checks that ran and held: {', '.join(t.label for t in controls)})" if controls else ""
+        entry.update(observed="skipped", outcome="skipped", reason=why + held)
+    elif primary.observed == item.case.expect:
+        entry.update(observed=primary.observed, outcome="passed")
+    else:
+        entry.update(observed=primary.observed, outcome="failed",
+                     message=_failure_message(item, primary, unexplained=False))
+    return entry

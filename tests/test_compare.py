@@ -1,0 +1,59 @@
+"""The comparator's arithmetic: ULP distance, NaN/Inf rules, the bound, the worst element."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conformance.case import Bound
+from conformance.compare import diff, ulp_distance
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_ulp_distance_counts_representable_steps(dtype):
+    x = np.array([1.0, -2.5, 1e-3], dtype=dtype)
+    y = x
+    for _ in range(3):
+        y = np.nextafter(y, np.array(np.inf, dtype=dtype))
+    assert ulp_distance(x, y, dtype).tolist() == [3.0, 3.0, 3.0]
+
+
+def test_ulp_distance_across_zero_and_signed_zero():
+    tiny = np.nextafter(np.float32(0), np.float32(1))
+    assert ulp_distance(np.float32(-tiny), np.float32(tiny), "float32") == 2.0
+    assert ulp_distance(np.float32(-0.0), np.float32(0.0), "float32") == 0.0
+
+
+def test_ulp_distance_float64_is_exact_for_large_values():
+    x = np.array([1e300])
+    assert ulp_distance(x, np.nextafter(x, np.inf), "float64").tolist() == [1.0]
+
+
+def test_diff_names_worst_element_and_counts_outside():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    b = a.copy()
+    b[1, 0] = 3.5
+    m = diff(a, b, "float32", Bound(atol=1e-3))
+    assert m["at"] == [1, 0] and m["a"] == 3.0 and m["b"] == 3.5
+    assert m["bad"] == 1 and m["abs"] == pytest.approx(0.5) and m["rel"] == pytest.approx(0.5 / 3.5)
+
+
+def test_diff_either_abs_or_ulp_bound_accepts():
+    a = np.array([1e-30, 1.0], dtype=np.float32)
+    b = np.array([2e-30, np.nextafter(np.float32(1.0), np.float32(2.0))], dtype=np.float32)
+    assert diff(a, b, "float32", Bound(atol=1e-20))["bad"] == 1  # the 1-ULP pair exceeds atol
+    assert diff(a, b, "float32", Bound(atol=1e-20, ulp=1))["bad"] == 0
+
+
+def test_nan_rules():
+    a = np.array([np.nan, np.nan, np.inf, 1.0])
+    b = np.array([np.nan, 1.0, np.inf, -np.inf])
+    m = diff(a, b, "float64", Bound(atol=1.0))
+    assert m["bad"] == 2  # NaN vs number, number vs -inf
+    assert m["abs"] == np.inf and m["ulp"] == np.inf
+    same = diff(np.array([np.nan, np.inf]), np.array([np.nan, np.inf]), "float64", Bound())
+    assert same["bad"] == 0 and same["abs"] == 0.0
+
+
+def test_elementwise_atol_overrides_scalar():
+    a, b = np.array([1.0, 100.0]), np.array([1.1, 100.1])
+    assert diff(a, b, "float64", Bound(atol=0.0), atol=np.array([0.2, 0.0]))["bad"] == 1

@@ -1,0 +1,104 @@
+"""Case files -> cases: matrix ids, defaults, and errors that name file, line, case id and key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.case import Case
+from conformance.errors import CaseError
+from conformance.loader import load_all, load_file
+
+
+def _write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_matrix_expands_into_readable_ids(tmp_path):
+    path = _write(tmp_path, """
+cases:
+  - id: grid
+    model: {kind: linear, in: 2, out: 3}
+    steps: 3
+    matrix:
+      optimizer.lr: [0.001, 0.01]
+      optimizer.betas: [[0.9, 0.99]]
+      dtype: [float32, float64]
+""")
+    cases = load_file(path)
+    assert [c.id for c in cases] == ["grid.lr=0.001.betas=0.9_0.99", "grid.lr=0.001.betas=0.9_0.99",
+                                     "grid.lr=0.01.betas=0.9_0.99", "grid.lr=0.01.betas=0.9_0.99"]
+    assert cases[2].optimizer.hparams["lr"] == 0.01 and cases[1].dtypes == ("float64",)
+
+
+def test_defaults_merge_and_entry_wins(tmp_path):
+    path = _write(tmp_path, """
+defaults: {model: {kind: linear}, steps: 7, loss: mse}
+cases:
+  - {id: a}
+  - {id: b, steps: 2}
+""")
+    a, b = load_file(path)
+    assert (a.steps, b.steps, a.loss) == (7, 2, "mse")
+
+
+@pytest.mark.parametrize("body, key, words", [
+    ("  - {id: a, model: {kind: linear}, steps: 3, lr: 0.1}\n", None, "unknown key 'lr'"),
+    ("  - {id: a, model: {kind: linear}, stepz: 3}\n", "stepz", "did you mean 'steps'"),
+    ("  - {id: a, model: {kind: linear}, steps: 3, loss: hinge}\n", "loss", "'l1', 'mse'"),
+    ("  - {id: a, model: {kind: linear}, steps: 3, dtype: bfloat16}\n", "dtype", "allowed"),
+    ("  - {id: a, model: {kind: linear}, steps: 3, expect: diverge}\n", "reason", "root cause"),
+    ("  - {id: a, model: {kind: linear}, steps: 100000000}\n", "steps", "CONFORMANCE_MAX_STEPS"),
+    ("  - {id: a, model: {kind: mlp, sizes: [100000, 100000, 10000]}, steps: 3}\n", "model", "CONFORMANCE_MAX_PARAMS"),
+    ("  - {id: a, steps: 3}\n", "model", "'model' is a required property"),
+    ("  - {id: a, model: {kind: resnet}, steps: 3}\n", "model.kind", "linear"),
+    ("  - {id: a, model: {kind: linear}, steps: 3, optimizer: {torch: {fused: true}}}\n", "optimizer.torch", "foreach"),
+])
+def test_bad_entries_name_key_and_what_is_allowed(tmp_path, body, key, words):
+    path = _write(tmp_path, "cases:\n  - {id: good, model: {kind: linear}, steps: 1}\n" + body)
+    good, bad = load_file(path, "cases/c.yaml")
+    assert isinstance(good, Case)
+    assert isinstance(bad, CaseError)
+    assert bad.file == "cases/c.yaml" and bad.line == 3 and bad.case_id == "a"
+    if key:
+        assert bad.key == key
+    assert words in str(bad)
+
+
+def test_invalid_yaml_names_line_and_column(tmp_path):
+    path = _write(tmp_path, "cases:\n  - id: a\n    model: {kind: linear\n")
+    (error,) = load_file(path)
+    assert isinstance(error, CaseError) and error.line is not None and error.column is not None
+    assert "invalid YAML" in str(error)
+
+
+def test_python_tags_are_refused(tmp_path):
+    path = _write(tmp_path, "cases:\n  - !!python/object/apply:os.system ['echo hacked']\n")
+    (error,) = load_file(path)
+    assert isinstance(error, CaseError) and "refused" in error.message and error.line == 2
+
+
+def test_duplicate_ids_within_and_across_files(tmp_path):
+    one = _write(tmp_path, "cases:\n  - {id: a, model: {kind: linear}, steps: 1}\n"
+                           "  - {id: a, model: {kind: linear}, steps: 2}\n", "one.yaml")
+    two = _write(tmp_path, "cases:\n  - {id: a, model: {kind: linear}, steps: 3}\n", "two.yaml")
+    first, dup_same, dup_other = load_all([one, two], tmp_path)
+    assert isinstance(first, Case)
+    assert isinstance(dup_same, CaseError) and "first defined at one.yaml:2" in dup_same.message
+    assert isinstance(dup_other, CaseError) and dup_other.file == "two.yaml"
+
+
+def test_matrix_that_repeats_an_id_is_a_duplicate(tmp_path):
+    path = _write(tmp_path, "cases:\n  - id: m\n    model: {kind: linear}\n    steps: 1\n"
+                            "    matrix: {steps: [1, 1]}\n")
+    first, second = load_all([path], tmp_path)
+    assert isinstance(first, Case) and isinstance(second, CaseError)
+
+
+def test_shipped_cases_all_load():
+    root = Path(__file__).resolve().parents[1]
+    results = load_all(sorted((root / "cases").rglob("*.yaml")), root)
+    errors = [str(r) for r in results if isinstance(r, CaseError)]
+    assert not errors and len(results) >= 4
