@@ -1,0 +1,25 @@
+"""`run`: the whole case suite on this machine's backends, through pytest, writing reports/<run-id>/."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("run", help="run the case suite and write reports/<run-id>/ (other options go to pytest)")
+    parser.add_argument("cases", nargs="*", help="case files or folders (default: cases/)")
+    parser.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers; 0 runs serially (default: auto)")
+    parser.set_defaults(func=run, accepts_extra=True)
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    import pytest
+
+    argv = [*(args.cases or ["cases"]), "-p", "no:cacheprovider", "-rfEs"]
+    if args.workers != "0":
+        argv += ["-n", args.workers]
+    code = int(pytest.main(argv + extra))
+    latest = Path("reports/latest/index.html")
+    if latest.exists():
+        print(f"report: {latest.resolve()}")
+    return code
