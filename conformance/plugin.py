@@ -235,9 +235,12 @@ class Controller:
             return  # a harness-only test run: no conformance report
         self._tidy_cwd()
         complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+        from . import backends
+
         run = {"id": state.run_id, "start": _iso(state.started), "end": _iso(time.time()),
                "argv": list(self.config.invocation_params.args), "complete": complete,
-               "exitstatus": int(exitstatus), **results.environment(state.root, _versions())}
+               "exitstatus": int(exitstatus), **results.environment(state.root, _versions()),
+               "api": backends.api_descriptions()}
         data = results.summary(run, list(state.entries.values()))
         results.write_json(state.run_dir / "summary.json", data)
         if not self.config.getoption("no_html"):

@@ -29,3 +29,13 @@ def get(name: str) -> Backend:
 def extras() -> dict[str, frozenset[str]]:
     """Framework name -> native-only optimizer options its adapter accepts under `optimizer.<name>:`."""
     return {name: get(name).extra_options for name in _MODULES}
+
+
+def api_descriptions() -> dict[str, dict]:
+    """Each installed framework's optimizer constructor (imports the frameworks; call once per run)."""
+    out = {}
+    for name in _MODULES:
+        backend = get(name)
+        if backend.unavailable("cpu", "float32") is None:
+            out[name] = backend.api()
+    return out

@@ -7,6 +7,7 @@ framework's own extras; each adapter alone knows its native names.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,4 +55,19 @@ class Backend(Protocol):
 
     def version(self) -> str | None: ...
 
+    def api(self) -> dict[str, Any]:
+        """The installed optimizer's constructor as data, for mapping checks, docs and release compares:
+        {"class": dotted name, "params": {native name: {"default": repr or None, "neutral": name or None}}}."""
+
     def open(self, spec: SessionSpec) -> Session: ...
+
+
+def describe_signature(dotted: str, signature: inspect.Signature, neutral: dict[str, str]) -> dict[str, Any]:
+    """A constructor signature as JSON-able data; `neutral` maps native parameter names to neutral ones."""
+    params = {}
+    for name, param in signature.parameters.items():
+        if name in ("self", "params") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        default = None if param.default is inspect.Parameter.empty else repr(param.default)
+        params[name] = {"default": default, "neutral": neutral.get(name)}
+    return {"class": dotted, "params": params}

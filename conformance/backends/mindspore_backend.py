@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import models, oracles
-from .base import SessionSpec
+from .base import SessionSpec, describe_signature
 
 log = logging.getLogger("conformance.mindspore")
 
@@ -171,6 +171,11 @@ class MindSporeBackend:
 
     def version(self) -> str | None:
         return _ms().__version__ if importlib.util.find_spec("mindspore") else None
+
+    def api(self) -> dict[str, Any]:
+        neutral = {"learning_rate": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "eps": "eps",
+                   "weight_decay": "weight_decay"}
+        return describe_signature("mindspore.nn.AdaMax", _init_signature(), neutral)
 
     def open(self, spec: SessionSpec) -> MindSporeSession:
         return MindSporeSession(spec)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
 from .. import models, oracles
-from .base import SessionSpec
+from .base import SessionSpec, describe_signature
 
 # neutral hyper-parameter -> torch.optim.Adamax keyword (identical here; stated so the mapping is explicit)
 NATIVE_NAMES = {"lr": "lr", "betas": "betas", "eps": "eps", "weight_decay": "weight_decay"}
@@ -105,6 +106,10 @@ class TorchBackend:
 
     def version(self) -> str | None:
         return _torch().__version__ if importlib.util.find_spec("torch") else None
+
+    def api(self) -> dict[str, Any]:
+        return describe_signature("torch.optim.Adamax", inspect.signature(_torch().optim.Adamax.__init__),
+                                  {native: neutral for neutral, native in NATIVE_NAMES.items()})
 
     def open(self, spec: SessionSpec) -> TorchSession:
         return TorchSession(spec)
