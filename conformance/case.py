@@ -68,19 +68,35 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class GradientSpec:
-    """`autograd`: each framework differentiates its own loss. `replay`: one sequence fed to both."""
+    """`autograd`: each framework differentiates its own loss. `replay`: one sequence fed to both.
+
+    Replay patterns (generated source): `zero_fraction` zeroes a seeded share of elements each step;
+    `spikes` replace the scale at given steps (a spike after quiet steps); `nonfinite` writes NaN/Inf
+    into element 0 of every tensor at given steps; `missing` names parameters that never get a
+    gradient (frozen/unused); `prescale` multiplies one framework's copy (loss scaling, negation).
+    """
 
     mode: str = "autograd"  # autograd | replay
     source: str = "generated"  # replay only: generated | <framework name>
     seed: int = 2
-    distribution: str = "normal"  # normal | uniform | constant
+    distribution: str = "normal"  # normal | uniform | constant | zeros
     scale: float = 1.0
+    zero_fraction: float = 0.0
+    spikes: tuple[tuple[int, float], ...] = ()  # (step, scale)
+    nonfinite: tuple[tuple[int, float], ...] = ()  # (step, nan | inf | -inf)
+    missing: tuple[str, ...] = ()  # neutral parameter names without a gradient
+    missing_until: int | None = None  # the last step they miss it (None: every step)
+    prescale: tuple[tuple[str, float], ...] = ()  # (framework, factor)
+
+    def factor(self, framework: str) -> float:
+        return dict(self.prescale).get(framework, 1.0)
 
 
 @dataclass(frozen=True)
 class OptimizerSpec:
     defaults: str = "neutral"  # neutral | native
-    hparams: dict[str, Any] = field(default_factory=dict)  # neutral keys given in the case
+    hparams: dict[str, Any] = field(default_factory=dict)  # neutral keys given in the case; lr may be a list
+    schedule: dict[str, Any] | None = None  # {kind: cosine, max_lr, min_lr, period}
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)  # framework name -> native-only options
 
     def neutral(self) -> dict[str, Any]:
@@ -106,9 +122,11 @@ class Case:
     devices: tuple[str, ...]
     tolerance: Tolerance
     oracle_tolerance: Tolerance
-    expect: str
+    expect: str  # conform | diverge | error
     reason: str | None
     frameworks: tuple[str, str]
+    oracle_expect: dict[str, str]  # framework -> conform | diverge (its formula check), default conform
+    error_contains: str | None  # expect: error: text the framework's message must contain
     source_text: str  # the YAML entry as written, for reports and failure messages
 
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from . import backends
+from . import backends, models
 from .case import (Bound, Case, DataSpec, GradientSpec, ModelSpec, OptimizerSpec, Tolerance)
 from .errors import CaseError
 from .schema import MAX_PARAMS, validate
@@ -153,15 +153,26 @@ def _model(raw: dict) -> ModelSpec:
 def _gradients(raw: Any) -> GradientSpec:
     if raw is None or isinstance(raw, str):
         return GradientSpec(mode=raw or "autograd")
-    return GradientSpec(**{k: raw[k] for k in ("mode", "source", "seed", "distribution", "scale") if k in raw})
+    plain = {k: raw[k] for k in ("mode", "source", "seed", "distribution", "scale", "zero_fraction",
+                                 "missing_until") if k in raw}
+    return GradientSpec(
+        **plain,
+        spikes=tuple((int(s["step"]), float(s["scale"])) for s in raw.get("spikes", ())),
+        nonfinite=tuple((int(s["step"]), float(s["value"])) for s in raw.get("nonfinite", ())),
+        missing=tuple(raw.get("missing", ())),
+        prescale=tuple((k, float(v)) for k, v in raw.get("prescale", {}).items()))
 
 
 def _optimizer(raw: dict | None, frameworks: list[str]) -> OptimizerSpec:
     raw = dict(raw or {})
     extras = {name: dict(raw.pop(name)) for name in frameworks if name in raw}
     defaults = raw.pop("defaults", "neutral")
+    schedule = raw.pop("schedule", None)
     hparams = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()}
-    return OptimizerSpec(defaults=defaults, hparams=hparams, extras=extras)
+    if schedule is not None:
+        hparams["lr"] = float(schedule["max_lr"])
+        schedule = {"min_lr": 0.0, **schedule}
+    return OptimizerSpec(defaults=defaults, hparams=hparams, extras=extras, schedule=schedule)
 
 
 def param_count(model: ModelSpec) -> int:
@@ -170,6 +181,9 @@ def param_count(model: ModelSpec) -> int:
     if model.kind == "layernorm_mlp":
         count += 2 * sum(sizes[1:-1])
     return count
+
+
+_REPLAY_ONLY = {"zero_fraction", "spikes", "nonfinite", "prescale", "source", "missing", "missing_until"}
 
 
 def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
@@ -184,6 +198,18 @@ def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
         problems.append((["model", "names"], f"give {layers} layer names for this model, got {len(model.names)}"))
     if model.names is not None and len(set(model.names)) != len(model.names):
         problems.append((["model", "names"], "layer names must be unique (parameter names must be)"))
+    gradients = entry.get("gradients")
+    if isinstance(gradients, dict):
+        known = set(models.init_arrays_names(model))
+        for name in gradients.get("missing", ()):
+            if name not in known:
+                problems.append((["gradients", "missing"], f"no parameter '{name}' in this model; "
+                                                           f"parameters: {', '.join(sorted(known))}"))
+        if gradients.get("mode") != "replay" and any(k in gradients for k in _REPLAY_ONLY):
+            problems.append((["gradients", "mode"], f"{', '.join(sorted(_REPLAY_ONLY & set(gradients)))} "
+                                                    "need mode: replay"))
+    if entry.get("expect") != "error" and "error_contains" in entry:
+        problems.append((["error_contains"], "error_contains goes with expect: error"))
     count = param_count(model)
     if count > MAX_PARAMS:
         problems.append((["model"], f"{count} parameters exceeds the limit of {MAX_PARAMS}; "
@@ -217,6 +243,7 @@ def build_case(entry: dict, file: str, line: int, text: str) -> Case:
         oracle_tolerance=_tolerance(entry.get("oracle_tolerance"), DEFAULT_ORACLE_TOLERANCE),
         expect=entry.get("expect", "conform"), reason=entry.get("reason"),
         frameworks=tuple(entry.get("frameworks", ("torch", "mindspore"))), source_text=text,
+        oracle_expect=dict(entry.get("oracle_expect", {})), error_contains=entry.get("error_contains"),
     )
 
 

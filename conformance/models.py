@@ -66,11 +66,22 @@ def init_arrays(spec: ModelSpec) -> dict[str, np.ndarray]:
     return arrays
 
 
+def init_arrays_names(spec: ModelSpec) -> list[str]:
+    """Neutral parameter names in model order, without generating any values."""
+    names: list[str] = []
+    for layer in layers(spec):
+        if layer.kind in ("dense", "layernorm"):
+            names += [f"{layer.name}.weight", f"{layer.name}.bias"]
+    return names
+
+
 def _draw(rng: np.random.Generator, distribution: str, shape: tuple[int, ...]) -> np.ndarray:
     if distribution == "uniform":
         return rng.uniform(-1.0, 1.0, shape)
     if distribution == "constant":
         return np.ones(shape)
+    if distribution == "zeros":
+        return np.zeros(shape)
     return rng.standard_normal(shape)
 
 
@@ -85,8 +96,22 @@ def batches(data: DataSpec, model: ModelSpec) -> Iterator[tuple[np.ndarray, np.n
             x, y = _draw(rng, data.distribution, shape_x), _draw(rng, data.distribution, shape_y)
 
 
-def generated_gradients(spec: GradientSpec, shapes: list[tuple[int, ...]]) -> Iterator[list[np.ndarray]]:
-    """One replayed gradient sequence (float64), drawn step by step so memory stays flat."""
+def generated_gradients(spec: GradientSpec, names: list[str],
+                        shapes: list[tuple[int, ...]]) -> Iterator[list[np.ndarray | None]]:
+    """One replayed gradient sequence (float64; None for a missing gradient), drawn step by step."""
     rng = np.random.default_rng(spec.seed)
+    spikes, nonfinite = dict(spec.spikes), dict(spec.nonfinite)
+    step = 0
     while True:
-        yield [_draw(rng, spec.distribution, shape) * spec.scale for shape in shapes]
+        step += 1
+        scale = spikes.get(step, spec.scale)
+        grads: list[np.ndarray | None] = []
+        for name, shape in zip(names, shapes):
+            grad = _draw(rng, spec.distribution, shape) * scale
+            if spec.zero_fraction:
+                grad[rng.random(shape) < spec.zero_fraction] = 0.0
+            if step in nonfinite and grad.size:
+                grad.flat[0] = nonfinite[step]
+            absent = name in spec.missing and (spec.missing_until is None or step <= spec.missing_until)
+            grads.append(None if absent else grad)
+        yield grads

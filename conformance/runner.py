@@ -36,6 +36,7 @@ class Side:
     values: dict[str, list[np.ndarray]] = field(default_factory=dict)  # params, m, u after the last step
     loss: float | None = None
     nonfinite: dict[str, int | None] = field(default_factory=lambda: {q: None for q in QUANTITIES})
+    counts: list[int] = field(default_factory=list)  # optimizer steps each parameter has taken
 
 
 @dataclass(frozen=True)
@@ -84,16 +85,17 @@ def _pairs(item: Item, sides: dict[str, Side]) -> list[Pair]:
         pairs.append(Pair(f"{left}~{right}", left, right, "primary", case.tolerance, case.expect))
     for label, side in sides.items():
         if "@" not in label:
-            pairs.append(Pair(f"{label}~{ORACLE}", label, ORACLE, "oracle", case.oracle_tolerance, "conform"))
+            expect = case.oracle_expect.get(side.framework, "conform")
+            pairs.append(Pair(f"{label}~{ORACLE}", label, ORACLE, "oracle", case.oracle_tolerance, expect))
         elif side.framework in sides:
             pairs.append(Pair(f"{side.framework}~{label}", side.framework, label, "device", case.tolerance, "conform"))
     return pairs
 
 
-def _gradient_stream(item: Item, shapes: list[tuple[int, ...]]) -> Iterator[list[np.ndarray]] | None:
+def _gradient_stream(item: Item, init: dict[str, np.ndarray]) -> Iterator[list[np.ndarray | None]] | None:
     spec = item.case.gradients
     if spec.mode == "replay" and spec.source == "generated":
-        return models.generated_gradients(spec, shapes)
+        return models.generated_gradients(spec, list(init), [a.shape for a in init.values()])
     return None
 
 
@@ -102,13 +104,21 @@ def _read(side: Side) -> None:
     side.values = {"params": side.session.params(), "m": state["m"], "u": state["u"]}
 
 
-def _oracle_values(side: Side, grads: list[np.ndarray], step: int, names: list[str]) -> dict[str, list[np.ndarray]]:
-    """The framework's formula applied in float64 to its own pre-step values and received gradients."""
+def _oracle_values(side: Side, grads: list[np.ndarray | None], names: list[str]) -> dict[str, list[np.ndarray]]:
+    """The framework's formula applied in float64 to its own pre-step values and received gradients.
+
+    A parameter that received no gradient is left as it was (the framework skipped it); each parameter
+    is corrected for its own step count, and the learning rate is the one the framework used this step.
+    """
     formula = backends.get(side.framework).formula
+    hparams = {**side.hparams, "lr": side.session.lr_used()}
     out: dict[str, list[np.ndarray]] = {"params": [], "m": [], "u": []}
     for i, name in enumerate(names):
         p, m, u = (side.values[k][i].astype(np.float64) for k in ("params", "m", "u"))
-        p2, m2, u2 = formula(p, m, u, np.asarray(grads[i], dtype=np.float64), step, side.hparams, name)
+        if grads[i] is None:
+            p2, m2, u2 = p, m, u
+        else:
+            p2, m2, u2 = formula(p, m, u, np.asarray(grads[i], dtype=np.float64), side.counts[i], hparams, name)
         for key, new, old in (("params", p2, p), ("m", m2, m), ("u", u2, u)):
             out[key].append(new)
             out.setdefault(f"scale:{key}", []).append(np.abs(old) + np.abs(new - old))
@@ -135,10 +145,25 @@ def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses:
     return out
 
 
+def _feed(side: Side, item: Item, replay: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """This side's copy of a replayed gradient: prescaled, rounded to the dtype once, and a missing
+    gradient either kept missing (a framework that skips such parameters) or given as zeros."""
+    factor = item.case.gradients.factor(side.framework)
+    zeros = backends.get(side.framework).missing_grad == "zeros"
+    grads: list[np.ndarray | None] = []
+    for g, value in zip(replay, side.values["params"]):
+        if g is None:
+            grads.append(np.zeros(value.shape, dtype=item.dtype) if zeros else None)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                grads.append(np.asarray(g * factor, dtype=item.dtype))
+    return grads
+
+
 def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
-              replay: list[np.ndarray] | None) -> dict[str, list[np.ndarray]]:
-    """One step of every side; returns the gradients each side received (as float64-able arrays)."""
-    received: dict[str, list[np.ndarray]] = {}
+              replay: list[np.ndarray | None] | None) -> dict[str, list[np.ndarray | None]]:
+    """One step of every side; returns the gradients each side received (None: no gradient)."""
+    received: dict[str, list[np.ndarray | None]] = {}
     source = item.case.gradients.source if item.case.gradients.mode == "replay" else None
     if replay is None and source and source != "generated":
         src = sides.get(source)
@@ -147,11 +172,12 @@ def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.nda
         src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
     for side in sides.values():
         if replay is not None:
-            grads = [np.asarray(g, dtype=item.dtype) for g in replay]
+            grads = _feed(side, item, replay)
             _call(side, step, side.session.step, grads)
         else:
             side.loss, grads = _call(side, step, side.session.loss_and_grads, *batch)
             _call(side, step, side.session.step, None)
+        side.counts = [c + (g is not None) for c, g in zip(side.counts, grads)]
         received[side.label] = grads
     return received
 
@@ -179,15 +205,18 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     init = models.init_arrays(item.case.model)
     skipped: dict[str, str] = {}
-    sides = _open_sides(item, init, skipped)
+    try:
+        sides = _open_sides(item, init, skipped)
+    except FrameworkError as exc:  # the framework refused to build the optimizer: its behaviour
+        return judge(item, {}, {}, skipped, exc, steps_dir / f"{item.slug}.jsonl", time.perf_counter() - started)
     pairs = _pairs(item, sides)
     names = {label: side.session.native_names for label, side in sides.items()}
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
-    shapes = [a.shape for a in init.values()]
-    replay_stream = _gradient_stream(item, shapes)
+    replay_stream = _gradient_stream(item, init)
     batch_stream = models.batches(item.case.data, item.case.model)
     for side in sides.values():
         _read(side)
+        side.counts = [0] * len(init)
     path = steps_dir / f"{item.slug}.jsonl"
     error: FrameworkError | None = None
     with StepWriter(path) as writer:
@@ -202,7 +231,7 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
             values: dict[str, dict[str, list[np.ndarray]]] = {}
             for label, side in sides.items():
                 if "@" not in label:
-                    values[f"{ORACLE}:{label}"] = _oracle_values(side, received[label], step, names[label])
+                    values[f"{ORACLE}:{label}"] = _oracle_values(side, received[label], names[label])
                 _read(side)
                 _track_nonfinite(side, step)
                 values[label] = side.values

@@ -33,11 +33,20 @@ _TOLERANCE = {
 }
 
 
+def _STEP_VALUE(key: str, value: dict) -> dict:
+    return {"type": "object", "additionalProperties": False, "required": ["step", key],
+            "properties": {"step": _POS_INT, key: value}}
+
+
 def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
     """Schema of one case; `framework_extras` maps each framework to its native-only options."""
     optimizer_props: dict[str, Any] = {
         "defaults": {"enum": ["neutral", "native"]},
-        "lr": {"type": "number", "exclusiveMinimum": 0},
+        "lr": {"oneOf": [{"type": "number", "exclusiveMinimum": 0},
+                         {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1}]},
+        "schedule": {"type": "object", "additionalProperties": False, "required": ["kind", "max_lr", "period"],
+                     "properties": {"kind": {"enum": ["cosine"]}, "max_lr": {"type": "number", "exclusiveMinimum": 0},
+                                    "min_lr": {"type": "number", "minimum": 0}, "period": _POS_INT}},
         "betas": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
         "eps": _NUM,
         "weight_decay": {"type": "number", "minimum": 0},
@@ -79,8 +88,16 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
                      "properties": {"mode": {"enum": ["autograd", "replay"]},
                                     "source": {"enum": ["generated", *sorted(framework_extras)]},
                                     "seed": {"type": "integer", "minimum": 0},
-                                    "distribution": {"enum": ["normal", "uniform", "constant"]},
-                                    "scale": {"type": "number", "exclusiveMinimum": 0}}},
+                                    "distribution": {"enum": ["normal", "uniform", "constant", "zeros"]},
+                                    "scale": {"type": "number", "exclusiveMinimum": 0},
+                                    "zero_fraction": {"type": "number", "minimum": 0, "maximum": 1},
+                                    "spikes": {"type": "array", "items": _STEP_VALUE("scale", _NUM)},
+                                    "nonfinite": {"type": "array",
+                                                  "items": _STEP_VALUE("value", {"enum": ["nan", "inf", "-inf"]})},
+                                    "missing": {"type": "array", "items": {"type": "string"}},
+                                    "missing_until": _POS_INT,
+                                    "prescale": {"type": "object", "propertyNames": {"enum": sorted(framework_extras)},
+                                                 "additionalProperties": _NUM}}},
                 ]
             },
             "optimizer": {"type": "object", "additionalProperties": False, "properties": optimizer_props},
@@ -91,13 +108,16 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
                                   {"type": "array", "items": {"enum": list(DEVICES)}, "minItems": 1, "uniqueItems": True}]},
             "tolerance": _TOLERANCE,
             "oracle_tolerance": _TOLERANCE,
-            "expect": {"enum": ["conform", "diverge"]},
+            "expect": {"enum": ["conform", "diverge", "error"]},
             "reason": {"type": "string", "minLength": 1},
+            "error_contains": {"type": "string", "minLength": 1},
+            "oracle_expect": {"type": "object", "propertyNames": {"enum": sorted(framework_extras)},
+                              "additionalProperties": {"enum": ["conform", "diverge"]}},
             "frameworks": {"type": "array", "items": {"enum": sorted(framework_extras)},
                            "minItems": 2, "maxItems": 2, "uniqueItems": True},
             "matrix": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
         },
-        "if": {"properties": {"expect": {"const": "diverge"}}, "required": ["expect"]},
+        "if": {"properties": {"expect": {"enum": ["diverge", "error"]}}, "required": ["expect"]},
         "then": {"required": ["reason"]},
     }
 
@@ -130,7 +150,7 @@ def _explain(error: jsonschema.ValidationError, schema: dict) -> tuple[list, str
         missing = [k for k in error.validator_value if k not in error.instance]
         key = missing[0] if missing else None
         if key == "reason":
-            return path + [key], "expect: diverge needs a 'reason': the root cause in one sentence"
+            return path + [key], "expect: diverge (or error) needs a 'reason': the root cause in one sentence"
         return path + ([key] if key else []), f"{error.message}; add it to the case"
     if error.validator == "propertyNames":
         allowed = error.validator_value.get("enum", [])

@@ -85,7 +85,10 @@ def _header(item: Item) -> str:
 
 
 def _failure_message(item: Item, tracker: PairTracker, unexplained: bool) -> str:
-    if unexplained:
+    if unexplained and not tracker.first:
+        lines = [f"{_header(item)}: {tracker.label}: expected {tracker.expect}, observed conform",
+                 _max_line(tracker)]
+    elif unexplained:
         what = (f"{tracker.label.split('~')[0]} departs from its own formula's float64 oracle"
                 if tracker.role == "oracle" else f"{tracker.label}: the same framework differs across devices")
         lines = [f"{_header(item)}: unexplained divergence: {what}", *_divergence_lines(tracker)]
@@ -98,6 +101,26 @@ def _failure_message(item: Item, tracker: PairTracker, unexplained: bool) -> str
                  "  the case's expectation may be stale: a release may have changed, or the tolerance is too loose"]
     lines.append(f"  rerun: {rerun_command(item)}")
     return "\n".join(lines)
+
+
+def _judge_error(item: Item, error: FrameworkError | None) -> dict[str, Any]:
+    """An item whose framework raised, or that expected it to: the framework's behaviour, not a crash."""
+    rerun = f"\n  rerun: {rerun_command(item)}"
+    if error is None:
+        return {"observed": "conform", "outcome": "failed",
+                "message": f"{_header(item)}: expected a framework to raise ({item.case.reason}), but all "
+                           f"{item.case.steps} steps ran{rerun}"}
+    detail = {"framework": error.framework, "step": error.step, "type": type(error.exc).__name__,
+              "message": str(error.exc).strip().splitlines()[0] if str(error.exc).strip() else ""}
+    if item.case.expect != "error":
+        return {"observed": "error", "outcome": "error", "reason": str(error), "error": detail,
+                "message": f"{_header(item)}: {error}{rerun}"}
+    wanted = item.case.error_contains
+    if wanted and wanted not in str(error.exc):
+        return {"observed": "error", "outcome": "failed", "error": detail,
+                "message": f"{_header(item)}: the framework raised, but not with '{wanted}': {error}{rerun}"}
+    return {"observed": "error", "outcome": "passed", "error": detail,
+            "reason": f"{item.case.reason} (observed: {error})"}
 
 
 def _blank(pair: dict | None, key: str) -> dict[str, dict | None]:
@@ -126,10 +149,9 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         "nonfinite": {label: side.nonfinite for label, side in sides.items()},
         "jsonl": f"steps/{jsonl.name}", "seconds": round(seconds, 3), "rerun": rerun_command(item),
     }
-    bad_controls = [t for t in controls if t.first]
-    if error is not None:
-        entry.update(observed="error", outcome="error", reason=str(error),
-                     message=f"{_header(item)}: {error}\n  rerun: {rerun_command(item)}")
+    bad_controls = [t for t in controls if t.observed != t.expect]
+    if error is not None or item.case.expect == "error":
+        entry.update(_judge_error(item, error))
     elif bad_controls:
         entry.update(observed=primary.observed if primary else "skipped", outcome="failed",
                      message=_failure_message(item, bad_controls[0], unexplained=True))

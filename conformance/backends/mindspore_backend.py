@@ -54,11 +54,14 @@ def _bind(device: str):
 
 
 def to_native_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
+    """Neutral hyper-parameters -> nn.AdaMax keywords (an lr list stays a list: MindSpore's dynamic lr)."""
     out: dict[str, Any] = {}
     for neutral, value in hparams.items():
         native = NATIVE_NAMES[neutral]
         if isinstance(native, tuple):
             out.update({n: float(v) for n, v in zip(native, value)})
+        elif isinstance(value, (list, tuple)):
+            out[native] = [float(v) for v in value]
         else:
             out[native] = float(value)
     return out
@@ -103,10 +106,18 @@ class MindSporeSession:
         self.loss_fn = ms.nn.MAELoss() if spec.item.case.loss == "l1" else ms.nn.MSELoss()
         kwargs = to_native_kwargs(spec.hparams)
         self.extras = dict(spec.item.case.optimizer.extras.get("mindspore", {}))
+        self.grouped = bool(self.extras.pop("param_groups", False))
         kwargs.update(self.extras)
+        schedule = spec.item.case.optimizer.schedule
+        if schedule is not None:  # MindSpore's native counterpart of a neutral cosine schedule
+            kwargs["learning_rate"] = ms.nn.CosineDecayLR(float(schedule["min_lr"]), float(schedule["max_lr"]),
+                                                          int(schedule["period"]))
+        params: Any = self.param_list
+        if self.grouped:  # a group that sets weight_decay decays every parameter in it, names ignored
+            params = [{"params": self.param_list, "weight_decay": kwargs.pop("weight_decay", 0.0)}]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            self.optimizer = ms.nn.AdaMax(self.param_list, **kwargs)
+            self.optimizer = ms.nn.AdaMax(params, **kwargs)
         for w in caught:
             log.info("mindspore.nn.AdaMax warning: %s", w.message)
         self._grad_fn = ms.value_and_grad(self._forward, None, self.optimizer.parameters)
@@ -138,7 +149,20 @@ class MindSporeSession:
 
     def step(self, grads: list[np.ndarray] | None) -> None:
         native = self._last_grads if grads is None else tuple(self._tensor(g) for g in grads)
+        self._lr_used = self._current_lr()
         self.optimizer(native)
+
+    def _current_lr(self) -> float:
+        """The learning rate nn.AdaMax will use at its next step (constant, per-step list or schedule)."""
+        step = int(self.optimizer.global_step.asnumpy().reshape(-1)[0])
+        lr = self.optimizer.learning_rate
+        if isinstance(lr, self.ms.nn.Cell):
+            return float(lr(self.ms.Tensor(step, self.ms.int32)).asnumpy())
+        values = lr.asnumpy().reshape(-1)
+        return float(values[min(step, len(values) - 1)])
+
+    def lr_used(self) -> float:
+        return self._lr_used
 
     def params(self) -> list[np.ndarray]:
         return [p.asnumpy().copy() for p in self.param_list]
@@ -150,13 +174,17 @@ class MindSporeSession:
     def hparams(self) -> dict[str, Any]:
         """What nn.AdaMax recorded of its own arguments, defaults applied, under neutral names."""
         args = self.optimizer.init_args
-        return {"lr": self.optimizer.init_learning_rate, "betas": (args["beta1"], args["beta2"]),
-                "eps": args["eps"], "weight_decay": args["weight_decay"], "loss_scale": args["loss_scale"]}
+        weight_decay = args["weight_decay"] if not self.grouped else self.optimizer.init_params["params"][0]["weight_decay"]
+        lr = self.optimizer.init_learning_rate
+        return {"lr": tuple(lr) if isinstance(lr, list) else lr, "betas": (args["beta1"], args["beta2"]),
+                "eps": args["eps"], "weight_decay": weight_decay, "loss_scale": args["loss_scale"],
+                "param_groups": self.grouped}
 
 
 class MindSporeBackend:
     name = "mindspore"
-    extra_options = frozenset({"loss_scale"})
+    extra_options = frozenset({"loss_scale", "param_groups"})
+    missing_grad = "zeros"  # nn.AdaMax takes one gradient per parameter: a frozen one gets zeros
     formula = staticmethod(oracles.mindspore_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:

@@ -38,8 +38,21 @@ class TorchSession:
                 param.copy_(torch.from_numpy(spec.init[name]).to(self.dtype))
         self.loss_fn = torch.nn.L1Loss() if spec.item.case.loss == "l1" else torch.nn.MSELoss()
         kwargs = {NATIVE_NAMES[k]: v for k, v in spec.hparams.items()}
+        self.lr_list = kwargs.pop("lr") if isinstance(kwargs.get("lr"), tuple) else None
+        if self.lr_list:
+            kwargs["lr"] = self.lr_list[0]
         kwargs.update(spec.item.case.optimizer.extras.get("torch", {}))
         self.optimizer = torch.optim.Adamax(self.param_list, **kwargs)
+        self.scheduler = self._scheduler(spec.item.case.optimizer.schedule)
+        self.steps_done = 0
+        self._lr_used = float(self.optimizer.param_groups[0]["lr"])
+
+    def _scheduler(self, schedule: dict | None):
+        """torch's native counterpart of a neutral schedule (CosineAnnealingLR for `cosine`)."""
+        if schedule is None:
+            return None
+        return self.torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=schedule["period"], eta_min=schedule["min_lr"])
 
     def _build(self, spec: SessionSpec):
         nn = self.torch.nn
@@ -66,11 +79,22 @@ class TorchSession:
         loss.backward()
         return float(loss.item()), [self._numpy(p.grad) for p in self.param_list]
 
-    def step(self, grads: list[np.ndarray] | None) -> None:
+    def step(self, grads: list[np.ndarray | None] | None) -> None:
+        """One step; a None gradient leaves `.grad` unset, so torch skips that parameter entirely.
+        A per-step lr list sets the group's lr (holding its last value past the end)."""
         if grads is not None:
             for param, grad in zip(self.param_list, grads):
-                param.grad = self._tensor(grad)
+                param.grad = None if grad is None else self._tensor(grad)
+        if self.lr_list:
+            self.optimizer.param_groups[0]["lr"] = self.lr_list[min(self.steps_done, len(self.lr_list) - 1)]
+        self._lr_used = float(self.optimizer.param_groups[0]["lr"])
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.steps_done += 1
+
+    def lr_used(self) -> float:
+        return self._lr_used
 
     def params(self) -> list[np.ndarray]:
         return [self._numpy(p) for p in self.param_list]
@@ -94,6 +118,7 @@ class TorchSession:
 
 class TorchBackend:
     name = "torch"
+    missing_grad = "skip"  # a parameter whose .grad is None is not touched (state, step count)
     extra_options = frozenset({"foreach", "maximize", "differentiable", "capturable"})
     formula = staticmethod(oracles.torch_adamax)
 
