@@ -103,8 +103,11 @@ def _set_dotted(entry: dict, dotted: str, value: Any) -> None:
 
 
 def _label(value: Any) -> str:
+    """A matrix value as an id fragment: lists joined by '_', mappings as k-v pairs joined by '+'."""
     if isinstance(value, (list, tuple)):
         return "_".join(_label(v) for v in value)
+    if isinstance(value, dict):
+        return "+".join(f"{k}-{_label(v)}" for k, v in value.items())
     return str(value)
 
 

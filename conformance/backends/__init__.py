@@ -14,6 +14,7 @@ from .base import Backend
 _MODULES = {
     "torch": "conformance.backends.torch_backend",
     "mindspore": "conformance.backends.mindspore_backend",
+    "mindspore_experimental": "conformance.backends.mindspore_experimental_backend",
 }
 
 

@@ -104,6 +104,17 @@ class MindSporeSession:
         for param, neutral in zip(self.param_list, spec.init):
             param.set_data(ms.Tensor(spec.init[neutral].astype(self.np_dtype)))
         self.loss_fn = ms.nn.MAELoss() if spec.item.case.loss == "l1" else ms.nn.MSELoss()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.optimizer = self._make_optimizer(spec)
+        for w in caught:
+            log.info("%s warning: %s", type(self.optimizer).__name__, w.message)
+        self._grad_fn = ms.value_and_grad(self._forward, None, self.optimizer.parameters)
+        self._last_grads: tuple | None = None
+
+    def _make_optimizer(self, spec: SessionSpec):
+        """mindspore.nn.AdaMax from neutral hyper-parameters (+ loss_scale, param_groups, schedules)."""
+        ms = self.ms
         kwargs = to_native_kwargs(spec.hparams)
         self.extras = dict(spec.item.case.optimizer.extras.get("mindspore", {}))
         self.grouped = bool(self.extras.pop("param_groups", False))
@@ -115,13 +126,7 @@ class MindSporeSession:
         params: Any = self.param_list
         if self.grouped:  # a group that sets weight_decay decays every parameter in it, names ignored
             params = [{"params": self.param_list, "weight_decay": kwargs.pop("weight_decay", 0.0)}]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            self.optimizer = ms.nn.AdaMax(params, **kwargs)
-        for w in caught:
-            log.info("mindspore.nn.AdaMax warning: %s", w.message)
-        self._grad_fn = ms.value_and_grad(self._forward, None, self.optimizer.parameters)
-        self._last_grads: tuple | None = None
+        return ms.nn.AdaMax(params, **kwargs)
 
     def _build(self, spec: SessionSpec):
         nn = self.ms.nn
