@@ -154,3 +154,49 @@ class Item:
     def slug(self) -> str:
         """File-system-safe name, used for the per-item JSONL file."""
         return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in f"{self.case.id}__{self.param_id}")
+
+
+@dataclass(frozen=True)
+class ProbeCase:
+    """An interface item: build each framework's optimizer on an unusual input and record whether it
+    accepts it or raises (which error, which message). Behaviour, not numbers."""
+
+    id: str
+    description: str
+    file: str
+    line: int
+    probe: dict[str, Any]  # hparams (neutral), param {shape, dtype}, empty_params, lr_as_tensor
+    behaviour: dict[str, Any]  # framework -> "accepts" | {"raises": type name, "contains": text}
+    reason: str | None
+    frameworks: tuple[str, ...]
+    source_text: str
+    devices: tuple[str, ...] = ("cpu",)
+    dtypes: tuple[str, ...] = ("float32",)
+
+    @property
+    def expect(self) -> str:
+        kinds = {_behaviour_kind(b) for b in self.behaviour.values()}
+        return "conform" if len(kinds) == 1 else "diverge"
+
+
+@dataclass(frozen=True)
+class ApiCase:
+    """An interface item: the installed optimizer constructor's parameter names and defaults must be
+    the ones the suite's mapping assumes; a rename or a new default fails with what changed."""
+
+    id: str
+    description: str
+    file: str
+    line: int
+    framework: str
+    cls: str
+    params: dict[str, str | None]  # native name -> repr of the default (None: required)
+    reason: str | None
+    source_text: str
+    devices: tuple[str, ...] = ("cpu",)
+    dtypes: tuple[str, ...] = ("float32",)
+    expect: str = "conform"
+
+
+def _behaviour_kind(behaviour: Any) -> str:
+    return "accepts" if behaviour == "accepts" else f"raises {behaviour.get('raises')}"

@@ -33,10 +33,17 @@ class CaseError(Exception):
                 "key": self.key, "message": self.message}
 
 
+def first_line(text: str) -> str:
+    """The first informative line of a (framework) message: MindSpore frames its messages in rules."""
+    for line in str(text).splitlines():
+        if line.strip() and line.strip(" -=*") != "":
+            return line.strip()
+    return ""
+
+
 class FrameworkError(Exception):
     """A framework raised inside its own code while running a step: its behaviour, not a harness crash."""
 
     def __init__(self, framework: str, step: int, exc: BaseException):
         self.framework, self.step, self.exc = framework, step, exc
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        super().__init__(f"{framework} raised {type(exc).__name__} at step {step}: {first_line}")
+        super().__init__(f"{framework} raised {type(exc).__name__} at step {step}: {first_line(str(exc))}")

@@ -17,7 +17,8 @@ from typing import Any, Iterator
 import yaml
 
 from . import backends, models
-from .case import (Bound, Case, DataSpec, GradientSpec, ModelSpec, OptimizerSpec, Tolerance)
+from .case import (ApiCase, Bound, Case, DataSpec, GradientSpec, ModelSpec, OptimizerSpec, ProbeCase,
+                   Tolerance)
 from .errors import CaseError
 from .schema import MAX_PARAMS, validate
 
@@ -220,11 +221,22 @@ def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
     return problems
 
 
-def build_case(entry: dict, file: str, line: int, text: str) -> Case:
-    """A validated entry -> Case. Raises CaseError naming the first problem."""
+def _interface_case(entry: dict, file: str, line: int, text: str) -> ProbeCase | ApiCase:
+    common = {"id": str(entry["id"]), "description": entry.get("description", ""), "file": file, "line": line,
+              "reason": entry.get("reason"), "source_text": text}
+    if "probe" in entry:
+        return ProbeCase(**common, probe=dict(entry["probe"]), behaviour=dict(entry["behaviour"]),
+                         frameworks=tuple(entry["behaviour"]))
+    return ApiCase(**common, framework=entry["api"], cls=entry["class"], params=dict(entry["params"]))
+
+
+def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase | ApiCase:
+    """A validated entry -> Case (or an interface case). Raises CaseError naming the first problem."""
     frameworks = backends.names()
     problems = validate(entry, backends.extras())
     case_id = str(entry.get("id")) if isinstance(entry, dict) and "id" in entry else None
+    if not problems and ("probe" in entry or "api" in entry):
+        return _interface_case(entry, file, line, text)
     if not problems:
         model = _model(entry["model"])
         problems = _semantic_checks(entry, model)
@@ -321,12 +333,12 @@ def load_all(paths: list[Path], rootdir: Path) -> list[Case | CaseError]:
     return mark_duplicates(results)
 
 
-def mark_duplicates(results: list[Case | CaseError]) -> list[Case | CaseError]:
+def mark_duplicates(results: list) -> list:
     """Replace every case whose id was seen before with an error naming the first occurrence."""
-    seen: dict[str, Case] = {}
-    out: list[Case | CaseError] = []
+    seen: dict[str, Any] = {}
+    out: list = []
     for result in results:
-        if isinstance(result, Case):
+        if not isinstance(result, CaseError):
             first = seen.setdefault(result.id, result)
             if first is not result:
                 result = CaseError(result.file, result.line, result.id, "id",

@@ -18,26 +18,50 @@ mindspore:  decay only where the parameter name holds neither 'beta' nor 'gamma'
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
-Formula = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, dict[str, Any], str], Arrays]
+
+@dataclass
+class Step:
+    """One oracle step: the new values, and for each the magnitude of the terms that formed it.
+
+    A floating-point evaluation of a sum is accurate to a few eps times the sum of its terms' absolute
+    values, not of its result: m = b1*m + (1-b1)*g can cancel to ~0 while its rounding stays ~eps*|g|,
+    and the parameter step inherits that through m/u. The runner bounds a framework's departure from
+    its oracle by k * eps(dtype) * scale, element-wise.
+    """
+
+    p: np.ndarray
+    m: np.ndarray
+    u: np.ndarray
+    scale_p: np.ndarray
+    scale_m: np.ndarray
+    scale_u: np.ndarray
+
+
+Formula = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, dict[str, Any], str], Step]
 
 
 def torch_adamax(p: np.ndarray, m: np.ndarray, u: np.ndarray, g: np.ndarray, t: int,
-                 hp: dict[str, Any], name: str) -> Arrays:
+                 hp: dict[str, Any], name: str) -> Step:
     """torch.optim.Adamax: eps inside the max, bias correction in float64."""
     beta1, beta2 = hp["betas"]
     if hp.get("maximize"):
         g = -g
+    g_terms = np.abs(g)
     if hp["weight_decay"]:
+        g_terms = g_terms + np.abs(hp["weight_decay"] * p)
         g = g + hp["weight_decay"] * p
-    m = m + (1.0 - beta1) * (g - m)
-    u = np.maximum(beta2 * u, np.abs(g) + hp["eps"])
-    p = p - (hp["lr"] / (1.0 - beta1 ** t)) * (m / u)
-    return p, m, u
+    m_new = m + (1.0 - beta1) * (g - m)
+    u_new = np.maximum(beta2 * u, np.abs(g) + hp["eps"])
+    clr = hp["lr"] / (1.0 - beta1 ** t)
+    step = clr * (m_new / u_new)
+    scale_m = np.abs(m) + (1.0 - beta1) * (g_terms + np.abs(m))
+    return Step(p - step, m_new, u_new, np.abs(p) + np.abs(step) + clr * scale_m / np.abs(u_new),
+                scale_m, np.abs(beta2 * u) + g_terms + hp["eps"])
 
 
 def mindspore_decays(name: str, hp: dict[str, Any]) -> bool:
@@ -53,14 +77,19 @@ def kernel_max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def mindspore_adamax(p: np.ndarray, m: np.ndarray, u: np.ndarray, g: np.ndarray, t: int,
-                     hp: dict[str, Any], name: str) -> Arrays:
+                     hp: dict[str, Any], name: str) -> Step:
     """mindspore.nn.AdaMax (ApplyAdaMax): eps added to u outside the max, name-filtered decay."""
     beta1, beta2 = hp["betas"]
     scale = hp.get("loss_scale", 1.0)
+    g_terms = np.abs(g) / scale
     if hp["weight_decay"] and mindspore_decays(name, hp):
+        g_terms = g_terms + np.abs(hp["weight_decay"] * p)
         g = g + hp["weight_decay"] * scale * p  # nn.Optimizer stores weight_decay * loss_scale
     g = g / scale
-    m = beta1 * m + (1.0 - beta1) * g
-    u = kernel_max(beta2 * u, np.abs(g))
-    p = p - (hp["lr"] / (1.0 - beta1 ** t)) * (m / (u + hp["eps"]))
-    return p, m, u
+    m_new = beta1 * m + (1.0 - beta1) * g
+    u_new = kernel_max(beta2 * u, np.abs(g))
+    clr = hp["lr"] / (1.0 - beta1 ** t)
+    step = clr * (m_new / (u_new + hp["eps"]))
+    scale_m = beta1 * np.abs(m) + (1.0 - beta1) * g_terms
+    return Step(p - step, m_new, u_new, np.abs(p) + np.abs(step) + clr * scale_m / np.abs(u_new + hp["eps"]),
+                scale_m, np.abs(beta2 * u) + g_terms)

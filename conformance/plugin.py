@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from . import loader, results
-from .case import Case, Item
+from .case import ApiCase, Item, ProbeCase
 from .errors import CaseError
 
 PROPERTY = "conformance"
@@ -119,6 +119,18 @@ class CaseFile(pytest.File):
                     yield CaseItem.from_parent(self, name=spec.name, spec=spec)
 
 
+def _execute(spec: Item, steps_dir: Path) -> dict[str, Any]:
+    """Run one item by its kind (imports deferred: collection must not import the frameworks)."""
+    if isinstance(spec.case, ProbeCase):
+        from .interface import run_probe
+        return run_probe(spec)
+    if isinstance(spec.case, ApiCase):
+        from .interface import run_api_check
+        return run_api_check(spec)
+    from .runner import run_item
+    return run_item(spec, steps_dir)
+
+
 class CaseItem(pytest.Item):
     def __init__(self, *, spec: Item, **kwargs: Any):
         super().__init__(**kwargs)
@@ -127,10 +139,7 @@ class CaseItem(pytest.Item):
             self.add_marker(mark)
 
     def runtest(self) -> None:
-        from .runner import run_item  # deferred: collection must not import the frameworks
-
-        state = self.config.stash[_STATE]
-        entry = run_item(self.spec, state.run_dir / "steps")
+        entry = _execute(self.spec, self.config.stash[_STATE].run_dir / "steps")
         entry["nodeid"] = self.nodeid
         self.user_properties.append((PROPERTY, json.dumps(entry, default=str)))
         if entry["outcome"] == "skipped":

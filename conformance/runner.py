@@ -112,16 +112,18 @@ def _oracle_values(side: Side, grads: list[np.ndarray | None], names: list[str])
     """
     formula = backends.get(side.framework).formula
     hparams = {**side.hparams, "lr": side.session.lr_used()}
-    out: dict[str, list[np.ndarray]] = {"params": [], "m": [], "u": []}
+    out: dict[str, list[np.ndarray]] = {key: [] for key in ("params", "m", "u", "scale:params", "scale:m", "scale:u")}
     for i, name in enumerate(names):
         p, m, u = (side.values[k][i].astype(np.float64) for k in ("params", "m", "u"))
         if grads[i] is None:
-            p2, m2, u2 = p, m, u
+            zero = np.zeros_like(p)  # a skipped parameter must come back bit-identical
+            values = (p, m, u, zero, zero, zero)
         else:
-            p2, m2, u2 = formula(p, m, u, np.asarray(grads[i], dtype=np.float64), side.counts[i], hparams, name)
-        for key, new, old in (("params", p2, p), ("m", m2, m), ("u", u2, u)):
-            out[key].append(new)
-            out.setdefault(f"scale:{key}", []).append(np.abs(old) + np.abs(new - old))
+            with np.errstate(all="ignore"):  # NaN/Inf inputs are data here, compared by the rules in compare
+                res = formula(p, m, u, np.asarray(grads[i], dtype=np.float64), side.counts[i], hparams, name)
+            values = (res.p, res.m, res.u, res.scale_p, res.scale_m, res.scale_u)
+        for key, value in zip(("params", "m", "u", "scale:params", "scale:m", "scale:u"), values):
+            out[key].append(value)
     return out
 
 

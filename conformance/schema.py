@@ -122,6 +122,55 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
     }
 
 
+def probe_schema(frameworks: Iterable[str]) -> dict[str, Any]:
+    """An input-validation probe: one unusual constructor input, each framework's expected behaviour."""
+    names = sorted(frameworks)
+    behaviour = {"oneOf": [{"const": "accepts"},
+                           {"type": "object", "additionalProperties": False, "required": ["raises"],
+                            "properties": {"raises": {"type": "string"}, "contains": {"type": "string"}}}]}
+    return {
+        "type": "object", "additionalProperties": False, "required": ["id", "probe", "behaviour"],
+        "properties": {
+            "id": {"type": "string", "pattern": r"^[A-Za-z0-9_.=+-]+$"},
+            "description": {"type": "string"},
+            "probe": {"type": "object", "additionalProperties": False, "properties": {
+                "hparams": {"type": "object", "propertyNames": {"enum": ["lr", "betas", "eps", "weight_decay"]}},
+                "param": {"type": "object", "additionalProperties": False, "properties": {
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "dtype": {"enum": ["float16", "float32", "float64", "complex64"]}}},
+                "empty_params": {"type": "boolean"},
+                "lr_as_tensor": {"type": "boolean"}}},
+            "behaviour": {"type": "object", "propertyNames": {"enum": names}, "minProperties": 1,
+                          "additionalProperties": behaviour},
+            "reason": {"type": "string", "minLength": 1},
+        },
+    }
+
+
+def api_schema(frameworks: Iterable[str]) -> dict[str, Any]:
+    """An API-mapping check: the constructor's parameter names and defaults the suite assumes."""
+    return {
+        "type": "object", "additionalProperties": False, "required": ["id", "api", "class", "params"],
+        "properties": {
+            "id": {"type": "string", "pattern": r"^[A-Za-z0-9_.=+-]+$"},
+            "description": {"type": "string"},
+            "api": {"enum": sorted(frameworks)},
+            "class": {"type": "string"},
+            "params": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+            "reason": {"type": "string", "minLength": 1},
+        },
+    }
+
+
+def schema_for(entry: Any, framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
+    """Which kind of entry this is: a probe, an API check, or (default) a numerical case."""
+    if isinstance(entry, dict) and "probe" in entry:
+        return probe_schema(framework_extras)
+    if isinstance(entry, dict) and "api" in entry:
+        return api_schema(framework_extras)
+    return case_schema(framework_extras)
+
+
 def _subschema(schema: dict, path: list) -> dict:
     """The schema node that governs `path`, to list what is allowed there."""
     node = schema
@@ -173,7 +222,7 @@ def _explain(error: jsonschema.ValidationError, schema: dict) -> tuple[list, str
 
 def validate(entry: Any, framework_extras: dict[str, Iterable[str]]) -> list[tuple[list, str]]:
     """All problems of one case entry as (key path, message), most specific first."""
-    schema = case_schema(framework_extras)
+    schema = schema_for(entry, framework_extras)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(entry), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
     return [_explain(e, schema) for e in errors]

@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .case import QUANTITIES, Item, Tolerance
-from .compare import fmt, worst
-from .errors import FrameworkError
+from .compare import fmt, ulp_distance, worst
+from .errors import FrameworkError, first_line
 
 METRICS = ("abs", "rel", "ulp")
 
@@ -58,15 +60,26 @@ def rerun_command(item: Item) -> str:
     return f"pytest '{item.nodeid}'"
 
 
-def _divergence_lines(tracker: PairTracker) -> list[str]:
+def _element_metrics(a: float, b: float, dtype: str) -> str:
+    """abs/rel/ULP of the one element a message names (the tensor's maxima may sit elsewhere)."""
+    absd = abs(a - b)
+    scale = max(abs(a), abs(b))
+    rel = absd / scale if scale else 0.0
+    ulp = float(ulp_distance(np.array([a]), np.array([b]), dtype)[0])
+    return f"abs={fmt(absd)} rel={fmt(rel)} ulp={fmt(ulp)}"
+
+
+def _divergence_lines(tracker: PairTracker, dtype: str) -> list[str]:
     first = tracker.first
     left, right = tracker.label.split("~")
     bound = first["tolerance"]
+    unit = " (x eps x operand magnitude)" if right == "oracle" else ""
     return [
         f"  first divergent step {first['step']}: {first['quantity']} tensor {first['tensor']} "
         f"element {first['at']}: {left}={fmt(first['a'])} {right}={fmt(first['b'])}",
-        f"  abs={fmt(first['abs'])} rel={fmt(first['rel'])} ulp={fmt(first['ulp'])}; "
-        f"tolerance atol={fmt(bound['atol'])} rtol={fmt(bound['rtol'])} ulp={fmt(bound['ulp'])} "
+        f"  element {_element_metrics(first['a'], first['b'], dtype)}; tensor max abs={fmt(first['abs'])} "
+        f"rel={fmt(first['rel'])} ulp={fmt(first['ulp'])}",
+        f"  tolerance atol={fmt(bound['atol'])}{unit} rtol={fmt(bound['rtol'])} ulp={fmt(bound['ulp'])} "
         f"({first['bad']} element(s) outside)",
     ]
 
@@ -91,10 +104,10 @@ def _failure_message(item: Item, tracker: PairTracker, unexplained: bool) -> str
     elif unexplained:
         what = (f"{tracker.label.split('~')[0]} departs from its own formula's float64 oracle"
                 if tracker.role == "oracle" else f"{tracker.label}: the same framework differs across devices")
-        lines = [f"{_header(item)}: unexplained divergence: {what}", *_divergence_lines(tracker)]
+        lines = [f"{_header(item)}: unexplained divergence: {what}", *_divergence_lines(tracker, item.dtype)]
     elif tracker.first:
         lines = [f"{_header(item)}: expected conform, observed diverge ({tracker.label})",
-                 *_divergence_lines(tracker)]
+                 *_divergence_lines(tracker, item.dtype)]
     else:
         lines = [f"{_header(item)}: expected diverge ({item.case.reason}), observed conform ({tracker.label})",
                  _max_line(tracker),
@@ -111,7 +124,7 @@ def _judge_error(item: Item, error: FrameworkError | None) -> dict[str, Any]:
                 "message": f"{_header(item)}: expected a framework to raise ({item.case.reason}), but all "
                            f"{item.case.steps} steps ran{rerun}"}
     detail = {"framework": error.framework, "step": error.step, "type": type(error.exc).__name__,
-              "message": str(error.exc).strip().splitlines()[0] if str(error.exc).strip() else ""}
+              "message": first_line(str(error.exc))}
     if item.case.expect != "error":
         return {"observed": "error", "outcome": "error", "reason": str(error), "error": detail,
                 "message": f"{_header(item)}: {error}{rerun}"}
@@ -150,7 +163,10 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         "jsonl": f"steps/{jsonl.name}", "seconds": round(seconds, 3), "rerun": rerun_command(item),
     }
     bad_controls = [t for t in controls if t.observed != t.expect]
-    if error is not None or item.case.expect == "error":
+    if error is None and not sides:
+        entry.update(observed="skipped", outcome="skipped",
+                     reason="; ".join(f"{label}: {why}" for label, why in skipped.items()) or "nothing could run")
+    elif error is not None or item.case.expect == "error":
         entry.update(_judge_error(item, error))
     elif bad_controls:
         entry.update(observed=primary.observed if primary else "skipped", outcome="failed",

@@ -35,7 +35,8 @@ def test_conform_case_that_diverges_fails_in_the_case_language(project):
     result.stdout.fnmatch_lines([
         "cases/eps.yaml:2: case 'tiny_grads' [[]cpu-float32[]]: expected conform, observed diverge (torch~mindspore)",
         "  first divergent step 1: state tensor u:dense0.* element [[]*[]]: torch=* mindspore=*",
-        "  abs=* rel=* ulp=*; tolerance atol=0 rtol=0 ulp=4 (* element(s) outside)",
+        "  element abs=* rel=* ulp=*; tensor max abs=* rel=* ulp=*",
+        "  tolerance atol=0 rtol=0 ulp=4 (* element(s) outside)",
         "  rerun: pytest 'cases/eps.yaml::tiny_grads[[]cpu-float32[]]'",
     ])
     assert "Traceback" not in result.stdout.str()

@@ -61,6 +61,10 @@ class Backend(Protocol):
 
     def open(self, spec: SessionSpec) -> Session: ...
 
+    def probe(self, request: dict[str, Any]) -> None:
+        """Build the optimizer on an unusual input and take one step; raise what the framework raises.
+        request: hparams (neutral, only those given), param {shape, dtype}, empty_params, lr_as_tensor."""
+
 
 def describe_signature(dotted: str, signature: inspect.Signature, neutral: dict[str, str]) -> dict[str, Any]:
     """A constructor signature as JSON-able data; `neutral` maps native parameter names to neutral ones."""
@@ -70,4 +74,4 @@ def describe_signature(dotted: str, signature: inspect.Signature, neutral: dict[
             continue
         default = None if param.default is inspect.Parameter.empty else repr(param.default)
         params[name] = {"default": default, "neutral": neutral.get(name)}
-    return {"class": dotted, "params": params}
+    return {"class": dotted, "params": params, "mapping": dict(neutral)}

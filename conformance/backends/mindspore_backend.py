@@ -210,6 +210,27 @@ class MindSporeBackend:
                    "weight_decay": "weight_decay"}
         return describe_signature("mindspore.nn.AdaMax", _init_signature(), neutral)
 
+    def probe(self, request: dict[str, Any]) -> None:
+        ms = _bind("cpu")
+        param = request.get("param", {})
+        shape, dtype = tuple(param.get("shape", [2])), np.dtype(param.get("dtype", "float32"))
+        params = [] if request.get("empty_params") else [ms.Parameter(ms.Tensor(np.zeros(shape, dtype)), name="probe_w")]
+        hparams = request.get("hparams", {})
+        lr_tensor = ms.Tensor(hparams.get("lr", 0.002), ms.float32) if request.get("lr_as_tensor") else None
+        optimizer = self._probe_optimizer(ms, params, hparams, lr_tensor)
+        if params:
+            optimizer(tuple(ms.Tensor(np.ones(shape, dtype)) for _ in params))
+
+    def _probe_optimizer(self, ms, params: list, hparams: dict[str, Any], lr_tensor: Any):
+        """nn.AdaMax with the given values passed through as they are (ints stay ints: that is probed)."""
+        kwargs: dict[str, Any] = {}
+        for neutral, value in hparams.items():
+            native = NATIVE_NAMES[neutral]
+            kwargs.update(dict(zip(native, value)) if isinstance(native, tuple) else {native: value})
+        if lr_tensor is not None:
+            kwargs["learning_rate"] = lr_tensor
+        return ms.nn.AdaMax(params, **kwargs)
+
     def open(self, spec: SessionSpec) -> MindSporeSession:
         return MindSporeSession(spec)
 

@@ -51,6 +51,12 @@ class ExperimentalAdamaxBackend(MindSporeBackend):
         return describe_signature("mindspore.experimental.optim.Adamax", signature,
                                   {native: neutral for neutral, native in NATIVE_NAMES.items()})
 
+    def _probe_optimizer(self, ms, params: list, hparams: dict[str, Any], lr_tensor: Any):
+        kwargs = {NATIVE_NAMES[k]: (tuple(v) if isinstance(v, list) else v) for k, v in hparams.items()}
+        if lr_tensor is not None:
+            kwargs["lr"] = lr_tensor
+        return ms.experimental.optim.Adamax(params, **kwargs)
+
     def open(self, spec: SessionSpec) -> ExperimentalAdamaxSession:
         return ExperimentalAdamaxSession(spec)
 

@@ -136,6 +136,20 @@ class TorchBackend:
         return describe_signature("torch.optim.Adamax", inspect.signature(_torch().optim.Adamax.__init__),
                                   {native: neutral for neutral, native in NATIVE_NAMES.items()})
 
+    def probe(self, request: dict[str, Any]) -> None:
+        torch = _torch()
+        param = request.get("param", {})
+        shape, dtype = tuple(param.get("shape", [2])), getattr(torch, param.get("dtype", "float32"))
+        params = [] if request.get("empty_params") else [torch.zeros(shape, dtype=dtype, requires_grad=True)]
+        kwargs = {NATIVE_NAMES[k]: (tuple(v) if isinstance(v, list) else v)
+                  for k, v in request.get("hparams", {}).items()}
+        if request.get("lr_as_tensor"):
+            kwargs["lr"] = torch.tensor(kwargs.get("lr", 0.002))
+        optimizer = torch.optim.Adamax(params, **kwargs)
+        for p in params:
+            p.grad = torch.ones_like(p)
+        optimizer.step()
+
     def open(self, spec: SessionSpec) -> TorchSession:
         return TorchSession(spec)
 
