@@ -28,8 +28,11 @@ def render_item(run_dir: Path, run: dict[str, Any], entry: dict[str, Any], group
 def render_index(run: dict[str, Any], items: list[dict[str, Any]]) -> str:
     groups, group_of = pages.cause_groups(items)
     rows = [{"it": e, "slug": pages.item_slug(e), "group": group_of[e["nodeid"]]} for e in items]
+    counts: dict[str, int] = {}
+    for entry in items:
+        counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
     return pages.environment().get_template("index.html.j2").render(
-        run=run, rows=rows, groups=groups, envs=pages.environments(run, items),
+        run=run, rows=rows, counts=counts, groups=groups, envs=pages.environments(run, items),
         outcomes=pages.options(items, "outcome"), devices=pages.options(items, "device"),
         dtypes=pages.options(items, "dtype"))
 
