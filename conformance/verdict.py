@@ -150,7 +150,7 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         "nodeid": item.nodeid, "case": item.case.id, "file": item.case.file, "line": item.case.line,
         "device": item.device, "dtype": item.dtype, "expect": item.case.expect,
         "reason": item.case.reason if item.case.expect == "diverge" else None,
-        "description": item.case.description,
+        "description": item.case.description, "source": item.case.source_text,
         "steps": max((t.steps for t in trackers.values()), default=0), "requested_steps": item.case.steps,
         "first_divergent_step": primary.first["step"] if primary and primary.first else None,
         "first_divergence": primary.first if primary else None,

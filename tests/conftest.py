@@ -1,7 +1,14 @@
 """Fixtures for the harness's own tests: a pytester project with the plugin and a `cases/` folder."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
 
 pytest_plugins = ["pytester"]
 
@@ -33,3 +40,43 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     (pytester.path / "cases").mkdir()
     return pytester
 
+
+
+TINY_CASES = """\
+cases:
+  - id: tiny_matched
+    description: "Matched hyper-parameters; text with <b>markup</b> & |pipes| must stay text"
+    model: {kind: linear, in: 2, out: 3}
+    gradients: {mode: replay, seed: 5}
+    optimizer: {lr: 0.002}
+    steps: 6
+    devices: [cpu, gpu]
+    tolerance: {params: {atol: 1.0e-6}, state: {atol: 1.0e-6}}
+    expect: conform
+  - id: tiny_eps
+    description: eps-sized gradients
+    model: {kind: linear, in: 2, out: 3}
+    gradients: {mode: replay, seed: 12, scale: 1.0e-8}
+    optimizer: {lr: 0.002}
+    steps: 6
+    devices: [cpu]
+    tolerance: {params: {atol: 2.5e-7}, state: {rtol: 1.0e-3}}
+    expect: diverge
+    reason: "eps placement <script>alert(1)</script>: torch max(b2*u, |g|+eps), MindSpore m/(max(b2*v, |g|)+eps)"
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run (real torch and MindSpore, 6 steps, CPU; its GPU item skips here) made once per session
+    in a subprocess; returns its run folder. Report, merge, docs and browser tests read it."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    (root / "conftest.py").write_text('pytest_plugins = ["conformance.plugin"]\n')
+    (root / "cases").mkdir()
+    (root / "cases" / "tiny.yaml").write_text(TINY_CASES)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           "--run-id", "tiny", "cases"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root / "reports" / "tiny"

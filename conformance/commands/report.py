@@ -1,4 +1,5 @@
-"""`report`: re-render the HTML of stored runs from their summary.json, without running anything."""
+"""`report`: re-render stored runs from summary.json and their JSONL, or merge several into one, without
+running anything."""
 from __future__ import annotations
 
 import argparse
@@ -9,18 +10,29 @@ from .. import results
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("report", help="re-render reports/<run-id>/index.html from summary.json")
-    parser.add_argument("run_dirs", nargs="+", help="run folders, e.g. reports/latest")
+    parser = sub.add_parser("report", help="re-render reports/<run-id>/index.html, or merge several runs into one",
+                            description="One run folder: re-render its HTML in place. Several (or --out): merge "
+                                        "them, keyed by item id, into a new run folder and render that.")
+    parser.add_argument("run_dirs", nargs="+", help="run folders, e.g. reports/latest reports/<gpu-run-id>")
+    parser.add_argument("--out", default=None,
+                        help="folder of the merged run (default: a new reports/<run-id> beside the first run)")
     parser.set_defaults(func=report)
 
 
 def report(args: argparse.Namespace, extra: list[str]) -> int:
     from ..report import write_report
+    from ..report.merge import RunDirError, load, merge
 
-    for run_dir in args.run_dirs:
-        summary = Path(run_dir) / "summary.json"
-        if not summary.exists():
-            print(f"{run_dir}: no summary.json here; pass a run folder such as reports/latest", file=sys.stderr)
-            return 2
-        print(write_report(Path(run_dir), results.read_json(summary)))
+    dirs = [Path(d) for d in args.run_dirs]
+    try:
+        if len(dirs) == 1 and args.out is None:
+            print(write_report(dirs[0], load(dirs[0])))
+            return 0
+        out = Path(args.out) if args.out else dirs[0].resolve().parent / results.new_run_id()
+        data = merge(dirs, out)
+    except RunDirError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"merged {len(data['items'])} items from {len(dirs)} runs")
+    print(write_report(out, data))
     return 0

@@ -1,0 +1,50 @@
+"""HTML report of one run, rendered from summary.json and the stored JSONL alone (never from a re-run).
+
+Layout written into the run folder: index.html (header, counts, root causes, the sortable/filterable item
+table) and items/<slug>.html (one page per item: case text, repro command, first divergence, plots).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import results
+from . import pages
+from .plots import item_svg
+from .series import read_curves
+
+
+def render_item(run_dir: Path, run: dict[str, Any], entry: dict[str, Any], group: str) -> str:
+    """One item's page; its plots are read from its JSONL (streamed) when that file exists."""
+    svg, curves = None, None
+    jsonl = run_dir / entry["jsonl"] if entry.get("jsonl") else None
+    if jsonl is not None and jsonl.exists() and entry.get("steps"):
+        curves = read_curves(jsonl, int(entry["steps"]))
+        svg = item_svg(curves, entry, salt=pages.item_slug(entry))
+    return pages.environment().get_template("item.html.j2").render(
+        run=run, it=entry, group=group, svg=svg, curves=curves, jsonl_missing=jsonl is not None and not jsonl.exists())
+
+
+def render_index(run: dict[str, Any], items: list[dict[str, Any]]) -> str:
+    groups, group_of = pages.cause_groups(items)
+    rows = [{"it": e, "slug": pages.item_slug(e), "group": group_of[e["nodeid"]]} for e in items]
+    counts: dict[str, int] = {}
+    for entry in items:
+        counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
+    return pages.environment().get_template("index.html.j2").render(
+        run=run, rows=rows, counts=counts, groups=groups, envs=pages.environments(run, items),
+        outcomes=pages.options(items, "outcome"), devices=pages.options(items, "device"),
+        dtypes=pages.options(items, "dtype"))
+
+
+def write_report(run_dir: Path, data: dict[str, Any]) -> Path:
+    """Write run_dir/index.html and run_dir/items/*.html atomically; return the index's path."""
+    run, items = data["run"], data["items"]
+    groups, group_of = pages.cause_groups(items)
+    texts = {g["id"]: g["text"] for g in groups}
+    for entry in items:
+        html = render_item(run_dir, run, entry, texts[group_of[entry["nodeid"]]])
+        results.atomic_write_text(run_dir / "items" / f"{pages.item_slug(entry)}.html", html)
+    path = run_dir / "index.html"
+    results.atomic_write_text(path, render_index(run, items))
+    return path

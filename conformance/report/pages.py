@@ -1,0 +1,114 @@
+"""What the report pages show, derived from summary.json entries: groups, environments, slugs, numbers.
+
+Only reads entries; the templates do the layout and jinja2 autoescape escapes every case-supplied string.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..compare import fmt
+
+NOT_RUN = ("skipped", "error", "crashed")
+
+
+def num(x: Any) -> str:
+    """Full precision (9 significant digits) for figures; a dash where a figure was not recorded."""
+    if x is None or isinstance(x, jinja2.Undefined):
+        return "—"
+    return fmt(x)
+
+
+def short(x: float | None) -> str:
+    """A table-sized number: 3 significant digits, ULP counts as integers; the full value goes in a title."""
+    if x is None:
+        return ""
+    if isinstance(x, float) and (math.isinf(x) or math.isnan(x)):
+        return str(x)
+    if float(x).is_integer() and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.3g}"
+
+
+def sort_value(x: float | None) -> str:
+    """A value the index's script can parseFloat (it reads "Infinity", not Python's "inf")."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return "Infinity" if x == math.inf else "-Infinity" if x == -math.inf else repr(x)
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"),
+                             autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = num
+    env.filters["short"] = short
+    env.filters["sortv"] = sort_value
+    return env
+
+
+def item_slug(entry: dict[str, Any]) -> str:
+    """File name stem of an item's page: its JSONL's stem, or a safe name made from its node id."""
+    if entry.get("jsonl"):
+        return Path(entry["jsonl"]).stem
+    text = re.sub(r"[^A-Za-z0-9_.=-]+", "_", entry["nodeid"]).strip("_")[:80]
+    return f"{text}-{hashlib.sha1(entry['nodeid'].encode()).hexdigest()[:8]}"
+
+
+def cause(entry: dict[str, Any]) -> str:
+    """The root cause an item belongs to: its case's declared reason, or why it did not run or failed."""
+    outcome = entry.get("outcome")
+    if outcome in NOT_RUN:
+        return f"{outcome}: {entry.get('reason') or 'no reason recorded'}"
+    if entry.get("expect") == "diverge" and entry.get("reason"):
+        return entry["reason"]
+    if outcome == "failed":
+        return "undeclared divergence: a case expecting agreement diverged, or a framework left its oracle"
+    return "no declared difference (cases expecting agreement)"
+
+
+def cause_groups(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Groups ordered by size (largest first) and a map nodeid -> group id."""
+    groups: dict[str, dict[str, Any]] = {}
+    for entry in items:
+        group = groups.setdefault(cause(entry), {"text": cause(entry), "count": 0, "outcomes": {}})
+        group["count"] += 1
+        group["outcomes"][entry["outcome"]] = group["outcomes"].get(entry["outcome"], 0) + 1
+    ordered = sorted(groups.values(), key=lambda g: (-g["count"], g["text"]))
+    for number, group in enumerate(ordered, 1):
+        group["id"] = f"c{number}"
+    ids = {text: group["id"] for text, group in groups.items()}
+    return ordered, {entry["nodeid"]: ids[cause(entry)] for entry in items}
+
+
+def environments(run: dict[str, Any], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One fingerprint per machine run that contributed items (several after a merge), with its devices."""
+    origins = run.get("merged_from") or [run]
+    out = []
+    for origin in origins:
+        mine = [e for e in items if (e.get("origin") or {}).get("run", run["id"]) == origin["id"]]
+        out.append({**origin, "devices": devices(mine)})
+    return out
+
+
+def devices(items: list[dict[str, Any]]) -> list[str]:
+    """Per device: how many items ran and, for skipped ones, why (once)."""
+    lines = []
+    for device in sorted({e.get("device") for e in items if e.get("device")}):
+        mine = [e for e in items if e.get("device") == device]
+        ran = sum(e["outcome"] not in NOT_RUN for e in mine)
+        skipped = sorted({e.get("reason") or "" for e in mine if e["outcome"] == "skipped"})
+        text = f"{device}: {ran} of {len(mine)} items ran"
+        if skipped:
+            text += "; skipped because " + " / ".join(skipped)
+        lines.append(text)
+    return lines
+
+
+def options(items: list[dict[str, Any]], key: str) -> list[str]:
+    return sorted({str(e.get(key)) for e in items if e.get(key)})
