@@ -128,29 +128,28 @@ def _ratio(old: float, new: float) -> str:
     return f"x{new / old:.3g}"
 
 
-def figure_moves(old: dict[str, Any], new: dict[str, Any], rule: NoiseRule) -> tuple[list[str], bool]:
-    """(lines naming each figure that moved beyond the rule, whether all figures are bitwise identical)."""
-    lines: list[str] = []
-    identical = old.get("first_divergent_step") == new.get("first_divergent_step")
-    if not identical:
-        lines.append(f"first divergent step {old.get('first_divergent_step')} -> {new.get('first_divergent_step')}")
+def figure_moves(old: dict[str, Any], new: dict[str, Any], rule: NoiseRule) -> tuple[list[str], list[str]]:
+    """(figures that moved beyond the rule, figures that changed within it); both empty: bitwise identical."""
+    moved: list[str] = []
+    within: list[str] = []
+    if old.get("first_divergent_step") != new.get("first_divergent_step"):
+        moved.append(f"first divergent step {old.get('first_divergent_step')} -> {new.get('first_divergent_step')}")
     for kind in FIGURES:
         for quantity in QUANTITIES:
             before = (old.get(kind) or {}).get(quantity)
             after = (new.get(kind) or {}).get(quantity)
-            if before != after:
-                identical = False
             if before is None or after is None:
                 if (before is None) != (after is None):
-                    lines.append(f"{kind} {quantity}: {'recorded' if after else 'no longer recorded'}")
+                    moved.append(f"{kind} {quantity}: {'recorded' if after else 'no longer recorded'}")
                 continue
-            if max(before["ulp"], after["ulp"]) <= rule.min_ulp:
-                continue
+            noise = max(before["ulp"], after["ulp"]) <= rule.min_ulp
             for metric in METRICS:
-                if rule.moved(before[metric], after[metric]):
-                    lines.append(f"{kind} {quantity} {metric}: {fmt(before[metric])} -> {fmt(after[metric])} "
-                                 f"({_ratio(before[metric], after[metric])})")
-    return lines, identical
+                if before[metric] == after[metric]:
+                    continue
+                line = (f"{kind} {quantity} {metric}: {fmt(before[metric])} -> {fmt(after[metric])} "
+                        f"({_ratio(before[metric], after[metric])})")
+                (moved if not noise and rule.moved(before[metric], after[metric]) else within).append(line)
+    return moved, within
 
 
 # ---------------------------------------------------------------- item and API comparison
@@ -206,11 +205,14 @@ def compare_item(nodeid: str, old: dict[str, Any], new: dict[str, Any], rule: No
                 "(or tighten its tolerance if the difference is real but now smaller)", *notes])
         return ItemChange(nodeid, "vanished divergence", "FIXED (case expects conform)",
                           [f"baseline: {_state(old)}; now conforms: {_max_line(new)}", *notes])
-    lines, identical = figure_moves(old, new, rule)
-    if lines:
-        return ItemChange(nodeid, "moved", "MOVED", [f"still {_state(new)}", *lines, *notes])
-    within = "bitwise identical" if identical else "figures within the noise rule"
-    return ItemChange(nodeid, "unchanged", "UNCHANGED", [f"{_state(new)}, {within}", *notes])
+    moved, within = figure_moves(old, new, rule)
+    if moved:
+        return ItemChange(nodeid, "moved", "MOVED", [f"still {_state(new)}", *moved,
+                                                     *(f"{line}, within the rule" for line in within), *notes])
+    if within:
+        return ItemChange(nodeid, "unchanged", "UNCHANGED", [f"{_state(new)}, figures within the noise rule:",
+                                                             *(f"  {line}" for line in within), *notes])
+    return ItemChange(nodeid, "unchanged", "UNCHANGED", [f"{_state(new)}, bitwise identical", *notes])
 
 
 def compare_api(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
