@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["run", "report", "docs"]
+COMMANDS = ["run", "report", "docs", "baseline", "compare"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -250,7 +250,7 @@ class Controller:
         run = {"id": state.run_id, "start": _iso(state.started), "end": _iso(time.time()),
                "argv": list(self.config.invocation_params.args), "complete": complete,
                "exitstatus": int(exitstatus), **results.environment(state.root, _versions()),
-               "api": backends.api_descriptions()}
+               "api": backends.api_descriptions(), "build": backends.build_infos()}
         data = results.summary(run, list(state.entries.values()))
         results.write_json(state.run_dir / "summary.json", data)
         if not self.config.getoption("no_html"):

@@ -97,7 +97,8 @@ def environment(root: Path, versions: dict[str, str | None]) -> dict[str, Any]:
 
     return {"python": platform.python_version(), "numpy": numpy.__version__, **versions,
             "platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
-            "git_commit": _git_commit(root), "executable": sys.executable}
+            "git_commit": _git_commit(root), "executable": sys.executable,
+            "thread_env": {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
 
 
 def summary(run: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -40,3 +40,8 @@ def api_descriptions() -> dict[str, dict]:
         if backend.unavailable("cpu", "float32") is None:
             out[name] = backend.api()
     return out
+
+
+def build_infos() -> dict[str, dict]:
+    """Each installed framework's build fingerprint (imports the frameworks; call once per run)."""
+    return {name: get(name).build_info() for name in _MODULES if get(name).unavailable("cpu", "float32") is None}

@@ -59,6 +59,10 @@ class Backend(Protocol):
         """The installed optimizer's constructor as data, for mapping checks, docs and release compares:
         {"class": dotted name, "params": {native name: {"default": repr or None, "neutral": name or None}}}."""
 
+    def build_info(self) -> dict[str, Any]:
+        """How the installed framework was built and how it will run here (version, commit, build flags,
+        device targets, thread counts): the environment fingerprint that release compares check."""
+
     def open(self, spec: SessionSpec) -> Session: ...
 
     def probe(self, request: dict[str, Any]) -> None:

@@ -231,6 +231,17 @@ class MindSporeBackend:
             kwargs["learning_rate"] = lr_tensor
         return ms.nn.AdaMax(params, **kwargs)
 
+    def build_info(self) -> dict[str, Any]:
+        ms = _ms()
+        hal = getattr(ms, "hal", None)
+        targets = [t for t in ("CPU", "GPU", "Ascend")
+                   if hal is not None and hasattr(hal, "is_available") and hal.is_available(t)]
+        commit_file = os.path.join(os.path.dirname(ms.__file__), ".commit_id")
+        commit = open(commit_file, encoding="utf-8").read().split("=", 1)[-1].strip(" '\n") \
+            if os.path.exists(commit_file) else None
+        return {"version": ms.__version__, "commit": commit, "device_targets": targets,
+                "threads": ms.get_context("runtime_num_threads")}
+
     def open(self, spec: SessionSpec) -> MindSporeSession:
         return MindSporeSession(spec)
 

@@ -150,6 +150,16 @@ class TorchBackend:
             p.grad = torch.ones_like(p)
         optimizer.step()
 
+    def build_info(self) -> dict[str, Any]:
+        torch = _torch()
+        cuda = torch.cuda.is_available()
+        return {"version": torch.__version__, "git_version": torch.version.git_version,
+                "cuda": torch.version.cuda, "debug": bool(torch.version.debug),
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+                "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+                "config": [line.strip() for line in torch.__config__.show().splitlines() if line.strip()]}
+
     def open(self, spec: SessionSpec) -> TorchSession:
         return TorchSession(spec)
 
