@@ -5,6 +5,9 @@ table) and items/<slug>.html (one page per item: case text, repro command, first
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +40,26 @@ def render_index(run: dict[str, Any], items: list[dict[str, Any]]) -> str:
         dtypes=pages.options(items, "dtype"))
 
 
+def _write_item(job: tuple[Path, dict, dict, str]) -> None:
+    run_dir, run, entry, cause = job
+    html = render_item(run_dir, run, entry, cause)
+    results.atomic_write_text(run_dir / "items" / f"{pages.item_slug(entry)}.html", html)
+
+
 def write_report(run_dir: Path, data: dict[str, Any]) -> Path:
     """Write run_dir/index.html and run_dir/items/*.html atomically; return the index's path."""
     run, items = data["run"], data["items"]
     groups, group_of = pages.cause_groups(items)
     texts = {g["id"]: g["text"] for g in groups}
-    for entry in items:
-        html = render_item(run_dir, run, entry, texts[group_of[entry["nodeid"]]])
-        results.atomic_write_text(run_dir / "items" / f"{pages.item_slug(entry)}.html", html)
+    jobs = [(run_dir, run, entry, texts[group_of[entry["nodeid"]]]) for entry in items]
+    workers = min(os.cpu_count() or 1, max(1, len(jobs) // 8))
+    if workers > 1:  # plotting dominates; spawn, never fork, a process that may hold MindSpore
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            list(pool.map(_write_item, jobs, chunksize=4))
+    else:
+        for job in jobs:
+            _write_item(job)
     path = run_dir / "index.html"
     results.atomic_write_text(path, render_index(run, items))
     return path

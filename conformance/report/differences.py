@@ -118,13 +118,23 @@ def primary(entry: dict[str, Any]) -> dict[str, Any]:
     return next((p for p in (entry.get("pairs") or {}).values() if p.get("role") == "primary"), {})
 
 
+PAGE_PAIR = ("torch", "mindspore")  # the page documents torch.optim.Adamax against mindspore.nn.AdaMax
+
+
+def _is_page_pair(entry: dict[str, Any]) -> bool:
+    """Items that compare the documented pair (not, e.g., the experimental control optimizer)."""
+    pairs = entry.get("pairs") or {}
+    return not pairs or "~".join(PAGE_PAIR) in pairs or entry.get("behaviour") is not None
+
+
 def context(data: dict[str, Any]) -> dict[str, Any]:
-    run, items = data["run"], data["items"]
-    api = run.get("api") or {}
+    run = data["run"]
+    items = [e for e in data["items"] if _is_page_pair(e)]
+    api = {name: spec for name, spec in (run.get("api") or {}).items() if name in PAGE_PAIR}
     if len(api) < 2:
         raise ValueError("this run's summary.json has no run.api for both frameworks; rerun the suite with "
                          "both torch and mindspore installed, then run `docs` on that run")
-    left, right = list(api)[:2]
+    left, right = PAGE_PAIR
     return {"title": f"Differences between {api[left]['class']} and {api[right]['class']}", "api": api,
             "left": left, "right": right, "mapping": mapping(api), "sections": sections(items),
             "agreements": agreements(items), "envs": pages.environments(run, items), "run": run,
