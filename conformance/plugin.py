@@ -64,8 +64,9 @@ class RunState:
 def _quiet_frameworks(run_dir: Path, name: str) -> None:
     """Framework log noise goes to the run's log folder, never to the user's terminal or cwd."""
     logs = run_dir / "logs"
-    os.environ.setdefault("GLOG_v", "2")
+    os.environ.setdefault("GLOG_v", "2")  # warnings and up are recorded in the run's logs/ ...
     os.environ.setdefault("GLOG_logtostderr", "0")
+    os.environ.setdefault("GLOG_stderrthreshold", "4")  # ... and only CRITICAL reaches the terminal
     os.environ.setdefault("GLOG_log_dir", str(logs))
     os.environ.setdefault("MS_OM_PATH", str(logs))
     logs.mkdir(parents=True, exist_ok=True)
