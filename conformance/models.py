@@ -6,8 +6,9 @@ its native names (MindSpore's LayerNorm calls them gamma/beta, which matters for
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -45,6 +46,20 @@ def layers(spec: ModelSpec) -> list[Layer]:
         if spec.activation != "none":
             out.append(Layer("activation", f"act{i}", activation=spec.activation))
     return out
+
+
+def assemble(spec: ModelSpec, dense: Callable[[int, int], Any], layernorm: Callable[[int], Any],
+             activation: Callable[[str], Any]) -> "OrderedDict[str, Any]":
+    """A framework's layer objects in model order, named as `layers` says, from its three factories."""
+    built: OrderedDict[str, Any] = OrderedDict()
+    for layer in layers(spec):
+        if layer.kind == "dense":
+            built[layer.name] = dense(layer.size_in, layer.size_out)
+        elif layer.kind == "layernorm":
+            built[layer.name] = layernorm(layer.size_out)
+        else:
+            built[layer.name] = activation(layer.activation)
+    return built
 
 
 def init_arrays(spec: ModelSpec) -> dict[str, np.ndarray]:

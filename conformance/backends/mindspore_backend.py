@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import warnings
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -129,17 +128,11 @@ class MindSporeSession:
         return ms.nn.AdaMax(params, **kwargs)
 
     def _build(self, spec: SessionSpec):
-        nn = self.ms.nn
+        nn, dtype = self.ms.nn, self.dtype
         acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-        cells: OrderedDict[str, Any] = OrderedDict()
-        for layer in models.layers(spec.item.case.model):
-            if layer.kind == "dense":
-                cells[layer.name] = nn.Dense(layer.size_in, layer.size_out, dtype=self.dtype)
-            elif layer.kind == "layernorm":
-                cells[layer.name] = nn.LayerNorm((layer.size_out,), epsilon=LAYERNORM_EPS, dtype=self.dtype)
-            else:
-                cells[layer.name] = acts[layer.activation]()
-        return nn.SequentialCell(cells)
+        return nn.SequentialCell(models.assemble(
+            spec.item.case.model, lambda a, b: nn.Dense(a, b, dtype=dtype),
+            lambda n: nn.LayerNorm((n,), epsilon=LAYERNORM_EPS, dtype=dtype), lambda name: acts[name]()))
 
     def _forward(self, x, y):
         return self.loss_fn(self.net(x), y)

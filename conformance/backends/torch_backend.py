@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -57,15 +56,9 @@ class TorchSession:
     def _build(self, spec: SessionSpec):
         nn = self.torch.nn
         acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-        modules: OrderedDict[str, Any] = OrderedDict()
-        for layer in models.layers(spec.item.case.model):
-            if layer.kind == "dense":
-                modules[layer.name] = nn.Linear(layer.size_in, layer.size_out)
-            elif layer.kind == "layernorm":
-                modules[layer.name] = nn.LayerNorm(layer.size_out, eps=LAYERNORM_EPS)
-            else:
-                modules[layer.name] = acts[layer.activation]()
-        return nn.Sequential(modules)
+        return nn.Sequential(models.assemble(spec.item.case.model, nn.Linear,
+                                             lambda n: nn.LayerNorm(n, eps=LAYERNORM_EPS),
+                                             lambda name: acts[name]()))
 
     def _tensor(self, array: np.ndarray):
         return self.torch.from_numpy(np.ascontiguousarray(array)).to(device=self.device, dtype=self.dtype)
