@@ -179,7 +179,13 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     init = models.init_arrays(item.case.model)
     skipped: dict[str, str] = {}
-    sides = _open_sides(item, init, skipped)
+    path = steps_dir / f"{item.slug}.jsonl"
+    try:
+        sides = _open_sides(item, init, skipped)
+    except FrameworkError as exc:  # a framework refused the configuration before step 1
+        with StepWriter(path):
+            pass
+        return judge(item, {}, {}, skipped, exc, path, time.perf_counter() - started)
     pairs = _pairs(item, sides)
     names = {label: side.session.native_names for label, side in sides.items()}
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
@@ -188,7 +194,6 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     batch_stream = models.batches(item.case.data, item.case.model)
     for side in sides.values():
         _read(side)
-    path = steps_dir / f"{item.slug}.jsonl"
     error: FrameworkError | None = None
     with StepWriter(path) as writer:
         for step in range(1, item.case.steps + 1):

@@ -17,6 +17,11 @@ from .case import DEVICES, DTYPES
 # the environment variables named in the message (read once at import).
 MAX_STEPS = int(os.environ.get("CONFORMANCE_MAX_STEPS", 100_000))
 MAX_PARAMS = int(os.environ.get("CONFORMANCE_MAX_PARAMS", 50_000_000))
+# Estimated peak memory of one item (model, optimizer state, host copies, oracle, data; see
+# loader.memory_estimate): catches a huge `data.batch` as well as a huge model.
+MAX_MEMORY_MB = int(os.environ.get("CONFORMANCE_MAX_MEMORY_MB", 16_384))
+# Cases one `matrix:` may expand into (before devices x dtypes).
+MAX_MATRIX = int(os.environ.get("CONFORMANCE_MAX_MATRIX", 1_000))
 
 _NUM = {"type": "number"}
 _POS_INT = {"type": "integer", "minimum": 1}

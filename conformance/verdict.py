@@ -5,6 +5,7 @@ into its summary.json entry, whose field names other tools read: keep them stabl
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,23 @@ class PairTracker:
             name, top = worst(tensors)
             if self.first is None and top["bad"] > 0:
                 self.first = {"step": step, "quantity": quantity, "tensor": name, **top,
-                              "tolerance": self.tolerance.for_quantity(quantity).as_dict()}
+                              "tolerance": self.tolerance.for_quantity(quantity).as_dict(),
+                              "nonfinite": self._nonfinite_side(top)}
+
+    def _nonfinite_side(self, top: dict[str, Any]) -> str | None:
+        """The side whose value is NaN/Inf at the worst element while the other's is finite, else None."""
+        a_ok, b_ok = (top[k] is not None and math.isfinite(top[k]) for k in ("a", "b"))
+        if a_ok == b_ok:
+            return None
+        left, right = self.label.split("~")
+        return right if a_ok else left
 
     @property
     def observed(self) -> str:
-        return "diverge" if self.first else "conform"
+        """conform | diverge | nonfinite (the first divergence is one side turning NaN/Inf)."""
+        if self.first is None:
+            return "conform"
+        return "nonfinite" if self.first.get("nonfinite") else "diverge"
 
     def as_dict(self) -> dict[str, Any]:
         return {"role": self.role, "expect": self.expect, "observed": self.observed, "steps": self.steps,
@@ -62,9 +75,16 @@ def _divergence_lines(tracker: PairTracker) -> list[str]:
     first = tracker.first
     left, right = tracker.label.split("~")
     bound = first["tolerance"]
+    where = (f"  first divergent step {first['step']}: {first['quantity']} tensor {first['tensor']} "
+             f"element {first['at']}: {left}={fmt(first['a'])} {right}={fmt(first['b'])}")
+    side = first.get("nonfinite")
+    if side:
+        # not a distance: a finite number against NaN/Inf has none worth printing
+        other = right if side == left else left
+        return [where, f"  {side} became {fmt(first['a'] if side == left else first['b'])} here while {other} "
+                       f"stayed finite (an overflow or 0/0 on one side, not a finite difference)"]
     return [
-        f"  first divergent step {first['step']}: {first['quantity']} tensor {first['tensor']} "
-        f"element {first['at']}: {left}={fmt(first['a'])} {right}={fmt(first['b'])}",
+        where,
         f"  abs={fmt(first['abs'])} rel={fmt(first['rel'])} ulp={fmt(first['ulp'])}; "
         f"tolerance atol={fmt(bound['atol'])} rtol={fmt(bound['rtol'])} ulp={fmt(bound['ulp'])} "
         f"({first['bad']} element(s) outside)",
@@ -89,6 +109,12 @@ def _failure_message(item: Item, tracker: PairTracker, unexplained: bool) -> str
         what = (f"{tracker.label.split('~')[0]} departs from its own formula's float64 oracle"
                 if tracker.role == "oracle" else f"{tracker.label}: the same framework differs across devices")
         lines = [f"{_header(item)}: unexplained divergence: {what}", *_divergence_lines(tracker)]
+    elif tracker.observed == "nonfinite":
+        expected = f"diverge ({item.case.reason})" if item.case.expect == "diverge" else item.case.expect
+        lines = [f"{_header(item)}: expected {expected}, observed nonfinite ({tracker.label})",
+                 *_divergence_lines(tracker),
+                 "  NaN/Inf on one side is neither agreement nor the case's divergence; "
+                 "see the item's nonfinite steps per side"]
     elif tracker.first:
         lines = [f"{_header(item)}: expected conform, observed diverge ({tracker.label})",
                  *_divergence_lines(tracker)]
@@ -137,7 +163,7 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         why = "; ".join(f"{label}: {reason}" for label, reason in skipped.items()) or "no comparable pair"
         held = f" (control checks that ran and held: {', '.join(t.label for t in controls)})" if controls else ""
         entry.update(observed="skipped", outcome="skipped", reason=why + held)
-    elif primary.observed == item.case.expect:
+    elif primary.observed == item.case.expect:  # never "nonfinite": no case can expect it
         entry.update(observed=primary.observed, outcome="passed")
     else:
         entry.update(observed=primary.observed, outcome="failed",
