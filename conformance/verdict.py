@@ -106,8 +106,11 @@ def _header(item: Item) -> str:
 
 def _failure_message(item: Item, tracker: PairTracker, unexplained: bool) -> str:
     if unexplained:
-        what = (f"{tracker.label.split('~')[0]} departs from its own formula's float64 oracle"
-                if tracker.role == "oracle" else f"{tracker.label}: the same framework differs across devices")
+        framework = tracker.label.split("~")[0]
+        what = (f"{tracker.label}: the same framework differs across devices" if tracker.role != "oracle"
+                else f"{framework} went NaN/Inf where its own formula in float64 stays finite (overflow in "
+                     f"{item.dtype}?)" if tracker.observed == "nonfinite"
+                else f"{framework} departs from its own formula's float64 oracle")
         lines = [f"{_header(item)}: unexplained divergence: {what}", *_divergence_lines(tracker)]
     elif tracker.observed == "nonfinite":
         expected = f"diverge ({item.case.reason})" if item.case.expect == "diverge" else item.case.expect

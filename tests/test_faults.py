@@ -266,14 +266,15 @@ def test_run_id_cannot_leave_the_reports_folder(project, run_id):
 
 def test_case_ids_cannot_make_paths_and_reports_dir_is_honoured(project, tmp_path_factory):
     # ids are pattern-checked ([A-Za-z0-9_.=+-]); a matrix value can put a path into an id only to be refused
-    _write(project, "a.yaml", "cases:\n" + case_yaml("ok.=+-_", steps=1)
+    _write(project, "a.yaml", "cases:\n" + case_yaml("ok.=+-_", steps=1) + case_yaml("ok.=_-_", steps=1)
            + "  - {id: '../../x', model: {kind: linear}, steps: 1}\n"
            + "  - {id: m, model: {kind: linear}, steps: 1, matrix: {description: ['/../../y']}}\n")
     elsewhere = tmp_path_factory.mktemp("out") / "reports"
     result = project.runpytest_subprocess("-q", "--reports-dir", str(elsewhere), "--run-id", "r")
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=2, failed=2)
     written = {p.relative_to(elsewhere).as_posix() for p in elsewhere.rglob("*") if p.is_file()}
-    assert "r/steps/ok.=+-___cpu-float32.jsonl" in written and "r/summary.json" in written
+    # ids differing only in '+' vs '_' get their own files (a slug collision would overwrite one)
+    assert {"r/steps/ok.=+-___cpu-float32.jsonl", "r/steps/ok.=_-___cpu-float32.jsonl", "r/summary.json"} <= written
     assert all(p.startswith("r/") for p in written)
     assert not (project.path / "reports").exists() or not list((project.path / "reports").rglob("*.jsonl"))
     errors = [i for i in json.loads((elsewhere / "r" / "summary.json").read_text())["items"] if i["outcome"] == "error"]
