@@ -152,8 +152,13 @@ class Item:
 
     @property
     def slug(self) -> str:
-        """File-system-safe name, used for the per-item JSONL file."""
-        return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in f"{self.case.id}__{self.param_id}")
+        """File-system-safe name, used for the per-item JSONL file.
+
+        Injective for every id the schema allows ([A-Za-z0-9_.=+-], no separator), so two items never
+        share a file; any other character (never reaching here) would still be replaced.
+        """
+        return "".join(c if (c.isascii() and c.isalnum()) or c in "-_.=+" else "_"
+                       for c in f"{self.case.id}__{self.param_id}")
 
 
 @dataclass(frozen=True)

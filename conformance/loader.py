@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import os
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ from . import backends, models
 from .case import (ApiCase, Bound, Case, DataSpec, GradientSpec, ModelSpec, OptimizerSpec, ProbeCase,
                    Tolerance)
 from .errors import CaseError
-from .schema import MAX_PARAMS, validate
+from .schema import MAX_MATRIX, MAX_MEMORY_MB, MAX_PARAMS, validate
 
 # Default bounds when a case gives none. Expressed in ULP of the case's dtype so one default serves
 # every dtype; atol 0 keeps the bound strict. Cases that expect real agreement set their own.
@@ -30,6 +31,10 @@ DEFAULT_TOLERANCE = {"params": {"ulp": 4}, "state": {"ulp": 4}, "loss": {"ulp": 
 # stated in units of lr by the runner (see runner.oracle_bound).
 DEFAULT_ORACLE_TOLERANCE = {"params": {"ulp": 8, "atol": 8.0}, "state": {"ulp": 8, "atol": 8.0},
                             "loss": {"ulp": 16}}
+# A case file is a few hundred nodes. Aliases can make a tiny file expand into billions of nodes
+# ("billion laughs"); every later walk (defaults, matrix, schema, messages) would then hang.
+MAX_YAML_NODES = 100_000
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class _LineDict(dict):
@@ -42,14 +47,38 @@ class _LineDict(dict):
 class _LineLoader(yaml.SafeLoader):
     """SafeLoader (no executable tags, ever) that records line numbers of mappings and keys."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A value its explicit tag cannot build (`!!int x`, `!!bool maybe`) is a YAML error at its line."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r} as {node.tag}: {exc}", node.start_mark) from None
+
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:
+    """Line-aware mapping. A key written twice is refused (PyYAML would keep the last one silently);
+    keys brought in by a `<<:` merge may be overridden, as YAML intends."""
+    explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
     loader.flatten_mapping(node)
     result = _LineDict()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
+    written: set = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                "found a key that is a list or mapping; keys must be plain names", key_node.start_mark) from None
+        if id(key_node) in explicit:
+            if key in written:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found the key {key!r} twice in one mapping; keep one", key_node.start_mark)
+            written.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result
@@ -78,13 +107,36 @@ def _line_of(entry: Any, path: list) -> int | None:
     return line
 
 
+def expanded_size(doc: Any, limit: int = MAX_YAML_NODES) -> int:
+    """Nodes in `doc` counting every alias use, computed per distinct node; stops early past `limit`."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(doc, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else \
+            (list(node) if isinstance(node, list) else [])
+        if children_done or not children:
+            sizes[id(node)] = min(limit + 1, 1 + sum(sizes.get(id(c), 1) for c in children))
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, (dict, list)) and id(c) not in sizes)
+    return sizes[id(doc)]
+
+
 def parse_file(path: Path) -> Any:
     """Parse YAML safely; syntax errors and executable tags become a CaseError with line and column."""
     text = path.read_text(encoding="utf-8")
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+    except RecursionError:
+        raise CaseError(str(path), None, None, None, "invalid YAML: nested too deeply for a case file") from None
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
+        if "could not determine a constructor" not in str(exc.problem):
+            raise CaseError(str(path), mark.line + 1 if mark else None, None, None, f"invalid YAML: {exc.problem}",
+                            column=mark.column + 1 if mark else None) from None
         raise CaseError(str(path), mark.line + 1 if mark else None, None, None,
                         f"refused: {exc.problem}. Case files are plain data; tags that build Python "
                         "objects are not allowed", column=mark.column + 1 if mark else None) from None
@@ -93,13 +145,21 @@ def parse_file(path: Path) -> Any:
         problem = getattr(exc, "problem", None) or str(exc)
         raise CaseError(str(path), mark.line + 1 if mark else None, None, None,
                         f"invalid YAML: {problem}", column=mark.column + 1 if mark else None) from None
+    if expanded_size(doc) > MAX_YAML_NODES:
+        raise CaseError(str(path), None, None, None,
+                        f"refused: the document expands to more than {MAX_YAML_NODES} values (through YAML "
+                        "aliases?); a case file is small plain data: split it or drop the aliases")
+    return doc
 
 
 def _set_dotted(entry: dict, dotted: str, value: Any) -> None:
+    """Set `a.b.c` inside entry; ValueError if a step on the way is not a mapping."""
     node = entry
     keys = dotted.split(".")
     for key in keys[:-1]:
         node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"matrix key '{dotted}': '{key}' is not a mapping in this case")
     node[keys[-1]] = value
 
 
@@ -190,6 +250,21 @@ def param_count(model: ModelSpec) -> int:
 _REPLAY_ONLY = {"zero_fraction", "spikes", "nonfinite", "prescale", "source", "missing", "missing_until"}
 
 
+def memory_estimate(model: ModelSpec, batch: int, devices: list[str], frameworks: int = 2) -> int:
+    """Rough peak bytes of one item, counted in float64 words so one figure serves every dtype.
+
+    Per parameter: the float64 init and replayed gradient (2); per side, the framework's params, grads,
+    m, u (4), their host copies and received gradients (4), the oracle's results, scales and temporaries
+    (10). Per sample: inputs and targets (in + out), and per side forward/backward activations (3 x width).
+    A GPU item adds a CPU twin per framework. Over-estimates rather than under-: it guards the machine.
+    """
+    sides = frameworks * (2 if "gpu" in devices else 1)
+    params = param_count(model)
+    width = sum(model.sizes)
+    words = params * (2 + 18 * sides) + batch * (model.sizes[0] + model.sizes[-1] + 3 * sides * width)
+    return 8 * words
+
+
 def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
     """Checks a schema cannot express: sizes by kind, layer names, the parameter limit."""
     problems: list[tuple[list, str]] = []
@@ -218,6 +293,15 @@ def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
     if count > MAX_PARAMS:
         problems.append((["model"], f"{count} parameters exceeds the limit of {MAX_PARAMS}; "
                                     "set CONFORMANCE_MAX_PARAMS to raise it deliberately"))
+        return problems
+    devices = entry.get("devices", ["cpu", "gpu"])
+    batch = int(entry.get("data", {}).get("batch", 4))
+    need = memory_estimate(model, batch, [devices] if isinstance(devices, str) else devices)
+    if need > MAX_MEMORY_MB * 2**20:
+        problems.append((["data", "batch"] if "batch" in entry.get("data", {}) else ["model"],
+                         f"this item would need about {need / 2**20:,.0f} MiB (model {count} parameters, batch "
+                         f"{batch}), over the limit of {MAX_MEMORY_MB} MiB; set CONFORMANCE_MAX_MEMORY_MB "
+                         "to raise it deliberately"))
     return problems
 
 
@@ -276,14 +360,17 @@ def load_file(path: Path, display: str | None = None) -> list[Case | CaseError]:
         return [exc]
     except OSError as exc:
         return [CaseError(file, None, None, None, f"cannot read the file: {exc}")]
-    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
+    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list) or not doc["cases"]:
         return [CaseError(file, getattr(doc, "line", 1), None, "cases",
-                          "a case file is a mapping with a 'cases:' list (and optionally 'defaults:')")]
+                          "a case file is a mapping with a non-empty 'cases:' list (and optionally 'defaults:')")]
     unknown = sorted(set(doc) - {"cases", "defaults"})
     if unknown:
         return [CaseError(file, doc.key_lines.get(unknown[0]), None, unknown[0],
                           "unknown top-level key; allowed: cases, defaults")]
     defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        return [CaseError(file, doc.key_lines.get("defaults"), None, "defaults",
+                          "'defaults:' is a mapping of keys shared by the file's cases")]
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     entries = doc["cases"]
     starts = [getattr(e, "line", doc.key_lines["cases"]) for e in entries]
@@ -313,7 +400,25 @@ def _expand_checked(entry: _LineDict, file: str, line: int) -> Iterator[tuple[st
         yield str(entry.get("id")), CaseError(file, _line_of(entry, ["matrix"]), str(entry.get("id")), "matrix",
                                               "matrix maps dotted keys (e.g. optimizer.lr) to non-empty lists")
         return
-    for case_id, expanded in expand_matrix(entry):
+    bad_key = next((k for k in (matrix or {}) if not (isinstance(k, str) and _DOTTED.match(k))), None)
+    if bad_key is not None:
+        yield str(entry.get("id")), CaseError(file, _line_of(entry, ["matrix"]), str(entry.get("id")), "matrix",
+                                              f"matrix key {bad_key!r} is not a dotted key such as optimizer.lr")
+        return
+    combos = math.prod(len(v) for v in (matrix or {}).values())
+    if combos > MAX_MATRIX:
+        yield str(entry.get("id")), CaseError(
+            file, _line_of(entry, ["matrix"]), str(entry.get("id")), "matrix",
+            f"the matrix expands into {combos} cases, over the limit of {MAX_MATRIX}; "
+            "set CONFORMANCE_MAX_MATRIX to raise it deliberately")
+        return
+    try:
+        expansions = list(expand_matrix(entry))
+    except ValueError as exc:
+        yield str(entry.get("id")), CaseError(file, _line_of(entry, ["matrix"]), str(entry.get("id")), "matrix",
+                                              str(exc))
+        return
+    for case_id, expanded in expansions:
         if isinstance(expanded, dict) and not isinstance(expanded, _LineDict):
             wrapped = _LineDict(expanded)
             wrapped.line, wrapped.key_lines = entry.line, entry.key_lines

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,8 @@ from .errors import CaseError
 PROPERTY = "conformance"
 _STATE = pytest.StashKey["RunState"]()
 log = logging.getLogger("conformance")
+# A run id names a folder directly under --reports-dir: no separators, no dot-dot, not `latest`.
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 
 
 class CaseFailure(Exception):
@@ -53,12 +58,17 @@ class RunState:
             self.run_id = config.workerinput["conformance_run_id"]
         else:
             self.run_id = config.getoption("run_id") or results.new_run_id()
+            if not RUN_ID.match(self.run_id) or self.run_id == "latest":
+                raise pytest.UsageError(f"--run-id {self.run_id!r}: use letters, digits and _.=+- only "
+                                        "(it names one folder under the reports directory), and not 'latest'")
         self.run_dir = self.reports / self.run_id
         self.root = root
         self.entries: dict[str, dict[str, Any]] = {}
         self.started = time.time()
         self.case_items = 0
         self.cwd_before = set(os.listdir(os.getcwd()))
+        self.expected: set[str] = set()  # case item node ids this run should report (controller)
+        self.previous_sigterm: Any = None
 
 
 def _quiet_frameworks(run_dir: Path, name: str) -> None:
@@ -80,9 +90,30 @@ def _quiet_frameworks(run_dir: Path, name: str) -> None:
     log.propagate = False
 
 
+def _claim_run_dir(run_dir: Path) -> None:
+    """Create this run's folder, failing if it exists: two runs never share (or overwrite) a folder,
+    and nothing planted there beforehand (a symlink, old files) is written through."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir()
+    except FileExistsError:
+        raise pytest.UsageError(f"{run_dir} already exists: another run used this --run-id; "
+                                "choose a new one (or leave --run-id out for a fresh one)") from None
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM (a CI timeout, `kill`) ends the run like Ctrl-C does: pytest finishes the session, the
+    summary is written with complete=false and reports/latest keeps pointing at the last full run."""
+    raise KeyboardInterrupt(f"received signal {signal.Signals(signum).name}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     state = RunState(config)
     config.stash[_STATE] = state
+    if not _is_worker(config):
+        _claim_run_dir(state.run_dir)
+        if threading.current_thread() is threading.main_thread():
+            state.previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     worker = config.workerinput.get("workerid", "gw") if _is_worker(config) else "controller"
     _quiet_frameworks(state.run_dir, worker)
     for mark, text in (("cpu", "runs on the CPU"), ("gpu", "runs on a GPU"), ("float16", "half precision"),
@@ -92,6 +123,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{mark}: {text}")
     if not _is_worker(config):
         config.pluginmanager.register(Controller(config, state), "conformance-controller")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is not None and state.previous_sigterm is not None:
+        signal.signal(signal.SIGTERM, state.previous_sigterm)
+        state.previous_sigterm = None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -212,6 +250,19 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def _is_case_nodeid(nodeid: str) -> bool:
+    return nodeid.split("::")[0].endswith((".yaml", ".yml"))
+
+
+def _crashed_entry(nodeid: str, reason: str) -> dict[str, Any]:
+    """An item whose result never arrived, described from its node id alone (`file::case[device-dtype]`)."""
+    file, _, name = nodeid.partition("::")
+    match = re.match(r"^(?P<case>.*?)\[(?P<device>[a-z]+)-(?P<dtype>float\d+)\]$", name)
+    parts = match.groupdict() if match else {"case": name, "device": None, "dtype": None}
+    return {"nodeid": nodeid, "file": file, **parts, "expect": None, "observed": "error", "outcome": "crashed",
+            "reason": reason, "steps": 0, "first_divergent_step": None, "final": None, "max": None, "pairs": {}}
+
+
 def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
@@ -222,17 +273,24 @@ class Controller:
     def __init__(self, config: pytest.Config, state: RunState):
         self.config, self.state = config, state
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.state.expected.update(i.nodeid for i in session.items if _is_case_nodeid(i.nodeid))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under xdist the controller collects nothing itself: the workers' collections say what to expect."""
+        self.state.expected.update(i for i in ids if _is_case_nodeid(i))
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == PROPERTY:
                 self.state.entries[report.nodeid] = json.loads(value)
                 return
-        if report.failed and report.nodeid.split("::")[0].endswith((".yaml", ".yml")) \
-                and report.nodeid not in self.state.entries:
+        if report.failed and _is_case_nodeid(report.nodeid) and report.nodeid not in self.state.entries:
+            # xdist reports a dead worker's item as a failure with no properties ("worker 'gw0' crashed")
             last = str(report.longrepr).strip().splitlines()[-1:] or ["no message"]
-            self.state.entries[report.nodeid] = {
-                "nodeid": report.nodeid, "observed": "error", "outcome": "crashed",
-                "reason": f"the item's process died before it returned a result: {last[0]}", "pairs": {}}
+            self.state.entries[report.nodeid] = _crashed_entry(
+                report.nodeid, f"the item's process died before it returned a result: {last[0]}")
 
     def _tidy_cwd(self) -> None:
         """Move framework compile artefacts that appeared in the working directory into the run's logs."""
@@ -248,9 +306,16 @@ class Controller:
         complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
         from . import backends
 
+        unfinished = sorted(state.expected - set(state.entries))
+        if complete:  # every collected item ran; one with no result lost its process
+            for nodeid in unfinished:
+                state.entries[nodeid] = _crashed_entry(nodeid, "no result came back for this item "
+                                                               "(its process died or never ran it)")
+            unfinished = []
         run = {"id": state.run_id, "start": _iso(state.started), "end": _iso(time.time()),
                "argv": list(self.config.invocation_params.args), "complete": complete,
-               "exitstatus": int(exitstatus), **results.environment(state.root, _versions()),
+               "exitstatus": int(exitstatus), "unfinished": unfinished,
+               **results.environment(state.root, _versions()),
                "api": backends.api_descriptions(), "build": backends.build_infos()}
         data = results.summary(run, list(state.entries.values()))
         results.write_json(state.run_dir / "summary.json", data)
@@ -258,9 +323,9 @@ class Controller:
             from .report import write_report
 
             write_report(state.run_dir, data)
-        if complete:
-            results.point_latest(state.reports, state.run_dir)
+        note = "" if complete else " (interrupted: marked incomplete; reports/latest unchanged)"
+        if complete and not results.point_latest(state.reports, state.run_dir):
+            note = f" ({state.reports / 'latest'} is not a link made by this suite; left as it is)"
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            note = "" if complete else " (interrupted: marked incomplete; reports/latest unchanged)"
             reporter.write_line(f"conformance: {len(state.entries)} items -> {state.run_dir}{note}")

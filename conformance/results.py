@@ -37,13 +37,20 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def point_latest(reports: Path, run_dir: Path) -> None:
-    """Replace reports/latest by a link to run_dir in one rename (never a half-updated link)."""
+def point_latest(reports: Path, run_dir: Path) -> bool:
+    """Replace reports/latest by a link to run_dir in one rename (never a half-updated link).
+
+    False, touching nothing, when `latest` exists and is not a symlink (a user's own folder or file).
+    """
+    latest = reports / "latest"
+    if latest.exists() and not latest.is_symlink():
+        return False
     tmp = reports / f".latest.{os.getpid()}.tmp"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(run_dir.name, target_is_directory=True)
-    os.replace(tmp, reports / "latest")
+    os.replace(tmp, latest)
+    return True
 
 
 class StepWriter:

@@ -207,10 +207,13 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     init = models.init_arrays(item.case.model)
     skipped: dict[str, str] = {}
+    path = steps_dir / f"{item.slug}.jsonl"
     try:
         sides = _open_sides(item, init, skipped)
-    except FrameworkError as exc:  # the framework refused to build the optimizer: its behaviour
-        return judge(item, {}, {}, skipped, exc, steps_dir / f"{item.slug}.jsonl", time.perf_counter() - started)
+    except FrameworkError as exc:  # a framework refused the configuration before step 1
+        with StepWriter(path):
+            pass
+        return judge(item, {}, {}, skipped, exc, path, time.perf_counter() - started)
     pairs = _pairs(item, sides)
     names = {label: side.session.native_names for label, side in sides.items()}
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
@@ -219,7 +222,6 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     for side in sides.values():
         _read(side)
         side.counts = [0] * len(init)
-    path = steps_dir / f"{item.slug}.jsonl"
     error: FrameworkError | None = None
     with StepWriter(path) as writer:
         for step in range(1, item.case.steps + 1):

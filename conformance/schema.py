@@ -17,6 +17,11 @@ from .case import DEVICES, DTYPES
 # the environment variables named in the message (read once at import).
 MAX_STEPS = int(os.environ.get("CONFORMANCE_MAX_STEPS", 100_000))
 MAX_PARAMS = int(os.environ.get("CONFORMANCE_MAX_PARAMS", 50_000_000))
+# Estimated peak memory of one item (model, optimizer state, host copies, oracle, data; see
+# loader.memory_estimate): catches a huge `data.batch` as well as a huge model.
+MAX_MEMORY_MB = int(os.environ.get("CONFORMANCE_MAX_MEMORY_MB", 16_384))
+# Cases one `matrix:` may expand into (before devices x dtypes).
+MAX_MATRIX = int(os.environ.get("CONFORMANCE_MAX_MATRIX", 1_000))
 
 _NUM = {"type": "number"}
 _POS_INT = {"type": "integer", "minimum": 1}
@@ -108,16 +113,16 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
                                   {"type": "array", "items": {"enum": list(DEVICES)}, "minItems": 1, "uniqueItems": True}]},
             "tolerance": _TOLERANCE,
             "oracle_tolerance": _TOLERANCE,
-            "expect": {"enum": ["conform", "diverge", "error"]},
+            "expect": {"enum": ["conform", "diverge", "error", "nonfinite"]},
             "reason": {"type": "string", "minLength": 1},
             "error_contains": {"type": "string", "minLength": 1},
             "oracle_expect": {"type": "object", "propertyNames": {"enum": sorted(framework_extras)},
-                              "additionalProperties": {"enum": ["conform", "diverge"]}},
+                              "additionalProperties": {"enum": ["conform", "diverge", "nonfinite"]}},
             "frameworks": {"type": "array", "items": {"enum": sorted(framework_extras)},
                            "minItems": 2, "maxItems": 2, "uniqueItems": True},
             "matrix": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
         },
-        "if": {"properties": {"expect": {"enum": ["diverge", "error"]}}, "required": ["expect"]},
+        "if": {"properties": {"expect": {"enum": ["diverge", "error", "nonfinite"]}}, "required": ["expect"]},
         "then": {"required": ["reason"]},
     }
 

@@ -5,6 +5,7 @@ into its summary.json entry, whose field names other tools read: keep them stabl
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,23 @@ class PairTracker:
             name, top = worst(tensors)
             if self.first is None and top["bad"] > 0:
                 self.first = {"step": step, "quantity": quantity, "tensor": name, **top,
-                              "tolerance": self.tolerance.for_quantity(quantity).as_dict()}
+                              "tolerance": self.tolerance.for_quantity(quantity).as_dict(),
+                              "nonfinite": self._nonfinite_side(top)}
+
+    def _nonfinite_side(self, top: dict[str, Any]) -> str | None:
+        """The side whose value is NaN/Inf at the worst element while the other's is finite, else None."""
+        a_ok, b_ok = (top[k] is not None and math.isfinite(top[k]) for k in ("a", "b"))
+        if a_ok == b_ok:
+            return None
+        left, right = self.label.split("~")
+        return right if a_ok else left
 
     @property
     def observed(self) -> str:
-        return "diverge" if self.first else "conform"
+        """conform | diverge | nonfinite (the first divergence is one side turning NaN/Inf)."""
+        if self.first is None:
+            return "conform"
+        return "nonfinite" if self.first.get("nonfinite") else "diverge"
 
     def as_dict(self) -> dict[str, Any]:
         return {"role": self.role, "expect": self.expect, "observed": self.observed, "steps": self.steps,
@@ -74,9 +87,16 @@ def _divergence_lines(tracker: PairTracker, dtype: str) -> list[str]:
     left, right = tracker.label.split("~")
     bound = first["tolerance"]
     unit = " (x eps x operand magnitude)" if right == "oracle" else ""
+    where = (f"  first divergent step {first['step']}: {first['quantity']} tensor {first['tensor']} "
+             f"element {first['at']}: {left}={fmt(first['a'])} {right}={fmt(first['b'])}")
+    side = first.get("nonfinite")
+    if side:
+        # not a distance: a finite number against NaN/Inf has none worth printing
+        other = right if side == left else left
+        return [where, f"  {side} became {fmt(first['a'] if side == left else first['b'])} here while {other} "
+                       f"stayed finite (an overflow or 0/0 on one side, not a finite difference)"]
     return [
-        f"  first divergent step {first['step']}: {first['quantity']} tensor {first['tensor']} "
-        f"element {first['at']}: {left}={fmt(first['a'])} {right}={fmt(first['b'])}",
+        where,
         f"  element {_element_metrics(first['a'], first['b'], dtype)}; tensor max abs={fmt(first['abs'])} "
         f"rel={fmt(first['rel'])} ulp={fmt(first['ulp'])}",
         f"  tolerance atol={fmt(bound['atol'])}{unit} rtol={fmt(bound['rtol'])} ulp={fmt(bound['ulp'])} "
@@ -102,9 +122,18 @@ def _failure_message(item: Item, tracker: PairTracker, unexplained: bool) -> str
         lines = [f"{_header(item)}: {tracker.label}: expected {tracker.expect}, observed conform",
                  _max_line(tracker)]
     elif unexplained:
-        what = (f"{tracker.label.split('~')[0]} departs from its own formula's float64 oracle"
-                if tracker.role == "oracle" else f"{tracker.label}: the same framework differs across devices")
+        framework = tracker.label.split("~")[0]
+        what = (f"{tracker.label}: the same framework differs across devices" if tracker.role != "oracle"
+                else f"{framework} went NaN/Inf where its own formula in float64 stays finite (overflow in "
+                     f"{item.dtype}?)" if tracker.observed == "nonfinite"
+                else f"{framework} departs from its own formula's float64 oracle")
         lines = [f"{_header(item)}: unexplained divergence: {what}", *_divergence_lines(tracker, item.dtype)]
+    elif tracker.observed == "nonfinite":
+        expected = f"{item.case.expect} ({item.case.reason})" if item.case.reason else item.case.expect
+        lines = [f"{_header(item)}: expected {expected}, observed nonfinite ({tracker.label})",
+                 *_divergence_lines(tracker, item.dtype),
+                 "  NaN/Inf on one side is neither agreement nor a finite divergence; a case that means it "
+                 "says expect: nonfinite"]
     elif tracker.first:
         lines = [f"{_header(item)}: expected conform, observed diverge ({tracker.label})",
                  *_divergence_lines(tracker, item.dtype)]

@@ -102,3 +102,35 @@ def test_shipped_cases_all_load():
     results = load_all(sorted((root / "cases").rglob("*.yaml")), root)
     errors = [str(r) for r in results if isinstance(r, CaseError)]
     assert not errors and len(results) >= 4
+
+
+LAUGHS = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9) if i else ', '.join(['x'] * 9)}]\n" for i in range(7))
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("cases:\n  - id: a\n    steps: 1\n    steps: 2\n", 4, "found the key 'steps' twice"),
+    ("cases:\n  - {id: a, ? [1, 2] : 3}\n", 2, "keys must be plain names"),
+    ("cases:\n  - {id: a, steps: !!int ten}\n", 2, "cannot read 'ten' as tag:yaml.org,2002:int"),
+    ("cases:\n  - {id: a, model: !!python/name:os.system }\n", 2, "tags that build Python objects are not allowed"),
+    (LAUGHS + "cases:\n  - {id: a, description: *l6}\n", None, "expands to more than 100000 values"),
+    ("cases: " + "[" * 3000 + "]" * 3000 + "\n", None, "nested too deeply"),
+    ("defaults: [1]\ncases:\n  - {id: a}\n", 1, "'defaults:' is a mapping"),
+    ("cases: []\n", 1, "non-empty 'cases:' list"),
+    ("cases:\n  - {id: a, model: {kind: linear}, steps: 1, optimizer: 5, matrix: {optimizer.lr: [1]}}\n", 2,
+     "'optimizer' is not a mapping"),
+    ("cases:\n  - {id: a, model: {kind: linear}, steps: 1, matrix: {7: [1]}}\n", 2, "not a dotted key"),
+    ("cases:\n  - {id: a, model: {kind: linear}, steps: 1, matrix: {data.seed: " + str(list(range(40)))
+     + ", optimizer.lr: " + str([i + 1 for i in range(30)]) + "}}\n", 2, "1200 cases, over the limit of 1000; set CONFORMANCE_MAX_MATRIX"),
+    ("cases:\n  - {id: a, model: {kind: linear}, steps: 1, data: {batch: 1000000000}}\n", 2,
+     "over the limit of 16384 MiB; set CONFORMANCE_MAX_MEMORY_MB"),
+])
+def test_hostile_documents_become_one_error_each(tmp_path, text, line, words):
+    results = load_file(_write(tmp_path, text), "cases/c.yaml")
+    assert len(results) == 1 and isinstance(results[0], CaseError), results
+    assert results[0].line == line and words in str(results[0]), str(results[0])
+
+
+def test_merge_keys_may_be_overridden(tmp_path):
+    path = _write(tmp_path, "defaults: &d {model: {kind: linear}, steps: 1}\ncases:\n  - {<<: *d, id: a, steps: 4}\n")
+    (case,) = load_file(path)
+    assert isinstance(case, Case) and case.steps == 4

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -68,6 +68,25 @@ class Backend(Protocol):
     def probe(self, request: dict[str, Any]) -> None:
         """Build the optimizer on an unusual input and take one step; raise what the framework raises.
         request: hparams (neutral, only those given), param {shape, dtype}, empty_params, lr_as_tensor."""
+
+
+def import_problem(module: str, load: Callable[[], Any]) -> str | None:
+    """None if `load()` imports the framework, else why not, in words for a skip message.
+
+    A framework that is installed but broken (a missing shared library, an ABI mismatch, a failing
+    plugin) raises more than ImportError on import; any exception there means "cannot run here", and
+    its items are skipped with that reason rather than erroring. Not cached here: each adapter caches.
+    """
+    try:
+        load()
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return f"{module} is not installed in this environment"
+        return f"{module} failed to import: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any import failure is the reason to report
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return f"{module} failed to import: {type(exc).__name__}: {first}"
+    return None
 
 
 def describe_signature(dotted: str, signature: inspect.Signature, neutral: dict[str, str]) -> dict[str, Any]:

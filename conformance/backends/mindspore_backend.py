@@ -6,7 +6,7 @@ processes). Its Python warnings are recorded in the run log, not shown to the us
 """
 from __future__ import annotations
 
-import importlib.util
+import functools
 import inspect
 import logging
 import os
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import models, oracles
-from .base import SessionSpec, describe_signature
+from .base import SessionSpec, describe_signature, import_problem
 
 log = logging.getLogger("conformance.mindspore")
 
@@ -36,6 +36,12 @@ def _ms():
     for w in caught:
         log.info("mindspore import warning: %s", w.message)
     return mindspore
+
+
+@functools.lru_cache(maxsize=1)
+def _import_problem() -> str | None:
+    """Why mindspore cannot be imported here (missing or broken), or None; tried once per process."""
+    return import_problem("mindspore", _ms)
 
 
 def _bind(device: str):
@@ -186,8 +192,9 @@ class MindSporeBackend:
     formula = staticmethod(oracles.mindspore_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
-        if importlib.util.find_spec("mindspore") is None:
-            return "mindspore is not installed in this environment"
+        problem = _import_problem()
+        if problem:
+            return problem
         if device == "gpu" and shutil.which("nvidia-smi") is None:
             return "MindSpore GPU needs an NVIDIA GPU and driver; none on this machine (no nvidia-smi)"
         target = "GPU" if device == "gpu" else "CPU"
@@ -196,7 +203,7 @@ class MindSporeBackend:
         return None
 
     def version(self) -> str | None:
-        return _ms().__version__ if importlib.util.find_spec("mindspore") else None
+        return None if _import_problem() else _ms().__version__
 
     def api(self) -> dict[str, Any]:
         neutral = {"learning_rate": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "eps": "eps",

@@ -1,17 +1,24 @@
 """PyTorch adapter: torch.nn model + torch.optim.Adamax. The only module that imports torch."""
 from __future__ import annotations
 
-import importlib.util
+import functools
 import inspect
+import os
 from typing import Any
 
 import numpy as np
 
 from .. import models, oracles
-from .base import SessionSpec, describe_signature
+from .base import SessionSpec, describe_signature, import_problem
 
 # neutral hyper-parameter -> torch.optim.Adamax keyword (identical here; stated so the mapping is explicit)
 NATIVE_NAMES = {"lr": "lr", "betas": "betas", "eps": "eps", "weight_decay": "weight_decay"}
+# torch splits matmuls and reductions across its intra-op threads, and the split changes the float
+# result (measured: a 256x4096 @ 4096x512 float32 matmul and a full sum differ bitwise between 1, 2 and
+# 4 threads). Pinned, so two runs -- on machines with other core counts, or in xdist workers -- give the
+# same bits; the suite's models are small, where one thread is also the fastest. MindSpore's CPU
+# results did not change with runtime_num_threads (1, 2, 4) on the same inputs, so it is left alone.
+TORCH_THREADS = int(os.environ.get("CONFORMANCE_TORCH_THREADS", "1"))
 LAYERNORM_EPS = 1e-5  # torch's default; the MindSpore adapter sets the same (its own default is 1e-7)
 
 
@@ -21,10 +28,17 @@ def _torch():
     return torch
 
 
+@functools.lru_cache(maxsize=1)
+def _import_problem() -> str | None:
+    """Why torch cannot be imported here (missing or broken), or None; tried once per process."""
+    return import_problem("torch", _torch)
+
+
 class TorchSession:
     def __init__(self, spec: SessionSpec):
         torch = _torch()
         torch.manual_seed(0)
+        torch.set_num_threads(TORCH_THREADS)
         self.torch = torch
         self.dtype = getattr(torch, spec.item.dtype)
         self.device = torch.device("cuda" if spec.device == "gpu" else "cpu")
@@ -116,14 +130,15 @@ class TorchBackend:
     formula = staticmethod(oracles.torch_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
-        if importlib.util.find_spec("torch") is None:
-            return "torch is not installed in this environment"
+        problem = _import_problem()
+        if problem:
+            return problem
         if device == "gpu" and not _torch().cuda.is_available():
             return "torch has no CUDA device on this machine (torch.cuda.is_available() is False)"
         return None
 
     def version(self) -> str | None:
-        return _torch().__version__ if importlib.util.find_spec("torch") else None
+        return None if _import_problem() else _torch().__version__
 
     def api(self) -> dict[str, Any]:
         return describe_signature("torch.optim.Adamax", inspect.signature(_torch().optim.Adamax.__init__),
