@@ -192,7 +192,7 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         "jsonl": f"steps/{jsonl.name}", "seconds": round(seconds, 3), "rerun": rerun_command(item),
     }
     bad_controls = [t for t in controls if t.observed != t.expect]
-    if error is None and not sides:
+    if error is None and not sides and not trackers:
         entry.update(observed="skipped", outcome="skipped",
                      reason="; ".join(f"{label}: {why}" for label, why in skipped.items()) or "nothing could run")
     elif error is not None or item.case.expect == "error":

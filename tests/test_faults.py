@@ -258,7 +258,7 @@ def test_concurrent_runs_do_not_overwrite_each_other(project):
 @pytest.mark.parametrize("run_id", ["../escaped", "/tmp/escaped", "latest", "a/b", ".."])
 def test_run_id_cannot_leave_the_reports_folder(project, run_id):
     _write(project, "a.yaml", "cases:\n" + case_yaml("one", steps=1))
-    result = project.runpytest_subprocess("-q", "--run-id", run_id)
+    result = project.runpytest_subprocess("-q", f"--run-id={run_id}")  # one token: ".." must not be taken as a path
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--run-id*letters, digits and _.=+- only*"])
     assert not (project.path / "escaped").exists() and not Path("/tmp/escaped").exists()
