@@ -263,6 +263,20 @@ def _crashed_entry(nodeid: str, reason: str) -> dict[str, Any]:
             "reason": reason, "steps": 0, "first_divergent_step": None, "final": None, "max": None, "pairs": {}}
 
 
+def _framework_descriptions(complete: bool) -> dict[str, Any]:
+    """run.api and run.build: each framework's optimizer signature and build. Importing the frameworks
+    here costs seconds, so an interrupted run (the user wants it to stop) skips it; a failure is
+    recorded, never allowed to stop summary.json from being written."""
+    if not complete:
+        return {"api": {}, "build": {}, "api_note": "not recorded: the run was interrupted"}
+    from . import backends
+
+    try:
+        return {"api": backends.api_descriptions(), "build": backends.build_infos()}
+    except Exception as exc:  # noqa: BLE001 - the summary must still be written
+        return {"api": {}, "build": {}, "api_note": f"not recorded: {type(exc).__name__}: {exc}"}
+
+
 def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
@@ -304,8 +318,6 @@ class Controller:
             return  # a harness-only test run: no conformance report
         self._tidy_cwd()
         complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-        from . import backends
-
         unfinished = sorted(state.expected - set(state.entries))
         if complete:  # every collected item ran; one with no result lost its process
             for nodeid in unfinished:
@@ -316,7 +328,7 @@ class Controller:
                "argv": list(self.config.invocation_params.args), "complete": complete,
                "exitstatus": int(exitstatus), "unfinished": unfinished,
                **results.environment(state.root, _versions()),
-               "api": backends.api_descriptions(), "build": backends.build_infos()}
+               **_framework_descriptions(complete)}
         data = results.summary(run, list(state.entries.values()))
         results.write_json(state.run_dir / "summary.json", data)
         if not self.config.getoption("no_html"):
