@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["run", "report"]
+COMMANDS = ["run", "report", "bench"]
 
 
 def main(argv: list[str] | None = None) -> int:

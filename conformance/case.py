@@ -110,6 +110,7 @@ class Case:
     reason: str | None
     frameworks: tuple[str, str]
     source_text: str  # the YAML entry as written, for reports and failure messages
+    oracle_stride: str | int = "auto"  # oracle pairs every k-th step; auto: every step for small models
 
 
 @dataclass(frozen=True)

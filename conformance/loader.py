@@ -217,6 +217,7 @@ def build_case(entry: dict, file: str, line: int, text: str) -> Case:
         oracle_tolerance=_tolerance(entry.get("oracle_tolerance"), DEFAULT_ORACLE_TOLERANCE),
         expect=entry.get("expect", "conform"), reason=entry.get("reason"),
         frameworks=tuple(entry.get("frameworks", ("torch", "mindspore"))), source_text=text,
+        oracle_stride=entry.get("oracle_stride", "auto"),
     )
 
 

@@ -91,6 +91,7 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
                                   {"type": "array", "items": {"enum": list(DEVICES)}, "minItems": 1, "uniqueItems": True}]},
             "tolerance": _TOLERANCE,
             "oracle_tolerance": _TOLERANCE,
+            "oracle_stride": {"oneOf": [{"const": "auto"}, _POS_INT]},
             "expect": {"enum": ["conform", "diverge"]},
             "reason": {"type": "string", "minLength": 1},
             "frameworks": {"type": "array", "items": {"enum": sorted(framework_extras)},
