@@ -96,7 +96,7 @@ def overhead(sizes: list[str], steps: int, repeats: int, workdir: Path) -> list[
         med = {k: statistics.median(v) for k, v in times.items()}
         jsonl = workdir / f"{label}-stride" / f"{Item(cases['stride'], 'cpu', DTYPE).slug}.jsonl"
         rows.append({"size": label, "parameters": width * width + width, "steps": steps, "repeats": repeats,
-                     "seconds": times, "median_s": med,
+                     "seconds": times, "median_s": med, "min_s": {k: min(v) for k, v in times.items()},
                      "ratio_read": med["read"] / med["bare"],
                      "ratio_stride": med["stride"] / med["bare"], "ratio_full": med["full"] / med["bare"],
                      "oracle": entry["oracle"], "outcome": entry["outcome"],
