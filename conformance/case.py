@@ -128,6 +128,7 @@ class Case:
     oracle_expect: dict[str, str]  # framework -> conform | diverge (its formula check), default conform
     error_contains: str | None  # expect: error: text the framework's message must contain
     source_text: str  # the YAML entry as written, for reports and failure messages
+    oracle_stride: str | int = "auto"  # oracle pairs every k-th step; auto: every step for small models
 
 
 @dataclass(frozen=True)

@@ -343,6 +343,7 @@ def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase
         expect=entry.get("expect", "conform"), reason=entry.get("reason"),
         frameworks=tuple(entry.get("frameworks", ("torch", "mindspore"))), source_text=text,
         oracle_expect=dict(entry.get("oracle_expect", {})), error_contains=entry.get("error_contains"),
+        oracle_stride=entry.get("oracle_stride", "auto"),
     )
 
 

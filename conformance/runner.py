@@ -7,9 +7,14 @@ Sides are the frameworks (plus, on a GPU item, a CPU twin of each framework that
   formula, an unexplained divergence);
 - device   `torch~torch@cpu` on GPU items: same framework, two devices (must conform).
 Only the current step's arrays are held; each step's metrics go straight to the JSONL file.
+
+The oracle pairs cost two float64 formula evaluations and six comparisons per step; on large models
+they run every k-th step (`oracle_stride`, see `oracle_stride()`), always including the first and the
+last step. The primary and device pairs are compared at every step whatever the stride.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +30,9 @@ from .results import StepWriter
 from .verdict import PairTracker, judge
 
 ORACLE = "oracle"
+# `oracle_stride: auto` checks the oracles on every step up to this many parameters, and above it on
+# every k-th step, k = ceil(parameters / AUTO_ORACLE_PARAMS): about this many oracle elements per step.
+AUTO_ORACLE_PARAMS = 131_072
 
 
 @dataclass
@@ -97,6 +105,18 @@ def _gradient_stream(item: Item, init: dict[str, np.ndarray]) -> Iterator[list[n
     if spec.mode == "replay" and spec.source == "generated":
         return models.generated_gradients(spec, list(init), [a.shape for a in init.values()])
     return None
+
+
+def oracle_stride(item: Item, parameters: int) -> int:
+    """Steps between oracle checks: the case's integer, or under `auto` 1 for small models."""
+    stride = item.case.oracle_stride
+    if stride == "auto":
+        return max(1, math.ceil(parameters / AUTO_ORACLE_PARAMS))
+    return int(stride)
+
+
+def _oracle_due(step: int, stride: int, last: int) -> bool:
+    return (step - 1) % stride == 0 or step == last
 
 
 def _read(side: Side) -> None:
@@ -172,6 +192,8 @@ def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.nda
         if src is None:
             raise FrameworkError(source, step, RuntimeError(f"replay source '{source}' is not available here"))
         src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
+    if replay is not None:
+        replay = [np.asarray(g, dtype=item.dtype) for g in replay]  # cast once, fed to every side
     for side in sides.values():
         if replay is not None:
             grads = _feed(side, item, replay)
@@ -222,6 +244,8 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     for side in sides.values():
         _read(side)
         side.counts = [0] * len(init)
+    stride = oracle_stride(item, sum(a.size for a in init.values()))
+    checked = 0
     error: FrameworkError | None = None
     with StepWriter(path) as writer:
         for step in range(1, item.case.steps + 1):
@@ -233,8 +257,10 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
                 error = exc
                 break
             values: dict[str, dict[str, list[np.ndarray]]] = {}
+            due = _oracle_due(step, stride, item.case.steps)
+            checked += due
             for label, side in sides.items():
-                if "@" not in label:
+                if "@" not in label and due:
                     values[f"{ORACLE}:{label}"] = _oracle_values(side, received[label], names[label])
                 _read(side)
                 _track_nonfinite(side, step)
@@ -242,10 +268,14 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
             losses = {label: side.loss for label, side in sides.items()}
             record = {"step": step, "pairs": {}}
             for pair in pairs:
+                if pair.right == ORACLE and not due:
+                    continue
                 metrics = _compare(pair, values, losses, names, item.dtype)
                 trackers[pair.label].update(step, metrics)
                 record["pairs"][pair.label] = metrics
             if losses and any(v is not None for v in losses.values()):
                 record["loss"] = losses
             writer.write(record)
-    return judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started)
+    entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started)
+    entry["oracle"] = {"stride": stride, "setting": item.case.oracle_stride, "steps_checked": checked}
+    return entry

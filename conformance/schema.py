@@ -113,6 +113,7 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
                                   {"type": "array", "items": {"enum": list(DEVICES)}, "minItems": 1, "uniqueItems": True}]},
             "tolerance": _TOLERANCE,
             "oracle_tolerance": _TOLERANCE,
+            "oracle_stride": {"oneOf": [{"const": "auto"}, _POS_INT]},
             "expect": {"enum": ["conform", "diverge", "error", "nonfinite"]},
             "reason": {"type": "string", "minLength": 1},
             "error_contains": {"type": "string", "minLength": 1},

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conformance.case import Bound
-from conformance.compare import diff, ulp_distance
+from conformance.compare import _signed_ulp, diff, diff_general, ulp_distance
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
@@ -57,3 +57,39 @@ def test_nan_rules():
 def test_elementwise_atol_overrides_scalar():
     a, b = np.array([1.0, 100.0]), np.array([1.1, 100.1])
     assert diff(a, b, "float64", Bound(atol=0.0), atol=np.array([0.2, 0.0]))["bad"] == 1
+
+
+_BOUNDS = [Bound(atol=2.5e-7), Bound(ulp=4), Bound(atol=1e-6, rtol=1e-3), Bound(atol=8.0, ulp=8), Bound()]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("bound", _BOUNDS, ids=str)
+def test_fast_diff_equals_general_diff(dtype, bound):
+    """The finite-operand path must report exactly what the element-wise float64 path reports."""
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        size = int(rng.integers(1, 300))
+        a = (rng.standard_normal(size) * 10.0 ** rng.integers(-8, 3)).astype(dtype)
+        noise = rng.standard_normal(size) * 10.0 ** rng.integers(-9, 0)
+        b = (a + noise).astype(dtype) if trial % 2 else a.astype(np.float64) + noise  # framework or oracle
+        a[rng.integers(0, size, 3)] = 0.0  # zeros and sign flips: ULP distance across zero
+        if trial % 3 == 0:
+            b = -b
+        atol = None if trial % 4 else np.abs(b) * 1e-6
+        assert diff(a, b, dtype, bound, atol) == diff_general(a, b, dtype, bound, atol)
+
+
+def test_fast_diff_falls_back_for_nonfinite():
+    a, b = np.array([1.0, np.nan], dtype=np.float32), np.array([1.0, 2.0], dtype=np.float32)
+    fast = diff(a, b, "float32", Bound())
+    assert repr(fast) == repr(diff_general(a, b, "float32", Bound()))  # repr: nan == nan
+    assert fast["ulp"] == np.inf and fast["bad"] == 1
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_fast_ulp_equals_reference_across_signs_and_zeros(dtype):
+    rng = np.random.default_rng(3)
+    a = (rng.standard_normal(2000) * 10.0 ** rng.integers(-6, 3, 2000)).astype(dtype)
+    b = np.where(rng.random(2000) < 0.3, -a, np.nextafter(a, np.array(np.inf, dtype=dtype))).astype(dtype)
+    a[:4], b[:4] = [0.0, -0.0, 0.0, -1e-3], [-0.0, 0.0, 1e-3, 1e-3]
+    assert np.array_equal(np.abs(_signed_ulp(a, b, dtype)).astype(np.float64), ulp_distance(a, b, dtype))

@@ -8,6 +8,7 @@ import pytest
 
 from conformance import backends, oracles
 from conformance.case import Item
+from conformance.errors import CaseError
 from conformance.loader import load_file
 from conformance.runner import run_item
 
@@ -82,3 +83,41 @@ def test_gpu_item_without_gpu_is_skipped_with_reason(tmp_path):
         pytest.skip("this machine has a CUDA device; the skip path is not reachable")
     entry = run_item(dataclasses.replace(Item(case, "gpu", "float32")), tmp_path / "steps")
     assert entry["outcome"] == "skipped" and "CUDA" in entry["reason"]
+
+
+def test_oracle_stride_checks_every_kth_step_plus_first_and_last(tmp_path):
+    case = _case(tmp_path, """
+  - id: strided
+    model: {kind: linear, in: 2, out: 3}
+    gradients: {mode: replay, seed: 3}
+    oracle_stride: 3
+    steps: 8
+""")
+    entry = run_item(Item(case, "cpu", "float32"), tmp_path / "steps")
+    assert entry["oracle"] == {"stride": 3, "setting": 3, "steps_checked": 4}  # steps 1, 4, 7 and 8
+    assert entry["pairs"]["torch~oracle"]["steps"] == 8 and entry["pairs"]["torch~mindspore"]["steps"] == 8
+    lines = (tmp_path / "steps" / f"{Item(case, 'cpu', 'float32').slug}.jsonl").read_text().splitlines()
+    checked = [i + 1 for i, line in enumerate(lines) if '"torch~oracle"' in line]
+    assert checked == [1, 4, 7, 8]
+
+
+def test_oracle_stride_auto_is_every_step_for_small_models(tmp_path):
+    from conformance.runner import AUTO_ORACLE_PARAMS, oracle_stride
+
+    case = _case(tmp_path, """
+  - id: auto
+    model: {kind: linear, in: 2, out: 3}
+    steps: 1
+""")
+    item = Item(case, "cpu", "float32")
+    assert case.oracle_stride == "auto"
+    assert oracle_stride(item, 1000) == 1
+    assert oracle_stride(item, AUTO_ORACLE_PARAMS) == 1
+    assert oracle_stride(item, 1_001_000) == 8
+
+
+def test_oracle_stride_must_be_auto_or_positive(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("cases:\n  - id: bad\n    model: {kind: linear}\n    steps: 2\n    oracle_stride: 0\n")
+    (error,) = load_file(path)
+    assert isinstance(error, CaseError) and error.key == "oracle_stride" and error.line == 5

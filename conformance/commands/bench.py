@@ -1,0 +1,29 @@
+"""`bench`: measure the harness against the frameworks' bare work, its memory, suite scaling, start-up."""
+from __future__ import annotations
+
+import argparse
+
+from ..bench import SIZES
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("bench", help="benchmark the harness (overhead, memory, suite scaling, start-up)")
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES),
+                        help="model sizes for the overhead table (default: all)")
+    parser.add_argument("--steps", type=int, default=200, help="steps per overhead run (default: 200)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions; medians reported")
+    parser.add_argument("--memory-size", default="1M", choices=list(SIZES), help="model for memory and start-up")
+    parser.add_argument("--memory-steps", type=int, nargs="*", default=[100, 1000, 10000],
+                        help="step counts for peak RSS, one fresh process each (none: skip)")
+    parser.add_argument("--suite", default="cases", help="case folder timed with pytest; '' skips it")
+    parser.add_argument("--workers", nargs="+", default=["0", "2"], help="pytest -n values to time (0: serial)")
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per subprocess")
+    parser.add_argument("-o", "--output", help="JSON path (default: reports/bench-<time>.json)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ..bench import main
+
+    return main(args)
