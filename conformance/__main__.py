@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["run", "report", "docs", "baseline", "compare"]
+COMMANDS = ["run", "report", "docs", "baseline", "compare", "search"]
 
 
 def main(argv: list[str] | None = None) -> int:
