@@ -73,7 +73,8 @@ class GradientSpec:
     Replay patterns (generated source): `zero_fraction` zeroes a seeded share of elements each step;
     `spikes` replace the scale at given steps (a spike after quiet steps); `nonfinite` writes NaN/Inf
     into element 0 of every tensor at given steps; `missing` names parameters that never get a
-    gradient (frozen/unused); `prescale` multiplies one framework's copy (loss scaling, negation).
+    gradient (frozen/unused); `prescale` multiplies one framework's copy (loss scaling, negation);
+    `sign_flip` negates every even step (with `constant`, gradients alternate +s, -s: m cancels).
     """
 
     mode: str = "autograd"  # autograd | replay
@@ -87,6 +88,7 @@ class GradientSpec:
     missing: tuple[str, ...] = ()  # neutral parameter names without a gradient
     missing_until: int | None = None  # the last step they miss it (None: every step)
     prescale: tuple[tuple[str, float], ...] = ()  # (framework, factor)
+    sign_flip: bool = False  # negate every even step's gradient (an alternating sequence)
 
     def factor(self, framework: str) -> float:
         return dict(self.prescale).get(framework, 1.0)

@@ -218,7 +218,7 @@ def _gradients(raw: Any) -> GradientSpec:
     if raw is None or isinstance(raw, str):
         return GradientSpec(mode=raw or "autograd")
     plain = {k: raw[k] for k in ("mode", "source", "seed", "distribution", "scale", "zero_fraction",
-                                 "missing_until") if k in raw}
+                                 "missing_until", "sign_flip") if k in raw}
     return GradientSpec(
         **plain,
         spikes=tuple((int(s["step"]), float(s["scale"])) for s in raw.get("spikes", ())),
@@ -247,7 +247,7 @@ def param_count(model: ModelSpec) -> int:
     return count
 
 
-_REPLAY_ONLY = {"zero_fraction", "spikes", "nonfinite", "prescale", "source", "missing", "missing_until"}
+_REPLAY_ONLY = {"zero_fraction", "sign_flip", "spikes", "nonfinite", "prescale", "source", "missing", "missing_until"}
 
 
 def memory_estimate(model: ModelSpec, batch: int, devices: list[str], frameworks: int = 2) -> int:

@@ -119,7 +119,7 @@ def generated_gradients(spec: GradientSpec, names: list[str],
     step = 0
     while True:
         step += 1
-        scale = spikes.get(step, spec.scale)
+        scale = spikes.get(step, spec.scale) * (-1.0 if spec.sign_flip and step % 2 == 0 else 1.0)
         grads: list[np.ndarray | None] = []
         for name, shape in zip(names, shapes):
             grad = _draw(rng, spec.distribution, shape) * scale

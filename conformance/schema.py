@@ -96,6 +96,7 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
                                     "distribution": {"enum": ["normal", "uniform", "constant", "zeros"]},
                                     "scale": {"type": "number", "exclusiveMinimum": 0},
                                     "zero_fraction": {"type": "number", "minimum": 0, "maximum": 1},
+                                    "sign_flip": {"type": "boolean"},
                                     "spikes": {"type": "array", "items": _STEP_VALUE("scale", _NUM)},
                                     "nonfinite": {"type": "array",
                                                   "items": _STEP_VALUE("value", {"enum": ["nan", "inf", "-inf"]})},

@@ -28,7 +28,25 @@ def render_item(run_dir: Path, run: dict[str, Any], entry: dict[str, Any], group
         run=run, it=entry, group=group, svg=svg, curves=curves, jsonl_missing=jsonl is not None and not jsonl.exists())
 
 
-def render_index(run: dict[str, Any], items: list[dict[str, Any]]) -> str:
+def search_section(run_dir: Path, items: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The Search section: the run folder's search.json (findings with scores) if the search wrote one
+    there, else the items of this run that came from cases/found/ (cases a search wrote)."""
+    path = run_dir / "search.json"
+    if path.exists():
+        data = results.read_json(path)
+        rows = [{"name": f["category"], "explained": f["explained"], "scores": f["scores"],
+                 "status": f"{f.get('status') or ''} {f.get('file') or ''}".strip()} for f in data["findings"]]
+        return {"source": f"search.json: {data.get('command', '')} — {data['inputs']} inputs, "
+                          f"{data['rounds']} rounds, {data['seconds']} s", "rows": rows}
+    found = [e for e in items if "found/" in str(e.get("file", "")).replace("\\", "/")]
+    if not found:
+        return None
+    rows = [{"name": e["nodeid"], "explained": "UNEXPLAINED" not in (e.get("reason") or ""), "scores": {},
+             "status": f"{e['outcome']}: {e.get('description') or ''}"} for e in found]
+    return {"source": "cases under cases/found/ in this run (scores are in each case's description)", "rows": rows}
+
+
+def render_index(run: dict[str, Any], items: list[dict[str, Any]], search: dict[str, Any] | None = None) -> str:
     groups, group_of = pages.cause_groups(items)
     rows = [{"it": e, "slug": pages.item_slug(e), "group": group_of[e["nodeid"]]} for e in items]
     counts: dict[str, int] = {}
@@ -37,7 +55,7 @@ def render_index(run: dict[str, Any], items: list[dict[str, Any]]) -> str:
     return pages.environment().get_template("index.html.j2").render(
         run=run, rows=rows, counts=counts, groups=groups, envs=pages.environments(run, items),
         outcomes=pages.options(items, "outcome"), devices=pages.options(items, "device"),
-        dtypes=pages.options(items, "dtype"))
+        dtypes=pages.options(items, "dtype"), search=search)
 
 
 def _write_item(job: tuple[Path, dict, dict, str]) -> None:
@@ -61,5 +79,5 @@ def write_report(run_dir: Path, data: dict[str, Any]) -> Path:
         for job in jobs:
             _write_item(job)
     path = run_dir / "index.html"
-    results.atomic_write_text(path, render_index(run, items))
+    results.atomic_write_text(path, render_index(run, items, search_section(run_dir, items)))
     return path

@@ -1,0 +1,168 @@
+"""The divergence search: drawn inputs are valid cases, known causes are recognised, and a small real
+search (real torch and MindSpore, in a subprocess) is deterministic, writes cases that pass under pytest,
+and never rewrites a case that is already there."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conformance import loader, search
+from conformance.errors import CaseError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(search.entries(max_steps=20))
+def test_every_draw_is_a_valid_case(tmp_path_factory, entry):
+    case = search.load_case(entry, tmp_path_factory.mktemp("draw"))
+    assert not isinstance(case, CaseError)
+    assert case.gradients.mode == "replay" and case.devices == ("cpu",)
+    assert case.dtypes == (entry["dtype"],) and case.steps == entry["steps"]
+
+
+def test_sign_flip_alternates_the_replayed_gradient():
+    entry = {"model": {"kind": "linear", "in": 1, "out": 1},
+             "gradients": {"mode": "replay", "distribution": "constant", "scale": 2.0, "sign_flip": True},
+             "steps": 4, "dtype": "float32"}
+    assert [float(g[0]) for g in search._received(entry)] == [2.0, -2.0, 2.0, -2.0]
+
+
+def test_budget_reads_examples_or_time_and_says_what_it_wants():
+    assert search.Budget.parse("300") == search.Budget(examples=300)
+    assert search.Budget.parse("90s").seconds == 90 and search.Budget.parse("20m").seconds == 1200
+    assert "not deterministic" in search.Budget.parse("1m").describe()
+    with pytest.raises(ValueError, match="number of examples"):
+        search.Budget.parse("lots")
+
+
+def test_fingerprint_ignores_the_id_and_expectations_but_not_the_input():
+    entry = {"id": "a", "steps": 3, "optimizer": {"lr": 0.1}}
+    assert search.fingerprint(entry) == search.fingerprint({**entry, "id": "b", "expect": "diverge"})
+    assert search.fingerprint(entry) != search.fingerprint({**entry, "steps": 4})
+
+
+def test_betas_near_one_lose_digits_in_float32_and_ordinary_betas_do_not():
+    assert search.betas_float32_error(0.999, 10) > 1e-5  # float32(0.999): 1 - b1 off by 1.3e-5
+    assert search.betas_float32_error(0.5, 100) == 0.0  # exact in float32
+    assert search.betas_float32_error(0.9, 10) < 4 * 1.2e-7
+    assert search.betas_float32_error(0.99, 1) > 4 * 1.2e-7  # found by the search: 11 ULP in m at step 1
+
+
+def _entry(**changes) -> dict:
+    entry = {"model": {"kind": "linear", "in": 2, "out": 2},
+             "gradients": {"mode": "replay", "seed": 1, "distribution": "normal", "scale": 1.0},
+             "optimizer": {"lr": 1e-3, "betas": [0.5, 0.999], "eps": 1e-8, "weight_decay": 0.0},
+             "steps": 3, "dtype": "float32"}
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            entry[section] = {**entry[section], name: value}
+        else:
+            entry[section] = value
+    return entry
+
+
+@pytest.mark.parametrize("changes, cause", [
+    ({"dtype": "float64"}, "float64-computed-in-float32"),
+    ({"optimizer__betas": [0.9999, 0.999]}, "betas-rounded-to-float32"),
+    ({"dtype": "float16", "gradients__zero_fraction": 0.5}, "float16-eps-underflow"),
+    ({"dtype": "float16", "gradients__scale": 1e6}, "gradient-overflows-dtype"),
+    ({"optimizer__weight_decay": 0.1, "model": {"kind": "linear", "in": 2, "out": 2, "names": ["gamma_proj"]}},
+     "decay-name-filter"),
+    ({"gradients__distribution": "zeros"}, "zero-gradient-floor"),
+    ({"optimizer__eps": 0.1}, "eps-placement"),
+])
+def test_known_causes_are_recognised_from_the_input(changes, cause):
+    assert search.causes(_entry()) == []
+    assert cause in search.causes(_entry(**changes))
+
+
+def _pair(role: str, observed: str, ulp: float, abs_: float = 0.0) -> dict:
+    bound = {"atol": 1e-6, "rtol": 0.0, "ulp": 8.0}
+    return {"role": role, "observed": observed, "tolerance": {"params": bound, "state": bound, "loss": bound},
+            "max": {"params": {"abs": abs_, "rel": 0.0, "ulp": ulp}, "state": None, "loss": None}}
+
+
+def test_ratio_to_the_bound_agrees_with_the_verdict():
+    assert search.pair_ratio(_pair("primary", "diverge", ulp=80, abs_=1e-3)) == pytest.approx(10.0)
+    assert search.pair_ratio(_pair("primary", "conform", ulp=80, abs_=1e-9)) <= 1.0  # abs saved it
+    assert search.pair_ratio(_pair("oracle", "diverge", ulp=4)) == 1.0  # element-wise atol decided
+    assert search.pair_ratio(_pair("primary", "diverge", ulp=float("inf"), abs_=float("inf"))) == search.SCORE_CAP
+
+
+def test_unexplained_oracle_departures_come_first():
+    result = {"observed": "diverge", "pairs": {
+        "torch~mindspore": {"observed": "diverge"}, "torch~oracle": {"observed": "diverge"},
+        "mindspore~oracle": {"observed": "diverge"}}}
+    found = search.categories(_entry(dtype="float64"), result)
+    assert [c.key for c in found] == ["torch~oracle|float64|unexplained",
+                                      "mindspore~oracle|float64|float64-computed-in-float32",
+                                      "torch~mindspore|float64|float64-computed-in-float32"]
+    assert not found[0].explained and found[1].explained
+
+
+def _search(cwd: Path, *args: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "conformance", "search", "--seed", "3", "--budget", "16",
+                           "--max-steps", "4", "--dtype", "float32", "--dtype", "float64", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_small_real_search_is_deterministic_writes_passing_cases_and_never_rewrites(project):
+    """Real frameworks, 16 inputs of <= 4 steps, twice with the same seed into the same folder."""
+    root = project.path
+    _search(root, "--found-dir", "cases/found", "--run-dir", "run1")
+    first = json.loads((root / "run1" / "search.json").read_text())
+    assert first["inputs"] == 16 and first["findings"], first
+    assert {f["status"] for f in first["findings"]} == {"written"}
+    files = sorted((root / "cases" / "found").glob("*.yaml"))
+    assert len(files) == len(first["findings"])
+    text = files[0].read_text()
+    assert "FOUND BY SEARCH, needs review" in text and "python -m conformance search --seed 3 --budget 16" in text
+    assert not any(isinstance(c, CaseError) for f in files for c in loader.load_file(f))
+    reviewed = text.replace("needs review (not reviewed)", "REVIEWED by a person")
+    files[0].write_text(reviewed)
+
+    _search(root, "--found-dir", "cases/found", "--run-dir", "run2")
+    second = json.loads((root / "run2" / "search.json").read_text())
+    key = [(f["category"], f["fingerprint"]) for f in first["findings"]]
+    assert [(f["category"], f["fingerprint"]) for f in second["findings"]] == key  # same seed, same budget
+    assert {f["status"] for f in second["findings"]} == {"exists"}
+    assert files[0].read_text() == reviewed and len(list((root / "cases" / "found").glob("*.yaml"))) == len(files)
+
+    ran = project.runpytest_subprocess("cases/found", "-p", "no:cacheprovider", "--no-html")
+    ran.assert_outcomes(passed=len(files))
+
+
+def test_report_lists_the_search_findings_with_their_scores(tiny_run, tmp_path):
+    """A run folder holding a search.json gets a Search section (text escaped like the rest)."""
+    import shutil
+
+    from conformance.report import write_report
+    from conformance.report.merge import load
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    finding = {"category": "mindspore~oracle|float32|unexplained", "explained": False,
+               "scores": {"torch~mindspore": 2.5, "mindspore~oracle": 0.1}, "file": "cases/found/x<b>.yaml",
+               "status": "written"}
+    (run_dir / "search.json").write_text(json.dumps({"command": "python -m conformance search --seed 0",
+                                                     "inputs": 7, "rounds": 1, "seconds": 3.0,
+                                                     "findings": [finding]}))
+    html = write_report(run_dir, load(run_dir)).read_text()
+    section = html.split("<h2>Search</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "mindspore~oracle|float32|unexplained" in section and "UNEXPLAINED" in section
+    assert "torch~mindspore 2.5" in section and "7 inputs" in section
+    assert "x&lt;b&gt;.yaml" in section
+    (run_dir / "search.json").unlink()
+    assert "<h2>Search</h2>" not in write_report(run_dir, load(run_dir)).read_text()
