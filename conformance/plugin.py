@@ -119,7 +119,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for mark, text in (("cpu", "runs on the CPU"), ("gpu", "runs on a GPU"), ("float16", "half precision"),
                        ("float32", "single precision"), ("float64", "double precision"),
                        ("conform", "case expects agreement"), ("diverge", "case expects a divergence"),
-                       ("error", "case expects a framework to raise")):
+                       ("error", "case expects a framework to raise"),
+                       ("nonfinite", "case expects one side to turn NaN/Inf")):
         config.addinivalue_line("markers", f"{mark}: {text}")
     if not _is_worker(config):
         config.pluginmanager.register(Controller(config, state), "conformance-controller")

@@ -192,8 +192,6 @@ def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.nda
         if src is None:
             raise FrameworkError(source, step, RuntimeError(f"replay source '{source}' is not available here"))
         src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
-    if replay is not None:
-        replay = [np.asarray(g, dtype=item.dtype) for g in replay]  # cast once, fed to every side
     for side in sides.values():
         if replay is not None:
             grads = _feed(side, item, replay)

@@ -197,8 +197,11 @@ def pair_ratio(pair: dict) -> float:
         if bound["rtol"]:
             parts.append(got["rel"] / bound["rtol"])
         ratio = max(ratio, min(parts))
-    ratio = max(ratio, 1.0) if pair["observed"] == "diverge" else min(ratio, 1.0)
+    ratio = max(ratio, 1.0) if pair["observed"] in DEPARTED else min(ratio, 1.0)
     return min(ratio, SCORE_CAP)
+
+
+DEPARTED = ("diverge", "nonfinite")  # a pair outside its bound, by a finite distance or by NaN/Inf on one side
 
 
 def log_score(ratio: float) -> float:
@@ -309,13 +312,13 @@ def categories(entry: dict, result: dict) -> list[Category]:
     out = []
     for label in ORACLE_PAIRS:
         pair = result["pairs"].get(label)
-        if pair and pair["observed"] == "diverge":
+        if pair and pair["observed"] in DEPARTED:
             known = [c for c in found if c in ORACLE_EXPLAINED[label]]
             known += ["result-overflows-dtype"] if _overflow(pair, dtype) else []
             out.append(Category(label, dtype, known[0] if known else "unexplained"))
     out.sort(key=lambda c: c.cause != "unexplained")
     primary = result["pairs"].get(PRIMARY)
-    if primary and primary["observed"] == "diverge":
+    if primary and primary["observed"] in DEPARTED:
         out.append(Category(PRIMARY, dtype, found[0] if found else "unexplained"))
     return out
 
@@ -483,8 +486,8 @@ def case_entry(finding: Finding) -> dict:
                             f"{_fmt_scores(finding.scores)}.")
     entry["expect"] = "error" if result["observed"] == "error" else result["observed"]
     entry["reason"] = _reason(finding)
-    oracle = {label.split("~")[0]: "diverge" for label in ORACLE_PAIRS
-              if result.get("pairs", {}).get(label, {}).get("observed") == "diverge"}
+    oracle = {label.split("~")[0]: result["pairs"][label]["observed"] for label in ORACLE_PAIRS
+              if result.get("pairs", {}).get(label, {}).get("observed") in DEPARTED}
     if oracle and entry["expect"] != "error":
         entry["oracle_expect"] = oracle
     return entry
