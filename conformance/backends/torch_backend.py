@@ -164,7 +164,8 @@ class TorchBackend:
         return {"version": torch.__version__, "git_version": torch.version.git_version,
                 "cuda": torch.version.cuda, "debug": bool(torch.version.debug),
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+                "threads": TORCH_THREADS,  # what every session pins (set_num_threads), not this process's
+                "interop_threads": torch.get_num_interop_threads(),
                 "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
                 "config": [line.strip() for line in torch.__config__.show().splitlines() if line.strip()]}
 
