@@ -80,3 +80,22 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return root / "reports" / "tiny"
+
+
+def _frameworks_missing() -> bool:
+    from conformance import backends
+
+    return any(backends.get(n).unavailable("cpu", "float32") for n in ("torch", "mindspore"))
+
+
+needs_frameworks = pytest.mark.skipif(_frameworks_missing(), reason="needs torch and mindspore on the CPU")
+
+
+def load_case(tmp_path, body: str):
+    """The one case of a `cases:` body written to tmp_path/c.yaml (shown as cases/c.yaml)."""
+    from conformance.loader import load_file
+
+    path = tmp_path / "c.yaml"
+    path.write_text("cases:\n" + body, encoding="utf-8")
+    (case,) = load_file(path, "cases/c.yaml")
+    return case

@@ -7,22 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import backends
 from conformance.case import Bound, Item, Tolerance
 from conformance.compare import diff
-from conformance.loader import load_file
 from conformance.verdict import PairTracker, judge
-
-needs_frameworks = pytest.mark.skipif(
-    any(backends.get(n).unavailable("cpu", "float32") for n in backends.names()),
-    reason="needs torch and mindspore on the CPU")
+from tests.conftest import load_case, needs_frameworks
 
 
-def _case(tmp_path: Path, body: str):
-    path = tmp_path / "c.yaml"
-    path.write_text("cases:\n" + body, encoding="utf-8")
-    (case,) = load_file(path, "cases/c.yaml")
-    return case
 
 
 @pytest.mark.parametrize("a, b, agree", [
@@ -56,7 +46,7 @@ def test_tracker_names_the_side_that_went_nonfinite(a, b, side):
 def test_expected_divergence_that_turns_into_nan_is_reported_as_nan(tmp_path):
     """MindSpore divides gradients by loss_scale; 1e-37 overflows float32 to inf, and inf/inf is NaN.
     torch ignores loss_scale and stays finite. The case claims a divergence: what happened is a NaN."""
-    case = _case(tmp_path, """
+    case = load_case(tmp_path, """
   - id: overflow
     model: {kind: linear, in: 2, out: 3}
     gradients: {mode: replay, seed: 4, scale: 100.0}
@@ -85,7 +75,7 @@ def run_item_cpu(case, tmp_path: Path) -> dict:
 @needs_frameworks
 def test_nonfinite_is_recorded_per_side_with_its_first_step(tmp_path):
     """Weights initialised beyond float32's range: inf from the start, loss and state follow."""
-    case = _case(tmp_path, """
+    case = load_case(tmp_path, """
   - id: inf_init
     model: {kind: linear, in: 2, out: 3, init_scale: 1.0e39}
     steps: 2
@@ -98,7 +88,7 @@ def test_nonfinite_is_recorded_per_side_with_its_first_step(tmp_path):
 
 
 def test_judge_says_nonfinite_not_a_distance(tmp_path):
-    case = _case(tmp_path, """
+    case = load_case(tmp_path, """
   - id: claimed
     model: {kind: linear}
     steps: 2

@@ -2,31 +2,22 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from conformance import backends, oracles
 from conformance.case import Item
 from conformance.errors import CaseError
-from conformance.loader import load_file
 from conformance.runner import run_item
+from conformance.loader import load_file
+from tests.conftest import load_case, needs_frameworks
 
-pytestmark = pytest.mark.skipif(
-    any(backends.get(n).unavailable("cpu", "float32") for n in backends.names()),
-    reason="needs torch and mindspore on the CPU")
-
-
-def _case(tmp_path: Path, body: str):
-    path = tmp_path / "c.yaml"
-    path.write_text("cases:\n" + body, encoding="utf-8")
-    (case,) = load_file(path)
-    return case
+pytestmark = needs_frameworks
 
 
 @pytest.mark.parametrize("gradients", ["{mode: replay, seed: 3}", "autograd"])
 def test_each_oracle_agrees_with_its_framework(tmp_path, gradients):
-    case = _case(tmp_path, f"""
+    case = load_case(tmp_path, f"""
   - id: oracle_check
     model: {{kind: layernorm_mlp, sizes: [3, 5, 2]}}
     gradients: {gradients}
@@ -44,7 +35,7 @@ def test_each_oracle_agrees_with_its_framework(tmp_path, gradients):
 
 def test_oracle_check_catches_a_framework_that_leaves_its_formula(tmp_path, monkeypatch):
     """Give torch MindSpore's formula as its oracle: with eps-sized gradients the check must fail."""
-    case = _case(tmp_path, """
+    case = load_case(tmp_path, """
   - id: wrong_formula
     model: {kind: linear, in: 2, out: 3}
     gradients: {mode: replay, seed: 3, scale: 1.0e-8}
@@ -61,7 +52,7 @@ def test_oracle_check_catches_a_framework_that_leaves_its_formula(tmp_path, monk
 
 
 def test_native_defaults_are_introspected(tmp_path):
-    case = _case(tmp_path, """
+    case = load_case(tmp_path, """
   - id: native
     model: {kind: linear, in: 2, out: 3}
     optimizer: {defaults: native}
@@ -73,7 +64,7 @@ def test_native_defaults_are_introspected(tmp_path):
 
 
 def test_gpu_item_without_gpu_is_skipped_with_reason(tmp_path):
-    case = _case(tmp_path, """
+    case = load_case(tmp_path, """
   - id: gpu_only
     model: {kind: linear, in: 2, out: 3}
     steps: 2
@@ -86,7 +77,7 @@ def test_gpu_item_without_gpu_is_skipped_with_reason(tmp_path):
 
 
 def test_oracle_stride_checks_every_kth_step_plus_first_and_last(tmp_path):
-    case = _case(tmp_path, """
+    case = load_case(tmp_path, """
   - id: strided
     model: {kind: linear, in: 2, out: 3}
     gradients: {mode: replay, seed: 3}
@@ -104,7 +95,7 @@ def test_oracle_stride_checks_every_kth_step_plus_first_and_last(tmp_path):
 def test_oracle_stride_auto_is_every_step_for_small_models(tmp_path):
     from conformance.runner import AUTO_ORACLE_PARAMS, oracle_stride
 
-    case = _case(tmp_path, """
+    case = load_case(tmp_path, """
   - id: auto
     model: {kind: linear, in: 2, out: 3}
     steps: 1
