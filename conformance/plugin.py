@@ -122,6 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
                        ("error", "case expects a framework to raise"),
                        ("nonfinite", "case expects one side to turn NaN/Inf")):
         config.addinivalue_line("markers", f"{mark}: {text}")
+    config.pluginmanager.register(LongestFirst(), "conformance-longest-first")
     if not _is_worker(config):
         config.pluginmanager.register(Controller(config, state), "conformance-controller")
 
@@ -234,6 +235,22 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                               "Ids must be unique across all case files")
             items[index] = CaseErrorItem.from_parent(item.parent, name=f"{item.name}[duplicate]", error=error)
     config.stash[_STATE].case_items = sum(isinstance(i, (CaseItem, CaseErrorItem)) for i in items)
+
+
+def _cost(item: pytest.Item) -> int:
+    """A rough cost of running an item (steps x (parameters + per-step overhead)); 0 for others."""
+    if not isinstance(item, CaseItem) or not hasattr(item.spec.case, "steps"):
+        return 0
+    return item.spec.case.steps * (loader.param_count(item.spec.case.model) + 2000)
+
+
+class LongestFirst:
+    """Runs after deselection (-k, -m): longest items first, stable otherwise, so `-n 2` does not end
+    waiting on one long item handed out last. Order changes no result: summary.json is sorted by id."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list) -> None:
+        items.sort(key=lambda item: -_cost(item))
 
 
 def _versions() -> dict[str, str | None]:
