@@ -50,8 +50,9 @@ def ulp_distance(a: np.ndarray, b: np.ndarray, dtype: str) -> np.ndarray:
 
     The element-wise reference (diff_general uses it); `diff`'s fast path uses `_signed_ulp`.
     """
-    ia = np.asarray(a, dtype=dtype).view(_INT[dtype]).astype(np.int64)
-    ib = np.asarray(b, dtype=dtype).view(_INT[dtype]).astype(np.int64)
+    with np.errstate(over="ignore"):  # a float64 value beyond the dtype's range rounds to inf, as intended
+        ia = np.asarray(a, dtype=dtype).view(_INT[dtype]).astype(np.int64)
+        ib = np.asarray(b, dtype=dtype).view(_INT[dtype]).astype(np.int64)
     mask = _SIGN_MASK[dtype]
     oa = np.where(ia < 0, -(ia & mask), ia)  # sign-magnitude -> ordered integers; +0 and -0 both 0
     ob = np.where(ib < 0, -(ib & mask), ib)
