@@ -3,8 +3,8 @@
 Sides are the frameworks (plus, on a GPU item, a CPU twin of each framework that runs there). Pairs:
 - primary  `torch~mindspore`: judged against the case's `expect` and `tolerance`;
 - oracle   `torch~oracle`, `mindspore~oracle`: each framework against a float64 step of its own formula,
-  taken from the framework's own pre-step state (must conform: else the framework departs from its
-  formula, an unexplained divergence);
+  taken from the framework's own pre-step state (must conform unless the case's oracle_expect says
+  otherwise: else the framework departs from its formula, an unexplained divergence);
 - device   `torch~torch@cpu` on GPU items: same framework, two devices (must conform).
 Only the current step's arrays are held; each step's metrics go straight to the JSONL file.
 
@@ -234,6 +234,13 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
         with StepWriter(path):
             pass
         return judge(item, {}, {}, skipped, exc, path, time.perf_counter() - started)
+    source = item.case.gradients.source if item.case.gradients.mode == "replay" else "generated"
+    if not sides or (source != "generated" and source not in sides):  # nothing to compare, or no source
+        if source != "generated":
+            skipped.setdefault(source, "the replay source cannot run here")
+        with StepWriter(path):
+            pass
+        return judge(item, {}, {}, skipped, None, path, time.perf_counter() - started)
     pairs = _pairs(item, sides)
     names = {label: side.session.native_names for label, side in sides.items()}
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
