@@ -34,11 +34,13 @@ class CaseError(Exception):
 
 
 def first_line(text: str) -> str:
-    """The first informative line of a (framework) message: MindSpore frames its messages in rules."""
-    for line in str(text).splitlines():
-        if line.strip() and line.strip(" -=*") != "":
-            return line.strip()
-    return ""
+    """The first informative line of a (framework) message. MindSpore frames its messages in rules and
+    headers ("- Framework Unexpected Exception Raised:"); those are skipped when text follows."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip(" -=*\t")]
+    for line in lines:
+        if not line.endswith(":"):
+            return line
+    return lines[0] if lines else ""
 
 
 class FrameworkError(Exception):

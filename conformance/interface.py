@@ -62,7 +62,7 @@ def run_probe(item: Item) -> dict[str, Any]:
                 f"raises {expected['raises']}" + (f" containing '{expected['contains']}'" if "contains" in expected else ""))
             wrong.append(f"  {framework}: expected {wanted}, observed {_describe(observed[framework])}")
     kinds = {o["behaviour"] + o.get("type", "") for o in observed.values()}
-    fields: dict[str, Any] = {"behaviour": observed, "skipped_sides": skipped,
+    fields: dict[str, Any] = {"behaviour": observed, "skipped_sides": skipped, "probe": case.probe,
                               "observed": "conform" if len(kinds) <= 1 else "diverge",
                               "reason": case.reason}
     if wrong:

@@ -85,7 +85,9 @@ def _row(key: str, sides: dict[str, list], frameworks: list[str], api: dict[str,
 
 
 def _primary_diverged(entry: dict[str, Any]) -> bool:
-    return entry.get("observed") == "diverge" and entry.get("outcome") not in pages.NOT_RUN
+    """A measured numerical difference: a finite divergence or one side turning NaN/Inf."""
+    return (entry.get("observed") in ("diverge", "nonfinite") and bool(primary(entry))
+            and entry.get("outcome") not in pages.NOT_RUN)
 
 
 def sections(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,7 +96,7 @@ def sections(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for entry in items:
         if not _primary_diverged(entry):
             continue
-        declared = entry.get("expect") == "diverge"
+        declared = entry.get("expect") in ("diverge", "nonfinite")
         title = entry["reason"] if declared and entry.get("reason") else f"Undeclared difference in case {entry['case']}"
         group = groups.setdefault(title, {"title": title, "declared": declared, "entries": []})
         group["entries"].append(entry)
@@ -106,11 +108,29 @@ def sections(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         source = next((e["source"] for e in group["entries"] if e.get("source")), None)
         group["source"] = textwrap.dedent(source).strip("\n") if source else None
         out.append(group)
-    return sorted(out, key=lambda g: (not g["declared"], g["title"]))
+    # reviewed cases first; a search's findings (cases/found/, "needs review") after them
+    return sorted(out, key=lambda g: (not g["declared"], g["title"].startswith("FOUND BY SEARCH"), g["title"]))
 
 
 def agreements(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in items if e.get("expect") == "conform" and e.get("outcome") == "passed"]
+    """Numerical cases that expect agreement and held (interface items have their own table)."""
+    return [e for e in items if e.get("expect") == "conform" and e.get("outcome") == "passed" and primary(e)]
+
+
+def behaviours(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Input-validation probes as rows: what each framework did with one unusual input."""
+    rows = []
+    for entry in items:
+        observed = entry.get("behaviour") or {}
+        if not observed:
+            continue
+        said = {fw: ("accepts" if b["behaviour"] == "accepts" else f"raises {b['type']}: {b['message']}")
+                for fw, b in observed.items()}
+        probe = entry.get("probe") or {}
+        shown = ", ".join(f"{k}: {v}" for k, v in probe.items())
+        rows.append({"case": entry["case"], "description": entry.get("description") or shown,
+                     "same": entry.get("observed") == "conform", **said})
+    return sorted(rows, key=lambda r: (r["same"], r["case"]))
 
 
 def primary(entry: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +157,7 @@ def context(data: dict[str, Any]) -> dict[str, Any]:
     left, right = PAGE_PAIR
     return {"title": f"Differences between {api[left]['class']} and {api[right]['class']}", "api": api,
             "left": left, "right": right, "mapping": mapping(api), "sections": sections(items),
-            "agreements": agreements(items), "envs": pages.environments(run, items), "run": run,
+            "agreements": agreements(items), "behaviours": behaviours(items), "envs": pages.environments(run, items), "run": run,
             "not_run": [e for e in items if e.get("outcome") in pages.NOT_RUN], "primary": primary}
 
 
