@@ -427,10 +427,6 @@ def _expand_checked(entry: _LineDict, file: str, line: int) -> Iterator[tuple[st
         yield case_id, expanded
 
 
-def find_case_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.yaml") if p.is_file())
-
-
 def load_all(paths: list[Path], rootdir: Path) -> list[Case | CaseError]:
     """All cases of all files, with duplicate ids (within or across files, or made by a matrix) as errors."""
     results: list[Case | CaseError] = []
