@@ -107,6 +107,12 @@ def _gradient_stream(item: Item, init: dict[str, np.ndarray]) -> Iterator[list[n
     return None
 
 
+def _replay_source(item: Item) -> str | None:
+    """The framework whose autograd gradients are replayed to every side, or None."""
+    spec = item.case.gradients
+    return spec.source if spec.mode == "replay" and spec.source != "generated" else None
+
+
 def oracle_stride(item: Item, parameters: int) -> int:
     """Steps between oracle checks: the case's integer, or under `auto` 1 for small models."""
     stride = item.case.oracle_stride
@@ -124,6 +130,9 @@ def _read(side: Side) -> None:
     side.values = {"params": side.session.params(), "m": state["m"], "u": state["u"]}
 
 
+_ORACLE_KEYS = ("params", "m", "u", "scale:params", "scale:m", "scale:u")
+
+
 def _oracle_values(side: Side, grads: list[np.ndarray | None], names: list[str]) -> dict[str, list[np.ndarray]]:
     """The framework's formula applied in float64 to its own pre-step values and received gradients.
 
@@ -132,7 +141,7 @@ def _oracle_values(side: Side, grads: list[np.ndarray | None], names: list[str])
     """
     formula = backends.get(side.framework).formula
     hparams = {**side.hparams, "lr": side.session.lr_used()}
-    out: dict[str, list[np.ndarray]] = {key: [] for key in ("params", "m", "u", "scale:params", "scale:m", "scale:u")}
+    out: dict[str, list[np.ndarray]] = {key: [] for key in _ORACLE_KEYS}
     for i, name in enumerate(names):
         p, m, u = (side.values[k][i].astype(np.float64) for k in ("params", "m", "u"))
         if grads[i] is None:
@@ -142,7 +151,7 @@ def _oracle_values(side: Side, grads: list[np.ndarray | None], names: list[str])
             with np.errstate(all="ignore"):  # NaN/Inf inputs are data here, compared by the rules in compare
                 res = formula(p, m, u, np.asarray(grads[i], dtype=np.float64), side.counts[i], hparams, name)
             values = (res.p, res.m, res.u, res.scale_p, res.scale_m, res.scale_u)
-        for key, value in zip(("params", "m", "u", "scale:params", "scale:m", "scale:u"), values):
+        for key, value in zip(_ORACLE_KEYS, values):
             out[key].append(value)
     return out
 
@@ -186,11 +195,9 @@ def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.nda
               replay: list[np.ndarray | None] | None) -> dict[str, list[np.ndarray | None]]:
     """One step of every side; returns the gradients each side received (None: no gradient)."""
     received: dict[str, list[np.ndarray | None]] = {}
-    source = item.case.gradients.source if item.case.gradients.mode == "replay" else None
-    if replay is None and source and source != "generated":
-        src = sides.get(source)
-        if src is None:
-            raise FrameworkError(source, step, RuntimeError(f"replay source '{source}' is not available here"))
+    source = _replay_source(item)
+    if replay is None and source is not None:  # run_item made sure the source side is open
+        src = sides[source]
         src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
     for side in sides.values():
         if replay is not None:
@@ -228,19 +235,22 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     init = models.init_arrays(item.case.model)
     skipped: dict[str, str] = {}
     path = steps_dir / f"{item.slug}.jsonl"
+
+    def nothing_ran(error: FrameworkError | None) -> dict[str, Any]:
+        with StepWriter(path):  # an empty step file: the item has one, like every other
+            pass
+        return judge(item, {}, {}, skipped, error, path, time.perf_counter() - started)
+
     try:
         sides = _open_sides(item, init, skipped)
     except FrameworkError as exc:  # a framework refused the configuration before step 1
-        with StepWriter(path):
-            pass
-        return judge(item, {}, {}, skipped, exc, path, time.perf_counter() - started)
-    source = item.case.gradients.source if item.case.gradients.mode == "replay" else "generated"
-    if not sides or (source != "generated" and source not in sides):  # nothing to compare, or no source
-        if source != "generated":
-            skipped.setdefault(source, "the replay source cannot run here")
-        with StepWriter(path):
-            pass
-        return judge(item, {}, {}, skipped, None, path, time.perf_counter() - started)
+        return nothing_ran(exc)
+    source = _replay_source(item)
+    if source is not None and source not in sides:
+        skipped.setdefault(source, "the replay source cannot run here")
+        return nothing_ran(None)
+    if not sides:
+        return nothing_ran(None)
     pairs = _pairs(item, sides)
     names = {label: side.session.native_names for label, side in sides.items()}
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
