@@ -123,17 +123,25 @@ def startup(size: str, timeout: float) -> dict[str, Any]:
     return _child(["startup", size], timeout)
 
 
-def suite(cases_dir: str, workers: list[str], timeout: float) -> list[dict[str, Any]]:
-    """Wall time of `pytest <cases_dir>` serially and with each `-n` value, reports in a temp folder."""
-    rows = []
-    for n in workers:
-        with tempfile.TemporaryDirectory() as reports:
-            argv = [sys.executable, "-m", "pytest", cases_dir, "-q", "-p", "no:cacheprovider",
-                    "--reports-dir", reports, "--no-html"] + (["-n", n] if n != "0" else [])
-            started = time.perf_counter()
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-            rows.append({"workers": n, "seconds": time.perf_counter() - started, "exit": out.returncode,
-                         "summary": out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""})
+def suite(cases_dir: str, workers: list[str], timeout: float, repeats: int = 1) -> list[dict[str, Any]]:
+    """Wall time of the main job, `python -m conformance run <cases_dir> -n N` (items and HTML report),
+    for each N ("0": serial), in a temp reports folder. With repeats, the order alternates (0, 2, 2, 0,
+    ...) so drift on a shared machine falls on both sides; the median is the figure."""
+    times: dict[str, list[float]] = {n: [] for n in workers}
+    summaries: dict[str, str] = {}
+    for rep in range(repeats):
+        for n in (workers if rep % 2 == 0 else list(reversed(workers))):
+            with tempfile.TemporaryDirectory() as reports:
+                argv = [sys.executable, "-m", "conformance", "run", "-n", n, "--reports-dir", reports, cases_dir]
+                started = time.perf_counter()
+                out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+                times[n].append(time.perf_counter() - started)
+                if out.returncode not in (0, 1):
+                    raise RuntimeError(f"{' '.join(argv)} exited {out.returncode}:\n{out.stdout[-2000:]}")
+                lines = [line for line in out.stdout.splitlines() if " in " in line and "=" in line]
+                summaries[n] = lines[-1].strip("= ") if lines else ""
+    rows = [{"workers": n, "seconds": statistics.median(times[n]), "all_seconds": times[n],
+             "summary": summaries[n]} for n in workers]
     serial = next((r["seconds"] for r in rows if r["workers"] == "0"), None)
     for row in rows:
         row["speedup"] = serial / row["seconds"] if serial else None
@@ -199,7 +207,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.memory_steps:
         doc["memory"] = memory(args.memory_size, args.memory_steps, args.timeout)
     if args.suite:
-        doc["suite"] = suite(args.suite, args.workers, args.timeout)
+        doc["suite"] = suite(args.suite, args.workers, args.timeout, args.suite_repeats)
     if not args.no_startup:
         doc["startup"] = startup(args.memory_size, args.timeout)
     doc["load_after"] = load_average()

@@ -13,95 +13,103 @@ from typing import Any
 import numpy as np
 
 from .case import Bound
+from .compiled import AVAILABLE, jit
 
 _INT = {"float16": np.int16, "float32": np.int32, "float64": np.int64}
+_DTYPE = {name: np.dtype(name) for name in _INT}
 _SIGN_MASK = {"float16": 0x7FFF, "float32": 0x7FFFFFFF, "float64": 0x7FFFFFFFFFFFFFFF}
-
-
-def _ordered(x: np.ndarray, dtype: str) -> np.ndarray:
-    """x rounded to dtype, as integers ordered like the values (+0 and -0 both 0); branch-free."""
-    ix = np.asarray(x, dtype=dtype).view(_INT[dtype])
-    flat = ix.reshape(-1)  # 1-d, so the in-place steps below also work for 0-d input
-    sign = flat >> (flat.itemsize * 8 - 1)  # -1 where negative, else 0
-    out = np.bitwise_and(sign, _INT[dtype](_SIGN_MASK[dtype]))
-    np.bitwise_xor(out, flat, out=out)  # negative: -magnitude - 1
-    np.subtract(out, sign, out=out)
-    return out.reshape(ix.shape)
-
-
-def _signed_ulp(a: np.ndarray, b: np.ndarray, dtype: str) -> np.ndarray:
-    """int64 whose magnitude is the ULP distance (float16/float32: at most 2**32, exact).
-
-    Where the signs agree, the raw bit patterns differ by exactly the ULP distance (sign-magnitude),
-    so only the (few) elements whose signs differ need the ordered mapping.
-    """
-    shape = np.shape(a)
-    fa, fb = (np.asarray(x, dtype=dtype).reshape(-1) for x in (a, b))
-    ia, ib = fa.view(_INT[dtype]), fb.view(_INT[dtype])
-    out = np.subtract(ia, ib, dtype=np.int64)
-    cross = np.flatnonzero(np.bitwise_xor(ia, ib) < 0)
-    if cross.size:
-        out[cross] = np.subtract(_ordered(fa[cross], dtype), _ordered(fb[cross], dtype), dtype=np.int64)
-    return out.reshape(shape)
+_NO_ULP_BOUND = -1.0
+_NO_ARRAY = np.empty(0)  # "no element-wise atol" for the compiled pass
 
 
 def ulp_distance(a: np.ndarray, b: np.ndarray, dtype: str) -> np.ndarray:
     """Number of representable `dtype` values between a and b (both rounded to dtype), as float64.
 
-    The element-wise reference (diff_general uses it); `diff`'s fast path uses `_signed_ulp`.
+    Bit patterns are sign-magnitude: mapped to ordered integers (+0 and -0 both 0), equal signs differ
+    by exactly the distance; across zero the two magnitudes add (in float64: may exceed int64).
     """
     with np.errstate(over="ignore"):  # a float64 value beyond the dtype's range rounds to inf, as intended
         ia = np.asarray(a, dtype=dtype).view(_INT[dtype]).astype(np.int64)
         ib = np.asarray(b, dtype=dtype).view(_INT[dtype]).astype(np.int64)
     mask = _SIGN_MASK[dtype]
-    oa = np.where(ia < 0, -(ia & mask), ia)  # sign-magnitude -> ordered integers; +0 and -0 both 0
+    oa = np.where(ia < 0, -(ia & mask), ia)
     ob = np.where(ib < 0, -(ib & mask), ib)
     same_sign = (oa >= 0) == (ob >= 0)
     with np.errstate(over="ignore"):
         exact = np.abs(oa - ob).astype(np.float64)  # exact where the signs agree
-    across = np.abs(oa).astype(np.float64) + np.abs(ob).astype(np.float64)  # may exceed int64
+    across = np.abs(oa).astype(np.float64) + np.abs(ob).astype(np.float64)
     return np.where(same_sign, exact, across)
 
 
+@jit
+def _diff_kernel(a, b, ia, ib, mask, atol_arr, atol, rtol, ulp_bound):  # pragma: no cover - compiled
+    """One pass of `diff` over finite operands (flat arrays; ia, ib: a and b rounded to the case dtype,
+    viewed as integers). Returns (finite, max abs, its index, max rel, max ulp, bad count, worst bad
+    index); finite False as soon as an operand or a difference is NaN/Inf (diff_general takes over).
+    Element by element this is diff_general's float64 arithmetic, in the same order."""
+    top, top_at, rel, ulp, bad, worst, worst_at = -1.0, 0, 0.0, 0.0, 0, -1.0, 0
+    per_element = atol_arr.size > 0
+    for i in range(a.size):
+        x, y = np.float64(a[i]), np.float64(b[i])
+        d = abs(x - y)
+        if not d <= 1.7976931348623157e308:  # NaN or inf: an operand is not finite (or x - y overflowed)
+            return False, top, top_at, rel, ulp, bad, worst_at
+        s = max(abs(x), abs(y))
+        if s > 0.0:
+            rel = max(rel, d / s)
+        oa, ob = np.int64(ia[i]), np.int64(ib[i])
+        if oa < 0:
+            oa = -(oa & mask)
+        if ob < 0:
+            ob = -(ob & mask)
+        if (oa >= 0) == (ob >= 0):
+            e = np.float64(abs(oa - ob))
+        else:
+            e = np.float64(abs(oa)) + np.float64(abs(ob))
+        ulp = max(ulp, e)
+        if d > top:
+            top, top_at = d, i
+        limit = (atol_arr[i] if per_element else atol) + rtol * s
+        if not (d <= limit or (ulp_bound >= 0.0 and e <= ulp_bound)):
+            bad += 1
+            if d > worst:
+                worst, worst_at = d, i
+    return True, top, top_at, rel, ulp, bad, worst_at
+
+
+def _bits(x: np.ndarray, dtype: str) -> np.ndarray:
+    """x rounded to the case dtype (no copy when it already is), viewed as integers."""
+    if x.dtype != _DTYPE[dtype]:
+        with np.errstate(over="ignore"):  # a float64 oracle value beyond the dtype's range: inf, as intended
+            x = x.astype(dtype)
+    return x.view(_INT[dtype])
+
+
 def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarray | None = None) -> dict[str, Any]:
-    """Metrics of a vs b. `bad` counts elements outside the bound; `at`, `a`, `b` name the worst one.
+    """Metrics of a vs b. `bad` counts elements outside the bound; `at`, `a`, `b` name the worst one
+    (the largest abs difference among the elements outside the bound, else overall; first on ties).
 
     `atol`, when given, replaces bound.atol element-wise (oracle checks scale it by operand magnitude).
-    Finite operands (nearly always) take a path that reads each array a few times and builds no
-    element-wise ULP array unless the maxima cannot settle the bound; the result is identical to
-    `diff_general`'s (tests/test_compare.py checks both on the same inputs).
+    Finite float32/float64 operands (nearly always) go through one compiled pass (`_diff_kernel`); the
+    rest, and every case without numba, through the element-wise `diff_general`. Both give the same
+    result (tests/test_compare.py checks them on the same inputs).
     """
     b = np.atleast_1d(np.asarray(b))
     a = np.asarray(a).reshape(b.shape)
-    if a.size == 0:
+    if not AVAILABLE or dtype == "float16" or a.size == 0 or a.dtype == np.float16 or b.dtype == np.float16:
         return diff_general(a, b, dtype, bound, atol)
-    with np.errstate(invalid="ignore", over="ignore"):  # non-finite operands go to diff_general below
-        absd = np.subtract(a, b, dtype=np.float64)  # casts chunk by chunk: no float64 copies of a and b
-    np.abs(absd, out=absd)
-    top = float(absd.max())  # NaN or inf anywhere (in a, b or the difference) shows here
-    if not math.isfinite(top):
+    fa, fb = np.ravel(a), np.ravel(b)
+    ia, ib = _bits(fa, dtype), _bits(fb, dtype)
+    per_element = _NO_ARRAY if atol is None else np.ravel(np.broadcast_to(atol, b.shape)).astype(np.float64, copy=False)
+    finite, top, top_at, rel, ulp, bad, worst_at = _diff_kernel(
+        fa, fb, ia, ib, _SIGN_MASK[dtype], per_element, float(bound.atol), float(bound.rtol),
+        _NO_ULP_BOUND if bound.ulp is None else float(bound.ulp))
+    if not finite:
         return diff_general(a, b, dtype, bound, atol)
-    scale = np.maximum(np.abs(a), np.abs(b))  # exact in the operands' own dtype
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel = float(np.fmax.reduce(np.divide(absd, scale, dtype=np.float64), axis=None))  # fmax skips 0/0
-    rel = 0.0 if math.isnan(rel) else rel
-    signed = _signed_ulp(a, b, dtype) if dtype != "float64" else None
-    ulp = (float(max(signed.max(), -signed.min())) if signed is not None
-           else float(ulp_distance(a, b, dtype).max()))
-    if (bound.ulp is not None and ulp <= bound.ulp) or (atol is None and top <= bound.atol):
-        bad, within = 0, None  # every element is inside by its ULP, or by abs <= atol <= atol + rtol*scale
-    else:
-        limit = bound.atol if atol is None else atol
-        if bound.rtol:  # with rtol 0 the term is exactly 0 (scale is finite here): skip the pass
-            limit = limit + bound.rtol * scale.astype(np.float64)
-        within = absd <= limit
-        if bound.ulp is not None:
-            within |= (np.abs(signed) if signed is not None else ulp_distance(a, b, dtype)) <= bound.ulp
-        bad = int(absd.size - np.count_nonzero(within))
-    flat = int(np.argmax(np.where(within, -1.0, absd) if bad else absd))
-    index = [int(i) for i in np.unravel_index(flat, absd.shape)]
+    flat = worst_at if bad else top_at
+    index = [flat] if b.ndim == 1 else [int(i) for i in np.unravel_index(flat, b.shape)]
     return {"abs": top, "rel": rel, "ulp": ulp, "at": index,
-            "a": float(a.flat[flat]), "b": float(b.flat[flat]), "bad": bad}
+            "a": float(fa[flat]), "b": float(fb[flat]), "bad": bad}
 
 
 def diff_general(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound,
@@ -134,7 +142,18 @@ def diff_general(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound,
             "a": float(a64.flat[flat]), "b": float(b64.flat[flat]), "bad": bad}
 
 
+@jit
+def _all_finite(x):  # pragma: no cover - compiled
+    for v in x:
+        if not np.isfinite(v):
+            return False
+    return True
+
+
 def nonfinite(arr: np.ndarray) -> bool:
+    """Whether any element is NaN or Inf (compiled: one pass that stops at the first)."""
+    if AVAILABLE and arr.dtype != np.float16:
+        return not _all_finite(np.ravel(arr))
     return not bool(np.isfinite(arr).all())
 
 

@@ -26,6 +26,8 @@ from .case import ApiCase, Item, ProbeCase
 from .errors import CaseError
 
 PROPERTY = "conformance"
+PAGE_PROPERTY = "conformance-page"  # set by a worker that already wrote the item's HTML page
+FRAMEWORKS_PROPERTY = "conformance-frameworks"  # run.api and run.build, sent once by each worker
 _STATE = pytest.StashKey["RunState"]()
 log = logging.getLogger("conformance")
 # A run id names a folder directly under --reports-dir: no separators, no dot-dot, not `latest`.
@@ -68,6 +70,9 @@ class RunState:
         self.case_items = 0
         self.cwd_before = set(os.listdir(os.getcwd()))
         self.expected: set[str] = set()  # case item node ids this run should report (controller)
+        self.pages: set[str] = set()  # node ids whose item page a worker already wrote (controller)
+        self.frameworks: dict[str, Any] | None = None  # run.api / run.build as a worker described them
+        self.described = False  # (worker) this process has sent its description
         self.previous_sigterm: Any = None
 
 
@@ -125,6 +130,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(LongestFirst(), "conformance-longest-first")
     if not _is_worker(config):
         config.pluginmanager.register(Controller(config, state), "conformance-controller")
+    else:
+        config.pluginmanager.register(WorkerExit(), "conformance-worker-exit")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -132,6 +139,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state is not None and state.previous_sigterm is not None:
         signal.signal(signal.SIGTERM, state.previous_sigterm)
         state.previous_sigterm = None
+
+
+class WorkerExit:
+    """An xdist worker ends without interpreter teardown where a framework's is slow (MindSpore's: seconds
+    per process, and the controller waits for every worker's exit; see backends.exit_now). Nothing is
+    lost: the worker has sent its results ("workerfinished" goes out in sessionfinish, before
+    unconfigure), every other plugin's unconfigure ran before this one (trylast), our files are closed."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from . import backends
+
+        backends.exit_now(0)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -172,6 +192,20 @@ def _execute(spec: Item, steps_dir: Path) -> dict[str, Any]:
     return run_item(spec, steps_dir)
 
 
+def _write_page(state: "RunState", payload: str) -> bool:
+    """Under xdist each worker draws its own items' pages as they finish (plots are most of a report's
+    cost, and so they run in parallel with other items); from the entry as the controller will read it,
+    so the page is the one the controller would draw. False (the controller draws it) if that fails."""
+    from .report import write_item_page
+
+    try:
+        write_item_page(state.run_dir, state.run_id, json.loads(payload))
+    except Exception:  # the report is the controller's job too: it retries, and fails loudly there
+        log.warning("item page left to the controller", exc_info=True)
+        return False
+    return True
+
+
 class CaseItem(pytest.Item):
     def __init__(self, *, spec: Item, **kwargs: Any):
         super().__init__(**kwargs)
@@ -180,9 +214,17 @@ class CaseItem(pytest.Item):
             self.add_marker(mark)
 
     def runtest(self) -> None:
-        entry = _execute(self.spec, self.config.stash[_STATE].run_dir / "steps")
+        state = self.config.stash[_STATE]
+        entry = _execute(self.spec, state.run_dir / "steps")
         entry["nodeid"] = self.nodeid
-        self.user_properties.append((PROPERTY, json.dumps(entry, default=str)))
+        payload = json.dumps(entry, default=str)
+        self.user_properties.append((PROPERTY, payload))
+        if _is_worker(self.config):
+            if not self.config.getoption("no_html") and _write_page(state, payload):
+                self.user_properties.append((PAGE_PROPERTY, "1"))
+            if not state.described:
+                state.described = True
+                self.user_properties.append((FRAMEWORKS_PROPERTY, json.dumps(_describe_frameworks(), default=str)))
         if entry["outcome"] == "skipped":
             pytest.skip(entry["reason"])
         if entry["outcome"] in ("failed", "error"):
@@ -281,18 +323,26 @@ def _crashed_entry(nodeid: str, reason: str) -> dict[str, Any]:
             "reason": reason, "steps": 0, "first_divergent_step": None, "final": None, "max": None, "pairs": {}}
 
 
-def _framework_descriptions(complete: bool) -> dict[str, Any]:
-    """run.api and run.build: each framework's optimizer signature and build. Importing the frameworks
-    here costs seconds, so an interrupted run (the user wants it to stop) skips it; a failure is
-    recorded, never allowed to stop summary.json from being written."""
-    if not complete:
-        return {"api": {}, "build": {}, "api_note": "not recorded: the run was interrupted"}
+def _describe_frameworks() -> dict[str, Any]:
+    """run.api and run.build: each framework's optimizer signature and build (imports the frameworks).
+    A failure is recorded, never allowed to stop summary.json from being written."""
     from . import backends
 
     try:
         return {"api": backends.api_descriptions(), "build": backends.build_infos()}
     except Exception as exc:  # noqa: BLE001 - the summary must still be written
         return {"api": {}, "build": {}, "api_note": f"not recorded: {type(exc).__name__}: {exc}"}
+
+
+def _framework_descriptions(complete: bool, from_worker: dict[str, Any] | None) -> dict[str, Any]:
+    """What a worker described (it has the frameworks imported already), else described here: a
+    serial run has them imported too; an xdist controller would spend seconds importing them, which
+    an interrupted run (the user wants it to stop) skips."""
+    if from_worker is not None:
+        return from_worker
+    if not complete:
+        return {"api": {}, "build": {}, "api_note": "not recorded: the run was interrupted"}
+    return _describe_frameworks()
 
 
 def _iso(timestamp: float) -> str:
@@ -314,10 +364,14 @@ class Controller:
         self.state.expected.update(i for i in ids if _is_case_nodeid(i))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for key, value in report.user_properties:
-            if key == PROPERTY:
-                self.state.entries[report.nodeid] = json.loads(value)
-                return
+        properties = dict(report.user_properties)
+        if PROPERTY in properties:
+            self.state.entries[report.nodeid] = json.loads(properties[PROPERTY])
+            if PAGE_PROPERTY in properties:
+                self.state.pages.add(report.nodeid)
+            if FRAMEWORKS_PROPERTY in properties and self.state.frameworks is None:
+                self.state.frameworks = json.loads(properties[FRAMEWORKS_PROPERTY])
+            return
         if report.failed and _is_case_nodeid(report.nodeid) and report.nodeid not in self.state.entries:
             # xdist reports a dead worker's item as a failure with no properties ("worker 'gw0' crashed")
             last = str(report.longrepr).strip().splitlines()[-1:] or ["no message"]
@@ -351,13 +405,13 @@ class Controller:
                "argv": list(self.config.invocation_params.args), "complete": complete,
                "exitstatus": int(exitstatus), "unfinished": unfinished,
                **results.environment(state.root, _versions()),
-               **_framework_descriptions(complete)}
+               **_framework_descriptions(complete, state.frameworks)}
         data = results.summary(run, list(state.entries.values()))
         results.write_json(state.run_dir / "summary.json", data)
         if not self.config.getoption("no_html"):
             from .report import write_report
 
-            write_report(state.run_dir, data)
+            write_report(state.run_dir, data, drawn=state.pages)
         note = "" if complete else " (interrupted: marked incomplete; reports/latest unchanged)"
         if complete and not results.point_latest(state.reports, state.run_dir):
             note = f" ({state.reports / 'latest'} is not a link made by this suite; left as it is)"

@@ -18,7 +18,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from . import backends, models
 from .case import QUANTITIES, Item, Tolerance
 from .compare import diff, nonfinite
 from .errors import FrameworkError
+from .pipeline import Checker
 from .results import StepWriter
 from .verdict import PairTracker, judge
 
@@ -33,6 +34,9 @@ ORACLE = "oracle"
 # `oracle_stride: auto` checks the oracles on every step up to this many parameters, and above it on
 # every k-th step, k = ceil(parameters / AUTO_ORACLE_PARAMS): about this many oracle elements per step.
 AUTO_ORACLE_PARAMS = 131_072
+# From this many parameters a step's checks run on a second thread while the frameworks take the next
+# step (pipeline.Checker); below it they are Python-bound, a thread would only trade the GIL back and forth.
+PIPELINE_PARAMS = 65_536
 
 
 @dataclass
@@ -125,31 +129,35 @@ def _oracle_due(step: int, stride: int, last: int) -> bool:
     return (step - 1) % stride == 0 or step == last
 
 
-def _read(side: Side) -> None:
+def _read(side: Side, keep: bool) -> None:
+    """This side's values after the last step. Adapters hand out arrays that may share the framework's
+    memory (valid until its next step); they are copied only when the next step's oracle needs them
+    as its pre-step values (`keep`): at 1M parameters a copy per tensor per step is a measurable cost."""
     state = side.session.state()
-    side.values = {"params": side.session.params(), "m": state["m"], "u": state["u"]}
+    values = {"params": side.session.params(), "m": state["m"], "u": state["u"]}
+    side.values = {k: [a.copy() for a in v] for k, v in values.items()} if keep else values
 
 
 _ORACLE_KEYS = ("params", "m", "u", "scale:params", "scale:m", "scale:u")
 
 
-def _oracle_values(side: Side, grads: list[np.ndarray | None], names: list[str]) -> dict[str, list[np.ndarray]]:
+def _oracle_values(framework: str, hparams: dict[str, Any], pre: dict[str, list[np.ndarray]],
+                   grads: list[np.ndarray | None], counts: list[int], names: list[str]) -> dict[str, list[np.ndarray]]:
     """The framework's formula applied in float64 to its own pre-step values and received gradients.
 
     A parameter that received no gradient is left as it was (the framework skipped it); each parameter
-    is corrected for its own step count, and the learning rate is the one the framework used this step.
+    is corrected for its own step count, and `hparams` carries the learning rate the framework used
+    this step.
     """
-    formula = backends.get(side.framework).formula
-    hparams = {**side.hparams, "lr": side.session.lr_used()}
+    formula = backends.get(framework).formula
     out: dict[str, list[np.ndarray]] = {key: [] for key in _ORACLE_KEYS}
     for i, name in enumerate(names):
-        p, m, u = (side.values[k][i].astype(np.float64) for k in ("params", "m", "u"))
+        p, m, u = (pre[k][i] for k in ("params", "m", "u"))
         if grads[i] is None:
-            zero = np.zeros_like(p)  # a skipped parameter must come back bit-identical
-            values = (p, m, u, zero, zero, zero)
-        else:
-            with np.errstate(all="ignore"):  # NaN/Inf inputs are data here, compared by the rules in compare
-                res = formula(p, m, u, np.asarray(grads[i], dtype=np.float64), side.counts[i], hparams, name)
+            zero = np.zeros(p.shape)  # a skipped parameter must come back bit-identical
+            values = (p.astype(np.float64), m.astype(np.float64), u.astype(np.float64), zero, zero, zero)
+        else:  # NaN/Inf inputs are data here, compared by the rules in compare
+            res = formula(p, m, u, grads[i], counts[i], hparams, name)
             values = (res.p, res.m, res.u, res.scale_p, res.scale_m, res.scale_u)
         for key, value in zip(_ORACLE_KEYS, values):
             out[key].append(value)
@@ -176,32 +184,41 @@ def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses:
     return out
 
 
-def _feed(side: Side, item: Item, replay: list[np.ndarray | None]) -> list[np.ndarray | None]:
-    """This side's copy of a replayed gradient: prescaled, rounded to the dtype once, and a missing
+def _feed(framework: str, item: Item, replay: list[np.ndarray | None],
+          shapes: list[tuple[int, ...]]) -> list[np.ndarray | None]:
+    """A framework's copy of a replayed gradient: prescaled, rounded to the dtype once, and a missing
     gradient either kept missing (a framework that skips such parameters) or given as zeros."""
-    factor = item.case.gradients.factor(side.framework)
-    zeros = backends.get(side.framework).missing_grad == "zeros"
+    factor = item.case.gradients.factor(framework)
+    zeros = backends.get(framework).missing_grad == "zeros"
     grads: list[np.ndarray | None] = []
-    for g, value in zip(replay, side.values["params"]):
+    for g, shape in zip(replay, shapes):
         if g is None:
-            grads.append(np.zeros(value.shape, dtype=item.dtype) if zeros else None)
+            grads.append(np.zeros(shape, dtype=item.dtype) if zeros else None)
         else:
             with np.errstate(over="ignore", invalid="ignore"):
-                grads.append(np.asarray(g * factor, dtype=item.dtype))
+                grads.append(np.asarray(g if factor == 1.0 else g * factor, dtype=item.dtype))
     return grads
 
 
 def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
               replay: list[np.ndarray | None] | None) -> dict[str, list[np.ndarray | None]]:
-    """One step of every side; returns the gradients each side received (None: no gradient)."""
+    """One step of every side; returns the gradients each side received (None: no gradient).
+
+    Sides fed the same way (same prescale factor, same missing-gradient policy) share one copy of a
+    replayed gradient: no framework writes into the gradient it is given, and at 1M parameters each
+    copy is a pass over memory."""
     received: dict[str, list[np.ndarray | None]] = {}
+    fed: dict[tuple[float, str], list[np.ndarray | None]] = {}
     source = _replay_source(item)
     if replay is None and source is not None:  # run_item made sure the source side is open
         src = sides[source]
         src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
     for side in sides.values():
         if replay is not None:
-            grads = _feed(side, item, replay)
+            key = (item.case.gradients.factor(side.framework), backends.get(side.framework).missing_grad)
+            if key not in fed:
+                fed[key] = _feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
+            grads = fed[key]
             _call(side, step, side.session.step, grads)
         else:
             side.loss, grads = _call(side, step, side.session.loss_and_grads, *batch)
@@ -220,13 +237,61 @@ def _call(side: Side, step: int, fn, *args):
         raise FrameworkError(side.label, step, exc) from exc
 
 
-def _track_nonfinite(side: Side, step: int) -> None:
-    checks = {"params": side.values["params"], "state": side.values["m"] + side.values["u"]}
+def _track_nonfinite(side: Side, step: int, values: dict[str, list[np.ndarray]], loss: float | None) -> None:
+    checks = {"params": values["params"], "state": values["m"] + values["u"]}
     for quantity, arrays in checks.items():
         if side.nonfinite[quantity] is None and any(nonfinite(a) for a in arrays):
             side.nonfinite[quantity] = step
-    if side.nonfinite["loss"] is None and side.loss is not None and not np.isfinite(side.loss):
+    if side.nonfinite["loss"] is None and loss is not None and not np.isfinite(loss):
         side.nonfinite["loss"] = step
+
+
+@dataclass
+class Observation:
+    """What one step left behind, everything the checks need and nothing that changes afterwards (on
+    a thread the frameworks go on stepping): per side its values after the step, and where the oracles
+    are due, its values before it, the gradients it received, its step counts and learning rate."""
+
+    step: int
+    values: dict[str, dict[str, list[np.ndarray]]]
+    losses: dict[str, float | None]
+    oracle_inputs: dict[str, tuple[dict[str, Any], dict[str, list[np.ndarray]], list, list[int]]]
+
+
+def _observe(sides: dict[str, Side], step: int, received: dict[str, list[np.ndarray | None]], due: bool,
+             keep: bool) -> Observation:
+    """Capture a step; `keep`: copy the values (a thread checks them, or the next step's oracle needs them)."""
+    oracle_inputs = {}
+    for label, side in sides.items():
+        if due and "@" not in label:
+            hparams = {**side.hparams, "lr": side.session.lr_used()}
+            oracle_inputs[label] = (hparams, side.values, received[label], list(side.counts))
+        _read(side, keep)
+    return Observation(step, {label: side.values for label, side in sides.items()},
+                       {label: side.loss for label, side in sides.items()}, oracle_inputs)
+
+
+def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[str, list[str]],
+            trackers: dict[str, PairTracker], writer: StepWriter) -> Callable[[Observation], None]:
+    """The per-step checks: oracles (when due), non-finite tracking, every pair compared, one JSONL line."""
+    def check(obs: Observation) -> None:
+        values = dict(obs.values)
+        for label, (hparams, pre, grads, counts) in obs.oracle_inputs.items():
+            values[f"{ORACLE}:{label}"] = _oracle_values(sides[label].framework, hparams, pre, grads, counts,
+                                                         names[label])
+        for label, side in sides.items():
+            _track_nonfinite(side, obs.step, obs.values[label], obs.losses[label])
+        record: dict[str, Any] = {"step": obs.step, "pairs": {}}
+        for pair in pairs:
+            if pair.right == ORACLE and not obs.oracle_inputs:
+                continue
+            metrics = _compare(pair, values, obs.losses, names, item.dtype)
+            trackers[pair.label].update(obs.step, metrics)
+            record["pairs"][pair.label] = metrics
+        if any(v is not None for v in obs.losses.values()):
+            record["loss"] = obs.losses
+        writer.write(record)
+    return check
 
 
 def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
@@ -256,41 +321,30 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
     replay_stream = _gradient_stream(item, init)
     batch_stream = models.batches(item.case.data, item.case.model)
-    for side in sides.values():
-        _read(side)
-        side.counts = [0] * len(init)
     stride = oracle_stride(item, sum(a.size for a in init.values()))
+    for side in sides.values():
+        _read(side, keep=True)
+        side.counts = [0] * len(init)
     checked = 0
     error: FrameworkError | None = None
+    threaded = sum(a.size for a in init.values()) >= PIPELINE_PARAMS
+    last = item.case.steps
     with StepWriter(path) as writer:
-        for step in range(1, item.case.steps + 1):
-            replay = next(replay_stream) if replay_stream is not None else None
-            batch = next(batch_stream)
-            try:
-                received = _step_all(sides, item, step, batch, replay)
-            except FrameworkError as exc:
-                error = exc
-                break
-            values: dict[str, dict[str, list[np.ndarray]]] = {}
-            due = _oracle_due(step, stride, item.case.steps)
-            checked += due
-            for label, side in sides.items():
-                if "@" not in label and due:
-                    values[f"{ORACLE}:{label}"] = _oracle_values(side, received[label], names[label])
-                _read(side)
-                _track_nonfinite(side, step)
-                values[label] = side.values
-            losses = {label: side.loss for label, side in sides.items()}
-            record = {"step": step, "pairs": {}}
-            for pair in pairs:
-                if pair.right == ORACLE and not due:
-                    continue
-                metrics = _compare(pair, values, losses, names, item.dtype)
-                trackers[pair.label].update(step, metrics)
-                record["pairs"][pair.label] = metrics
-            if losses and any(v is not None for v in losses.values()):
-                record["loss"] = losses
-            writer.write(record)
+        checker = Checker(_checks(item, sides, pairs, names, trackers, writer), threaded)
+        try:
+            for step in range(1, last + 1):
+                replay = next(replay_stream) if replay_stream is not None else None
+                batch = next(batch_stream)
+                try:
+                    received = _step_all(sides, item, step, batch, replay)
+                except FrameworkError as exc:
+                    error = exc
+                    break
+                due = _oracle_due(step, stride, last)
+                checked += due
+                checker.submit(_observe(sides, step, received, due, threaded or _oracle_due(step + 1, stride, last)))
+        finally:
+            checker.close()
     entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started)
     entry["oracle"] = {"stride": stride, "setting": item.case.oracle_stride, "steps_checked": checked}
     return entry

@@ -112,3 +112,71 @@ def test_oracle_stride_must_be_auto_or_positive(tmp_path):
     path.write_text("cases:\n  - id: bad\n    model: {kind: linear}\n    steps: 2\n    oracle_stride: 0\n")
     (error,) = load_file(path)
     assert isinstance(error, CaseError) and error.key == "oracle_stride" and error.line == 5
+
+
+@pytest.mark.parametrize("extras", ["", "torch: {maximize: true}, mindspore: {loss_scale: 4.0}",
+                                    "torch: {foreach: true}"])
+def test_no_framework_writes_into_the_gradients_it_is_given(tmp_path, extras):
+    """The runner hands sides fed alike one shared copy of a replayed gradient, and the oracles read
+    it after the step: every adapter's step must leave it as it was."""
+    import numpy as np
+
+    from conformance import models
+    from conformance.backends.base import SessionSpec
+
+    case = load_case(tmp_path, f"""
+  - id: shared_grads
+    model: {{kind: layernorm_mlp, sizes: [3, 4, 2]}}
+    optimizer: {{lr: 0.01, weight_decay: 0.1, {extras}}}
+    steps: 1
+""")
+    item = Item(case, "cpu", "float32")
+    init = models.init_arrays(case.model)
+    grads = [np.full(a.shape, 0.5, dtype=np.float32) for a in init.values()]
+    for name in case.frameworks:
+        session = backends.get(name).open(SessionSpec(item, "cpu", init, case.optimizer.neutral()))
+        for _ in range(2):
+            session.step(grads)
+        assert all((g == 0.5).all() for g in grads), name
+
+
+def test_checks_on_a_thread_record_exactly_what_inline_checks_record(tmp_path, monkeypatch):
+    """Large models check each step on a second thread (pipeline.Checker) while the frameworks step:
+    forced on for a small model, every figure and every JSONL byte must match the inline run."""
+    from conformance import runner
+
+    case = load_case(tmp_path, """
+  - id: threaded
+    model: {kind: mlp, sizes: [4, 8, 3]}
+    gradients: {mode: replay, seed: 3, scale: 1.0e-8}
+    steps: 40
+    oracle_stride: 3
+    expect: diverge
+    reason: eps placement
+""")
+    entries = {}
+    for mode, threshold in (("inline", 10**12), ("thread", 0)):
+        monkeypatch.setattr(runner, "PIPELINE_PARAMS", threshold)
+        entries[mode] = run_item(Item(case, "cpu", "float32"), tmp_path / mode)
+    inline, thread = ((tmp_path / m / "threaded__cpu-float32.jsonl").read_bytes() for m in ("inline", "thread"))
+    assert inline == thread and len(inline.splitlines()) == 40
+    for entry in entries.values():
+        entry.pop("seconds")
+        entry.pop("jsonl", None)
+    assert entries["inline"] == entries["thread"]
+    assert entries["thread"]["oracle"]["steps_checked"] == 14  # steps 1, 4, ..., 40
+
+
+def test_a_failing_checker_thread_surfaces_in_the_main_thread():
+    from conformance.pipeline import Checker
+
+    def broken(observation):
+        raise ValueError(f"bad {observation}")
+
+    checker = Checker(broken, threaded=True)
+    checker.submit(1)
+    with pytest.raises(RuntimeError, match="step checker failed") as info:
+        for step in range(2, 100):  # the failure surfaces at a later submit, or at close
+            checker.submit(step)
+        checker.close()
+    assert isinstance(info.value.__cause__, ValueError)

@@ -7,6 +7,9 @@ A third framework means one new module and one line here.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
+import sys
 from functools import lru_cache
 
 from .base import Backend
@@ -45,3 +48,24 @@ def api_descriptions() -> dict[str, dict]:
 def build_infos() -> dict[str, dict]:
     """Each installed framework's build fingerprint (imports the frameworks; call once per run)."""
     return {name: get(name).build_info() for name in _MODULES if get(name).unavailable("cpu", "float32") is None}
+
+
+def teardown_is_slow() -> bool:
+    """Whether a framework this process imported takes seconds to tear down at exit: an adapter names
+    such a framework's module in SLOW_TEARDOWN."""
+    for module in _MODULES.values():
+        adapter = sys.modules.get(module)
+        if adapter is not None and getattr(adapter, "SLOW_TEARDOWN", None) in sys.modules:
+            return True
+    return False
+
+
+def exit_now(code: int) -> None:
+    """End the process with `code` without interpreter teardown when that teardown is slow (see
+    teardown_is_slow); callers have written and closed their files. CONFORMANCE_TEARDOWN=1 keeps the
+    normal exit."""
+    if teardown_is_slow() and os.environ.get("CONFORMANCE_TEARDOWN") != "1":
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

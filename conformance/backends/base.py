@@ -36,10 +36,13 @@ class Session(Protocol):
     def step(self, grads: list[np.ndarray] | None) -> None:
         """One optimizer step, on the given gradients or (None) on those of the last loss_and_grads."""
 
-    def params(self) -> list[np.ndarray]: ...
+    def params(self) -> list[np.ndarray]:
+        """Current parameters, model order. May share the framework's memory (no copy: at 1M parameters
+        copies cost as much as the comparison), so valid only until the next step; callers copy what
+        they keep."""
 
     def state(self) -> dict[str, list[np.ndarray]]:
-        """{'m': [...], 'u': [...]}, zeros before the first step."""
+        """{'m': [...], 'u': [...]}, zeros before the first step; shared memory as in params()."""
 
     def hparams(self) -> dict[str, Any]:
         """Effective hyper-parameters, neutral names, extras that change the formula included."""

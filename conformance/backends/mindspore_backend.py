@@ -26,6 +26,14 @@ NATIVE_NAMES = {"lr": "learning_rate", "betas": ("beta1", "beta2"), "eps": "eps"
 LAYERNORM_EPS = 1e-5  # match torch's default (MindSpore's own default is 1e-7)
 _LAYERNORM_NATIVE = {"weight": "gamma", "bias": "beta"}
 _bound_device: list[str] = []
+# One runtime thread, as torch (see torch_backend.TORCH_THREADS): the suite's parallelism is one item per
+# xdist worker, and two workers x two MindSpore threads on two cores made the whole suite ~15% slower
+# (measured with `python -m conformance bench --suite cases`). MindSpore's CPU results did not change
+# with 1, 2 or 4 threads on the same inputs.
+# MindSpore's C++ teardown at interpreter exit takes seconds (measured 1.7 s after one step, 3.9 s after
+# fifteen items): processes that are done may skip it (backends.exit_now).
+SLOW_TEARDOWN = "mindspore"
+MINDSPORE_THREADS = int(os.environ.get("CONFORMANCE_MINDSPORE_THREADS", "1"))
 
 
 def _ms():
@@ -50,7 +58,7 @@ def _bind(device: str):
     target = "GPU" if device == "gpu" else "CPU"
     if not _bound_device:
         ms.set_device(target)
-        ms.set_context(mode=ms.PYNATIVE_MODE)
+        ms.set_context(mode=ms.PYNATIVE_MODE, runtime_num_threads=MINDSPORE_THREADS)
         _bound_device.append(target)
     elif _bound_device[0] != target:
         raise RuntimeError(f"MindSpore is bound to {_bound_device[0]} in this process; run {target} items "
@@ -169,11 +177,11 @@ class MindSporeSession:
         return self._lr_used
 
     def params(self) -> list[np.ndarray]:
-        return [p.asnumpy().copy() for p in self.param_list]
+        return [p.asnumpy() for p in self.param_list]  # a view of the CPU tensor (see Session.params)
 
     def state(self) -> dict[str, list[np.ndarray]]:
-        return {"m": [t.asnumpy().copy() for t in self.optimizer.moment1],
-                "u": [t.asnumpy().copy() for t in self.optimizer.moment2]}
+        return {"m": [t.asnumpy() for t in self.optimizer.moment1],
+                "u": [t.asnumpy() for t in self.optimizer.moment2]}
 
     def hparams(self) -> dict[str, Any]:
         """What nn.AdaMax recorded of its own arguments, defaults applied, under neutral names."""

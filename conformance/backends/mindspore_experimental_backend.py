@@ -26,8 +26,8 @@ class ExperimentalAdamaxSession(MindSporeSession):
         return self.ms.experimental.optim.Adamax(self.param_list, **kwargs)
 
     def state(self) -> dict[str, list[np.ndarray]]:
-        return {"m": [t.asnumpy().copy() for t in self.optimizer.exp_avg],
-                "u": [t.asnumpy().copy() for t in self.optimizer.exp_inf]}
+        return {"m": [t.asnumpy() for t in self.optimizer.exp_avg],
+                "u": [t.asnumpy() for t in self.optimizer.exp_inf]}
 
     def _current_lr(self) -> float:
         return float(np.asarray(self.optimizer.param_groups[0]["lr"].asnumpy()).reshape(-1)[0])

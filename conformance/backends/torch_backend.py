@@ -78,13 +78,14 @@ class TorchSession:
         return self.torch.from_numpy(np.ascontiguousarray(array)).to(device=self.device, dtype=self.dtype)
 
     def _numpy(self, tensor) -> np.ndarray:
-        return tensor.detach().cpu().numpy().copy()
+        """A NumPy view of a CPU tensor (a host copy of a CUDA one): valid until the next step."""
+        return tensor.detach().cpu().numpy()
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.model(self._tensor(x)), self._tensor(y))
         loss.backward()
-        return float(loss.item()), [self._numpy(p.grad) for p in self.param_list]
+        return float(loss.item()), [self._numpy(p.grad).copy() for p in self.param_list]
 
     def step(self, grads: list[np.ndarray | None] | None) -> None:
         """One step; a None gradient leaves `.grad` unset, so torch skips that parameter entirely.

@@ -15,8 +15,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--memory-size", default="1M", choices=list(SIZES), help="model for memory and start-up")
     parser.add_argument("--memory-steps", type=int, nargs="*", default=[100, 1000, 10000],
                         help="step counts for peak RSS, one fresh process each (none: skip)")
-    parser.add_argument("--suite", default="cases", help="case folder timed with pytest; '' skips it")
-    parser.add_argument("--workers", nargs="+", default=["0", "2"], help="pytest -n values to time (0: serial)")
+    parser.add_argument("--suite", default="cases",
+                        help="case folder timed with `python -m conformance run` (the main job); '' skips it")
+    parser.add_argument("--workers", nargs="+", default=["0", "2"], help="-n values to time (0: serial)")
+    parser.add_argument("--suite-repeats", type=int, default=2,
+                        help="suite runs per -n value, in alternating order; medians reported (default: 2)")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per subprocess")
     parser.add_argument("-o", "--output", help="JSON path (default: reports/bench-<time>.json)")

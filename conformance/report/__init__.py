@@ -9,11 +9,10 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from .. import results
 from . import pages
-from .plots import item_svg
 from .series import read_curves
 
 
@@ -22,6 +21,8 @@ def render_item(run_dir: Path, run: dict[str, Any], entry: dict[str, Any], group
     svg, curves = None, None
     jsonl = run_dir / entry["jsonl"] if entry.get("jsonl") else None
     if jsonl is not None and jsonl.exists() and entry.get("steps"):
+        from .plots import item_svg  # matplotlib: imported by the processes that draw, not by every reader
+
         curves = read_curves(jsonl, int(entry["steps"]))
         svg = item_svg(curves, entry, salt=pages.item_slug(entry))
     return pages.environment().get_template("item.html.j2").render(
@@ -64,12 +65,20 @@ def _write_item(job: tuple[Path, dict, dict, str]) -> None:
     results.atomic_write_text(run_dir / "items" / f"{pages.item_slug(entry)}.html", html)
 
 
-def write_report(run_dir: Path, data: dict[str, Any]) -> Path:
-    """Write run_dir/index.html and run_dir/items/*.html atomically; return the index's path."""
+def write_item_page(run_dir: Path, run_id: str, entry: dict[str, Any]) -> None:
+    """One item's page while the run is still going (an xdist worker, right after the item): a page
+    needs only its entry, its JSONL, the run id and its root cause, which is its own (pages.cause)."""
+    _write_item((run_dir, {"id": run_id}, entry, pages.cause(entry)))
+
+
+def write_report(run_dir: Path, data: dict[str, Any], drawn: Collection[str] = ()) -> Path:
+    """Write run_dir/index.html and run_dir/items/*.html atomically (except the pages of the node ids
+    in `drawn`, which write_item_page already wrote); return the index's path."""
     run, items = data["run"], data["items"]
     groups, group_of = pages.cause_groups(items)
     texts = {g["id"]: g["text"] for g in groups}
-    jobs = [(run_dir, run, entry, texts[group_of[entry["nodeid"]]]) for entry in items]
+    jobs = [(run_dir, run, entry, texts[group_of[entry["nodeid"]]]) for entry in items
+            if entry["nodeid"] not in drawn]
     workers = min(os.cpu_count() or 1, max(1, len(jobs) // 8))
     if workers > 1:  # plotting dominates; spawn, never fork, a process that may hold MindSpore
         context = multiprocessing.get_context("spawn")

@@ -1,0 +1,34 @@
+"""numba, when installed: compiles the two per-element hot loops (comparing two tensors, stepping an oracle).
+
+At a million parameters a NumPy expression costs one pass over memory per operation, and the comparator
+and the float64 oracles are a few dozen such passes per step, several times the frameworks' own step
+(measured in conformance/bench.py). A compiled loop does each in one pass with no temporaries. The
+arithmetic is the same IEEE float64 (numba compiles without fastmath, so no reassociation or FMA
+contraction): results are bit-identical to the NumPy evaluation, which tests/test_compare.py and
+tests/test_oracles.py check.
+
+Compiled code is cached in conformance/__pycache__ (*.nbi, *.nbc), keyed by the source file of the
+function: after changing `jit`'s options below, delete those files once.
+
+Without numba (e.g. on a GPU machine where only the frameworks are installed), `AVAILABLE` is False and
+callers use their NumPy paths: same numbers, slower on large tensors.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+try:
+    import numba
+except ImportError:  # optional accelerator: NumPy paths give the same numbers
+    numba = None
+
+AVAILABLE = numba is not None
+
+
+def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """numba.njit with an on-disk cache (compiled once per machine, reused by every process and xdist
+    worker), without the GIL (a loop never calls back into Python) and with NumPy's error model (x/0
+    gives inf or NaN as in NumPy; numba's default would raise ZeroDivisionError); identity without numba."""
+    if numba is None:
+        return fn
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
