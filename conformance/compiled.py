@@ -25,10 +25,16 @@ except ImportError:  # optional accelerator: NumPy paths give the same numbers
 AVAILABLE = numba is not None
 
 
-def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+def jit(fn: Callable[..., Any] | None = None, *, reassociate: bool = False) -> Any:
     """numba.njit with an on-disk cache (compiled once per machine, reused by every process and xdist
     worker), without the GIL (a loop never calls back into Python) and with NumPy's error model (x/0
-    gives inf or NaN as in NumPy; numba's default would raise ZeroDivisionError); identity without numba."""
+    gives inf or NaN as in NumPy; numba's default would raise ZeroDivisionError); identity without numba.
+
+    `reassociate` lets the compiler reorder a floating-point reduction into SIMD lanes: only for
+    loops whose result does not depend on the order (a sum of zeros and NaNs)."""
+    if fn is None:
+        return lambda f: jit(f, reassociate=reassociate)
     if numba is None:
         return fn
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+    options = {"fastmath": {"reassoc"}} if reassociate else {}
+    return numba.njit(cache=True, nogil=True, error_model="numpy", **options)(fn)

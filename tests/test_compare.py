@@ -100,3 +100,16 @@ def test_diff_ulp_across_signs_zeros_and_extremes_equals_reference(dtype):
         fast = diff(a, b, dtype, bound)
         assert fast == diff_general(a, b, dtype, bound)
         assert fast["ulp"] == ulp_distance(a, b, dtype).max()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_nonfinite_finds_one_bad_element_anywhere(dtype):
+    from conformance.compare import nonfinite
+
+    a = np.linspace(-1e4, 1e4, 1001).astype(dtype)
+    assert not nonfinite(a) and not nonfinite(a[:0])
+    for bad in (np.nan, np.inf, -np.inf):
+        for at in (0, 500, 1000):
+            b = a.copy()
+            b[at] = bad
+            assert nonfinite(b)
