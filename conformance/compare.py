@@ -16,7 +16,6 @@ from .case import Bound
 from .compiled import AVAILABLE, jit
 
 _INT = {"float16": np.int16, "float32": np.int32, "float64": np.int64}
-_DTYPE = {name: np.dtype(name) for name in _INT}
 _SIGN_MASK = {"float16": 0x7FFF, "float32": 0x7FFFFFFF, "float64": 0x7FFFFFFFFFFFFFFF}
 _NO_ULP_BOUND = -1.0
 _NO_ARRAY = np.empty(0)  # "no element-wise atol" for the compiled pass
@@ -41,48 +40,79 @@ def ulp_distance(a: np.ndarray, b: np.ndarray, dtype: str) -> np.ndarray:
     return np.where(same_sign, exact, across)
 
 
+START = (-1.0, 0, 0.0, 0.0, 0, -1.0, 0)  # (max abs, its index, max rel, max ulp, bad, worst bad abs, its index)
+
+
 @jit
-def _diff_kernel(a, b, ia, ib, mask, atol_arr, atol, rtol, ulp_bound):  # pragma: no cover - compiled
-    """One pass of `diff` over finite operands (flat arrays; ia, ib: a and b rounded to the case dtype,
-    viewed as integers). Returns (finite, max abs, its index, max rel, max ulp, bad count, worst bad
-    index); finite False as soon as an operand or a difference is NaN/Inf (diff_general takes over).
-    Element by element this is diff_general's float64 arithmetic, in the same order."""
-    top, top_at, rel, ulp, bad, worst, worst_at = -1.0, 0, 0.0, 0.0, 0, -1.0, 0
+def bits_of(value, fbuf, ibuf):  # pragma: no cover - compiled
+    """`value` rounded to the case dtype (fbuf: a 1-element array of it; ibuf: the same memory viewed as
+    integers), as its integer bit pattern, widened to int64."""
+    fbuf[0] = value
+    return np.int64(ibuf[0])
+
+
+@jit
+def take(acc, i, x, y, bx, by, mask, limit, ulp_bound):  # pragma: no cover - compiled
+    """Fold element i into the accumulator START describes: x, y the two values in float64, bx, by their
+    bit patterns in the case dtype, `limit` the element's atol + rtol*max(|x|,|y|) without the rtol
+    term (added here). Returns (finite, acc); not finite as soon as an operand or the difference is
+    NaN/Inf (diff_general takes over). Element by element this is diff_general's float64 arithmetic."""
+    top, top_at, rel, ulp, bad, worst, worst_at = acc
+    d = abs(x - y)
+    if not d <= 1.7976931348623157e308:  # NaN or inf: an operand is not finite (or x - y overflowed)
+        return False, acc
+    s = max(abs(x), abs(y))
+    if s > 0.0:
+        rel = max(rel, d / s)
+    # sign-magnitude -> ordered integers (+0 and -0 both 0), branch-free: weights' signs are random,
+    # and a mispredicted branch per element cost more than the rest of this function (measured)
+    sa, sb = bx >> 63, by >> 63  # -1 where negative, else 0
+    oa, ob = (bx ^ (sa & mask)) - sa, (by ^ (sb & mask)) - sb
+    if (oa >= 0) == (ob >= 0):
+        e = np.float64(abs(oa - ob))
+    else:
+        e = np.float64(abs(oa)) + np.float64(abs(ob))
+    ulp = max(ulp, e)
+    if d > top:
+        top, top_at = d, i
+    if not (d <= limit[0] + limit[1] * s or (ulp_bound >= 0.0 and e <= ulp_bound)):
+        bad += 1
+        if d > worst:
+            worst, worst_at = d, i
+    return True, (top, top_at, rel, ulp, bad, worst, worst_at)
+
+
+@jit
+def _diff_kernel(a, b, fbuf, ibuf, mask, atol_arr, atol, rtol, ulp_bound):  # pragma: no cover - compiled
+    """One pass of `diff` over flat arrays; returns (finite, accumulator)."""
+    acc = START
     per_element = atol_arr.size > 0
     for i in range(a.size):
-        x, y = np.float64(a[i]), np.float64(b[i])
-        d = abs(x - y)
-        if not d <= 1.7976931348623157e308:  # NaN or inf: an operand is not finite (or x - y overflowed)
-            return False, top, top_at, rel, ulp, bad, worst_at
-        s = max(abs(x), abs(y))
-        if s > 0.0:
-            rel = max(rel, d / s)
-        oa, ob = np.int64(ia[i]), np.int64(ib[i])
-        if oa < 0:
-            oa = -(oa & mask)
-        if ob < 0:
-            ob = -(ob & mask)
-        if (oa >= 0) == (ob >= 0):
-            e = np.float64(abs(oa - ob))
-        else:
-            e = np.float64(abs(oa)) + np.float64(abs(ob))
-        ulp = max(ulp, e)
-        if d > top:
-            top, top_at = d, i
-        limit = (atol_arr[i] if per_element else atol) + rtol * s
-        if not (d <= limit or (ulp_bound >= 0.0 and e <= ulp_bound)):
-            bad += 1
-            if d > worst:
-                worst, worst_at = d, i
-    return True, top, top_at, rel, ulp, bad, worst_at
+        limit = (atol_arr[i] if per_element else atol, rtol)
+        ok, acc = take(acc, i, np.float64(a[i]), np.float64(b[i]), bits_of(a[i], fbuf, ibuf),
+                       bits_of(b[i], fbuf, ibuf), mask, limit, ulp_bound)
+        if not ok:
+            return False, acc
+    return True, acc
 
 
-def _bits(x: np.ndarray, dtype: str) -> np.ndarray:
-    """x rounded to the case dtype (no copy when it already is), viewed as integers."""
-    if x.dtype != _DTYPE[dtype]:
-        with np.errstate(over="ignore"):  # a float64 oracle value beyond the dtype's range: inf, as intended
-            x = x.astype(dtype)
-    return x.view(_INT[dtype])
+def buffers(dtype: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """What the compiled passes need to read bit patterns in `dtype`: (fbuf, ibuf, sign mask)."""
+    fbuf = np.empty(1, dtype=dtype)
+    return fbuf, fbuf.view(_INT[dtype]), _SIGN_MASK[dtype]
+
+
+def ulp_limit(bound: Bound) -> float:
+    return _NO_ULP_BOUND if bound.ulp is None else float(bound.ulp)
+
+
+def metrics(acc: tuple, shape: tuple[int, ...], left: Any, right: Any) -> dict[str, Any]:
+    """A compiled pass's accumulator as `diff`'s dict; left(i), right(i) give the two values at flat i."""
+    top, top_at, rel, ulp, bad, _, worst_at = acc
+    flat = worst_at if bad else top_at
+    index = [flat] if len(shape) <= 1 else [int(i) for i in np.unravel_index(flat, shape)]
+    return {"abs": top, "rel": rel, "ulp": ulp, "at": index, "a": float(left(flat)), "b": float(right(flat)),
+            "bad": bad}
 
 
 def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarray | None = None) -> dict[str, Any]:
@@ -99,17 +129,13 @@ def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarra
     if not AVAILABLE or dtype == "float16" or a.size == 0 or a.dtype == np.float16 or b.dtype == np.float16:
         return diff_general(a, b, dtype, bound, atol)
     fa, fb = np.ravel(a), np.ravel(b)
-    ia, ib = _bits(fa, dtype), _bits(fb, dtype)
     per_element = _NO_ARRAY if atol is None else np.ravel(np.broadcast_to(atol, b.shape)).astype(np.float64, copy=False)
-    finite, top, top_at, rel, ulp, bad, worst_at = _diff_kernel(
-        fa, fb, ia, ib, _SIGN_MASK[dtype], per_element, float(bound.atol), float(bound.rtol),
-        _NO_ULP_BOUND if bound.ulp is None else float(bound.ulp))
+    fbuf, ibuf, mask = buffers(dtype)
+    finite, acc = _diff_kernel(fa, fb, fbuf, ibuf, mask, per_element, float(bound.atol), float(bound.rtol),
+                               ulp_limit(bound))
     if not finite:
         return diff_general(a, b, dtype, bound, atol)
-    flat = worst_at if bad else top_at
-    index = [flat] if b.ndim == 1 else [int(i) for i in np.unravel_index(flat, b.shape)]
-    return {"abs": top, "rel": rel, "ulp": ulp, "at": index,
-            "a": float(fa[flat]), "b": float(fb[flat]), "bad": bad}
+    return metrics(acc, b.shape, fa.__getitem__, fb.__getitem__)
 
 
 def diff_general(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound,

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .compare import START, bits_of, buffers, metrics, take
 from .compiled import AVAILABLE, jit
 
 
@@ -46,7 +47,6 @@ class Step:
     scale_u: np.ndarray
 
 
-Formula = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, dict[str, Any], str], Step]
 
 
 def _np_maximum(x: float, y: float) -> float:
@@ -96,50 +96,115 @@ def _mindspore_element(p, m, u, g, clr, beta1, beta2, eps, wd, loss_scale):
 
 
 _torch_element, _mindspore_element = jit(_torch_element), jit(_mindspore_element)
+_KINDS = {"torch": 0, "mindspore": 1}
 
 
-def _loop(element: Callable[..., tuple], compiled: bool = AVAILABLE) -> Callable[..., None]:
-    """out[:, i] = element(p[i], m[i], u[i], g[i], *args) for every i, compiled where numba is."""
-    def loop(p, m, u, g, out, clr, beta1, beta2, eps, wd, flag):  # pragma: no cover - compiled
-        for i in range(p.size):  # operands widened to float64 one element at a time
-            r = element(np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]),
-                        clr, beta1, beta2, eps, wd, flag)
-            out[0, i], out[1, i], out[2, i], out[3, i], out[4, i], out[5, i] = r
+@jit
+def _element(kind, p, m, u, g, clr, beta1, beta2, eps, wd, flag):  # pragma: no cover - compiled
+    if kind == 0:
+        return _torch_element(p, m, u, g, clr, beta1, beta2, eps, wd, flag)
+    return _mindspore_element(p, m, u, g, clr, beta1, beta2, eps, wd, flag)
 
-    if compiled:
-        return jit(loop)
 
-    python_element = getattr(element, "py_func", element)  # numba keeps the Python original
+@jit
+def _apply_loop(kind, p, m, u, g, out, clr, beta1, beta2, eps, wd, flag):  # pragma: no cover - compiled
+    """out[:, i] = the formula at element i; operands widened to float64 one element at a time."""
+    for i in range(p.size):
+        r = _element(kind, np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]),
+                     clr, beta1, beta2, eps, wd, flag)
+        out[0, i], out[1, i], out[2, i], out[3, i], out[4, i], out[5, i] = r
 
-    def numpy_loop(p, m, u, g, out, *args):  # the same element function through NumPy's ufunc machinery
-        ufunc = np.frompyfunc(lambda *xs: python_element(*(float(x) for x in xs), *args), 4, 6)
-        with np.errstate(all="ignore"):
-            for row, values in zip(out, ufunc(p, m, u, g)):
-                row[...] = values
-    return numpy_loop
+
+def _numpy_loop(kind, p, m, u, g, out, *args) -> None:
+    """_apply_loop without numba: the same element function through NumPy's ufunc machinery."""
+    element = getattr(_element, "py_func", _element)
+    ufunc = np.frompyfunc(lambda *xs: element(kind, *(float(x) for x in xs), *args), 4, 6)
+    with np.errstate(all="ignore"):
+        for row, values in zip(out, ufunc(p, m, u, g)):
+            row[...] = values
+
+
+@jit
+def _check_loop(kind, p, m, u, g, post_p, post_m, post_u, clr, beta1, beta2, eps, wd, flag,
+                fbuf, ibuf, mask, bound_p, bound_s):  # pragma: no cover - compiled
+    """The formula at every element, compared at once with the framework's post-step values (the
+    oracle's six arrays are never written: at 1M parameters that is most of an oracle check's cost).
+    bound_*: (atol in eps x operand magnitude, already times eps; rtol; ulp or -1). Returns
+    (finite, params, m, u accumulators) as compare.take folds them."""
+    acc_p, acc_m, acc_u = START, START, START
+    for i in range(p.size):
+        r = _element(kind, np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]),
+                     clr, beta1, beta2, eps, wd, flag)
+        ok, acc_p = take(acc_p, i, np.float64(post_p[i]), r[0], bits_of(post_p[i], fbuf, ibuf),
+                         bits_of(r[0], fbuf, ibuf), mask, (bound_p[0] * r[3], bound_p[1]), bound_p[2])
+        if ok:
+            ok, acc_m = take(acc_m, i, np.float64(post_m[i]), r[1], bits_of(post_m[i], fbuf, ibuf),
+                             bits_of(r[1], fbuf, ibuf), mask, (bound_s[0] * r[4], bound_s[1]), bound_s[2])
+        if ok:
+            ok, acc_u = take(acc_u, i, np.float64(post_u[i]), r[2], bits_of(post_u[i], fbuf, ibuf),
+                             bits_of(r[2], fbuf, ibuf), mask, (bound_s[0] * r[5], bound_s[1]), bound_s[2])
+        if not ok:
+            return False, acc_p, acc_m, acc_u
+    return True, acc_p, acc_m, acc_u
 
 
 _NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
-_LOOPS = {"torch": _loop(_torch_element), "mindspore": _loop(_mindspore_element)}
 
 
-def _apply(kind: str, p, m, u, g, lr: float, t: int, beta1: float, beta2: float, eps: float, wd: float,
-           flag: Any) -> Step:
-    """One formula over one tensor: the six float64 outputs of Step, shaped like p."""
-    # float32/float64 go in as they are (the loop widens each element); others (float16) widened here
-    flat = [np.ravel(x) if np.asarray(x).dtype in _NATIVE else np.ravel(x).astype(np.float64) for x in (p, m, u, g)]
-    out = np.empty((6, flat[0].size))
-    clr = lr / (1.0 - beta1 ** t)  # in Python float64, once per tensor, as both frameworks do it
-    _LOOPS[kind](*flat, out, float(clr), float(beta1), float(beta2), float(eps), float(wd), flag)
-    return Step(*(row.reshape(np.shape(p)) for row in out))
+def _flat(x: np.ndarray) -> np.ndarray:
+    """float32/float64 as they are (the loops widen each element); others (float16) widened here."""
+    x = np.asarray(x)
+    return np.ravel(x) if x.dtype in _NATIVE else np.ravel(x).astype(np.float64)
 
 
-def torch_adamax(p: np.ndarray, m: np.ndarray, u: np.ndarray, g: np.ndarray, t: int,
+class Formula:
+    """One framework's AdaMax update as an oracle. Called like a function, it returns the Step of one
+    tensor; `check` steps and compares with the framework's post-step values in one compiled pass."""
+
+    def __init__(self, kind: str, scalars: Callable[[dict[str, Any], str], tuple]):
+        self.kind, self.scalars = kind, scalars  # scalars(hp, name) -> (lr, beta1, beta2, eps, wd, flag)
+
+    def _args(self, t: int, hp: dict[str, Any], name: str) -> tuple:
+        lr, beta1, beta2, eps, wd, flag = self.scalars(hp, name)
+        clr = lr / (1.0 - beta1 ** t)  # in Python float64, once per tensor, as both frameworks do it
+        return tuple(float(v) for v in (clr, beta1, beta2, eps, wd, flag))
+
+    def __call__(self, p: np.ndarray, m: np.ndarray, u: np.ndarray, g: np.ndarray, t: int,
                  hp: dict[str, Any], name: str) -> Step:
+        """The six float64 outputs of Step for one tensor, shaped like p."""
+        flat = [_flat(x) for x in (p, m, u, g)]
+        out = np.empty((6, flat[0].size))
+        (_apply_loop if AVAILABLE else _numpy_loop)(_KINDS[self.kind], *flat, out, *self._args(t, hp, name))
+        return Step(*(row.reshape(np.shape(p)) for row in out))
+
+    def check(self, pre: tuple[np.ndarray, np.ndarray, np.ndarray], g: np.ndarray, t: int, hp: dict[str, Any],
+              name: str, post: tuple[np.ndarray, np.ndarray, np.ndarray], dtype: str,
+              bounds: dict[str, tuple[float, float, float]]) -> dict[str, dict[str, Any]] | None:
+        """compare.diff of each post-step value (params, m, u) against this formula stepped from `pre`,
+        with atol = bounds[...][0] x the element's operand magnitude; None where the compiled pass does
+        not apply (no numba, float16, non-finite values): then step with __call__ and use compare.diff."""
+        arrays = [np.asarray(x) for x in (*pre, g, *post)]
+        if not AVAILABLE or dtype == "float16" or any(x.dtype not in _NATIVE for x in arrays) or not arrays[0].size:
+            return None
+        flat = [np.ravel(x) for x in arrays]
+        args = self._args(t, hp, name)
+        fbuf, ibuf, mask = buffers(dtype)
+        finite, *accs = _check_loop(_KINDS[self.kind], *flat, *args, fbuf, ibuf, mask, bounds["params"],
+                                    bounds["state"])
+        if not finite:
+            return None
+
+        def oracle(j: int) -> Callable[[int], float]:
+            return lambda i: _element(_KINDS[self.kind], *(float(x[i]) for x in flat[:4]), *args)[j]
+        shape = np.shape(arrays[4])
+        return {key: metrics(acc, shape, flat[4 + j].__getitem__, oracle(j))
+                for j, (key, acc) in enumerate(zip(("params", "m", "u"), accs))}
+
+
+def _torch_scalars(hp: dict[str, Any], name: str) -> tuple:
     """torch.optim.Adamax: eps inside the max, bias correction in float64."""
     beta1, beta2 = hp["betas"]
-    return _apply("torch", p, m, u, g, hp["lr"], t, beta1, beta2, hp["eps"], hp["weight_decay"] or 0.0,
-                  bool(hp.get("maximize")))
+    return hp["lr"], beta1, beta2, hp["eps"], hp["weight_decay"] or 0.0, bool(hp.get("maximize"))
 
 
 def mindspore_decays(name: str, hp: dict[str, Any]) -> bool:
@@ -148,10 +213,12 @@ def mindspore_decays(name: str, hp: dict[str, Any]) -> bool:
     return bool(hp.get("param_groups")) or ("beta" not in name and "gamma" not in name)
 
 
-def mindspore_adamax(p: np.ndarray, m: np.ndarray, u: np.ndarray, g: np.ndarray, t: int,
-                     hp: dict[str, Any], name: str) -> Step:
+def _mindspore_scalars(hp: dict[str, Any], name: str) -> tuple:
     """mindspore.nn.AdaMax (ApplyAdaMax): eps added to u outside the max, name-filtered decay."""
     beta1, beta2 = hp["betas"]
     wd = hp["weight_decay"] if hp["weight_decay"] and mindspore_decays(name, hp) else 0.0
-    return _apply("mindspore", p, m, u, g, hp["lr"], t, beta1, beta2, hp["eps"], wd,
-                  float(hp.get("loss_scale", 1.0)))
+    return hp["lr"], beta1, beta2, hp["eps"], wd, float(hp.get("loss_scale", 1.0))
+
+
+torch_adamax = Formula("torch", _torch_scalars)
+mindspore_adamax = Formula("mindspore", _mindspore_scalars)

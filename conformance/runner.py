@@ -138,47 +138,65 @@ def _read(side: Side, keep: bool) -> None:
     side.values = {k: [a.copy() for a in v] for k, v in values.items()} if keep else values
 
 
-_ORACLE_KEYS = ("params", "m", "u", "scale:params", "scale:m", "scale:u")
-
-
-def _oracle_values(framework: str, hparams: dict[str, Any], pre: dict[str, list[np.ndarray]],
-                   grads: list[np.ndarray | None], counts: list[int], names: list[str]) -> dict[str, list[np.ndarray]]:
-    """The framework's formula applied in float64 to its own pre-step values and received gradients.
-
-    A parameter that received no gradient is left as it was (the framework skipped it); each parameter
-    is corrected for its own step count, and `hparams` carries the learning rate the framework used
-    this step.
-    """
-    formula = backends.get(framework).formula
-    out: dict[str, list[np.ndarray]] = {key: [] for key in _ORACLE_KEYS}
-    for i, name in enumerate(names):
-        p, m, u = (pre[k][i] for k in ("params", "m", "u"))
-        if grads[i] is None:
-            zero = np.zeros(p.shape)  # a skipped parameter must come back bit-identical
-            values = (p.astype(np.float64), m.astype(np.float64), u.astype(np.float64), zero, zero, zero)
-        else:  # NaN/Inf inputs are data here, compared by the rules in compare
-            res = formula(p, m, u, grads[i], counts[i], hparams, name)
-            values = (res.p, res.m, res.u, res.scale_p, res.scale_m, res.scale_u)
-        for key, value in zip(_ORACLE_KEYS, values):
-            out[key].append(value)
+def _oracle_bounds(tolerance: Tolerance, dtype: str) -> dict[str, tuple[float, float, float]]:
+    """Per quantity (atol x eps(dtype), rtol, ulp or -1): against an oracle, atol counts eps(dtype) x the
+    element's operand magnitude."""
+    eps = float(np.finfo(dtype).eps)
+    out = {}
+    for quantity in ("params", "state"):
+        bound = tolerance.for_quantity(quantity)
+        out[quantity] = (bound.atol * eps, float(bound.rtol), -1.0 if bound.ulp is None else float(bound.ulp))
     return out
+
+
+def _oracle_tensor(formula: Any, pre: dict[str, list[np.ndarray]], post: dict[str, list[np.ndarray]], i: int,
+                   grad: np.ndarray | None, count: int, hparams: dict[str, Any], name: str, dtype: str,
+                   tolerance: Tolerance) -> dict[str, dict[str, Any]]:
+    """params/m/u metrics of one tensor against the framework's formula, stepped in float64 from the
+    framework's own pre-step values and the gradient it received (a parameter that received none must
+    come back bit-identical). One compiled pass where it applies, else the formula's arrays and diff."""
+    p, m, u = (pre[k][i] for k in ("params", "m", "u"))
+    after = tuple(post[k][i] for k in ("params", "m", "u"))
+    bounds = _oracle_bounds(tolerance, dtype)
+    if grad is not None:
+        fused = formula.check((p, m, u), grad, count, hparams, name, after, dtype, bounds)
+        if fused is not None:
+            return fused
+        res = formula(p, m, u, grad, count, hparams, name)  # NaN/Inf inputs are data, compared in compare
+        expected = ((res.p, res.scale_p), (res.m, res.scale_m), (res.u, res.scale_u))
+    else:
+        expected = tuple((x.astype(np.float64), np.zeros(x.shape)) for x in (p, m, u))
+    out = {}
+    for key, value, (oracle, scale) in zip(("params", "m", "u"), after, expected):
+        bound = tolerance.for_quantity("params" if key == "params" else "state")
+        out[key] = diff(value, oracle, dtype, bound, bounds["params" if key == "params" else "state"][0] * scale)
+    return out
+
+
+def _oracle_metrics(side: Side, obs: "Observation", names: list[str], dtype: str,
+                    tolerance: Tolerance) -> dict[str, dict[str, dict]]:
+    """Per quantity, per tensor metrics of `side` against its own formula at this step (as _compare's)."""
+    hparams, pre, grads, counts = obs.oracle_inputs[side.label]
+    formula = backends.get(side.framework).formula
+    tensors = [_oracle_tensor(formula, pre, obs.values[side.label], i, grads[i], counts[i], hparams, name, dtype,
+                              tolerance) for i, name in enumerate(names)]
+    return {"params": {name: t["params"] for name, t in zip(names, tensors)},
+            "state": {**{f"m:{name}": t["m"] for name, t in zip(names, tensors)},
+                      **{f"u:{name}": t["u"] for name, t in zip(names, tensors)}},
+            "loss": {}}
 
 
 def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses: dict[str, float | None],
              names: dict[str, list[str]], dtype: str) -> dict[str, dict[str, dict]]:
     """Per quantity, per tensor metrics of one pair at one step."""
-    right_key = f"{ORACLE}:{pair.left}" if pair.right == ORACLE else pair.right
-    a, b = values[pair.left], values[right_key]
-    eps = float(np.finfo(dtype).eps)
+    a, b = values[pair.left], values[pair.right]
     out: dict[str, dict[str, dict]] = {"params": {}, "state": {}, "loss": {}}
     for key, quantity in (("params", "params"), ("m", "state"), ("u", "state")):
         bound = pair.tolerance.for_quantity(quantity)
         for i, name in enumerate(names[pair.left]):
             tensor = name if key == "params" else f"{key}:{name}"
-            # against an oracle, atol is in units of eps(dtype) x operand magnitude, element-wise
-            atol = bound.atol * eps * b[f"scale:{key}"][i] if pair.right == ORACLE else None
-            out[quantity][tensor] = diff(a[key][i], b[key][i], dtype, bound, atol)
-    if pair.right != ORACLE and losses.get(pair.left) is not None and losses.get(pair.right) is not None:
+            out[quantity][tensor] = diff(a[key][i], b[key][i], dtype, bound)
+    if losses.get(pair.left) is not None and losses.get(pair.right) is not None:
         out["loss"]["loss"] = diff(np.array(losses[pair.left]), np.array(losses[pair.right]), dtype,
                                    pair.tolerance.loss)
     return out
@@ -275,17 +293,16 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             trackers: dict[str, PairTracker], writer: StepWriter) -> Callable[[Observation], None]:
     """The per-step checks: oracles (when due), non-finite tracking, every pair compared, one JSONL line."""
     def check(obs: Observation) -> None:
-        values = dict(obs.values)
-        for label, (hparams, pre, grads, counts) in obs.oracle_inputs.items():
-            values[f"{ORACLE}:{label}"] = _oracle_values(sides[label].framework, hparams, pre, grads, counts,
-                                                         names[label])
         for label, side in sides.items():
             _track_nonfinite(side, obs.step, obs.values[label], obs.losses[label])
         record: dict[str, Any] = {"step": obs.step, "pairs": {}}
         for pair in pairs:
-            if pair.right == ORACLE and not obs.oracle_inputs:
+            if pair.right != ORACLE:
+                metrics = _compare(pair, obs.values, obs.losses, names, item.dtype)
+            elif obs.oracle_inputs:
+                metrics = _oracle_metrics(sides[pair.left], obs, names[pair.left], item.dtype, pair.tolerance)
+            else:
                 continue
-            metrics = _compare(pair, values, obs.losses, names, item.dtype)
             trackers[pair.label].update(obs.step, metrics)
             record["pairs"][pair.label] = metrics
         if any(v is not None for v in obs.losses.values()):

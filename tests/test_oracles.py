@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from conformance import compiled, oracles
+from conformance.case import Bound
+from conformance.compare import diff
 
-FORMULAS = {"torch": oracles._torch_element, "mindspore": oracles._mindspore_element}
+KINDS = {"torch": 0, "mindspore": 1}
 
 
 def _same(x: np.ndarray, y: np.ndarray) -> bool:
@@ -16,23 +18,56 @@ def _same(x: np.ndarray, y: np.ndarray) -> bool:
     return bool(((x.view(np.int64) == y.view(np.int64)) | (np.isnan(x) & np.isnan(y))).all())
 
 
+def _operands(rng: np.random.Generator, n: int, dtype=np.float64) -> tuple[np.ndarray, ...]:
+    p, m, g = (rng.standard_normal(n) * 10.0 ** rng.integers(-9, 2, n) for _ in range(3))
+    u = np.abs(rng.standard_normal(n))
+    return tuple(x.astype(dtype) for x in (p, m, u, g))
+
+
 @pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed: only the NumPy loop exists here")
-@pytest.mark.parametrize("kind", sorted(FORMULAS))
+@pytest.mark.parametrize("kind", sorted(KINDS))
 def test_compiled_loop_equals_numpy_loop(kind):
     rng = np.random.default_rng(11)
     n = 400
-    p, m, g = (rng.standard_normal(n) * 10.0 ** rng.integers(-9, 2, n) for _ in range(3))
-    u = np.abs(rng.standard_normal(n))
+    p, m, u, g = _operands(rng, n)
     for arr in (p, m, u, g):  # non-finite and signed-zero operands are data the oracles must handle
         arr[rng.integers(0, n, 8)] = rng.choice([np.nan, np.inf, -np.inf, 0.0, -0.0], 8)
-    fast, slow = oracles._loop(FORMULAS[kind], True), oracles._loop(FORMULAS[kind], False)
-    for args in [(0.004, 0.9, 0.999, 1e-8, 0.0, kind == "torch" or 1.0),
-                 (0.02, 0.5, 0.9999, 0.0, 0.01, False if kind == "torch" else 1024.0)]:
+    for args in [(0.004, 0.9, 0.999, 1e-8, 0.0, 1.0), (0.02, 0.5, 0.9999, 0.0, 0.01, 0.0 if kind == "torch" else 1024.0)]:
         a, b = np.empty((6, n)), np.empty((6, n))
         with np.errstate(all="ignore"):
-            fast(p, m, u, g, a, *args)
-            slow(p, m, u, g, b, *args)
+            oracles._apply_loop(KINDS[kind], p, m, u, g, a, *args)
+            oracles._numpy_loop(KINDS[kind], p, m, u, g, b, *args)
         assert _same(a, b)
+
+
+@pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed: check() is the compiled pass")
+@pytest.mark.parametrize("formula", [oracles.torch_adamax, oracles.mindspore_adamax], ids=["torch", "mindspore"])
+def test_fused_check_equals_stepping_then_diff(formula):
+    """check() never writes the oracle's arrays; it must report what diff() of them reports."""
+    rng = np.random.default_rng(5)
+    hp = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01, "lr": 0.002, "maximize": True, "loss_scale": 8.0}
+    bounds = {"params": (8 * 2.0 ** -23, 0.0, -1.0), "state": (4 * 2.0 ** -23, 1e-6, 3.0)}
+    for trial in range(10):
+        pre = _operands(rng, int(rng.integers(1, 300)), np.float32)[:3]
+        g = _operands(rng, pre[0].size, np.float32)[3]
+        exact = formula(*pre, g, 7, hp, "dense0.weight")
+        noise = 1.0 + rng.standard_normal(pre[0].size) * 10.0 ** -int(rng.integers(5, 9))
+        post = tuple((x * noise).astype(np.float32) for x in (exact.p, exact.m, exact.u))
+        fused = formula.check(pre, g, 7, hp, "dense0.weight", post, "float32", bounds)
+        for key, value, scale, quantity, out in zip(("params", "m", "u"), (exact.p, exact.m, exact.u),
+                                                    (exact.scale_p, exact.scale_m, exact.scale_u),
+                                                    ("params", "state", "state"), post):
+            katol, rtol, ulp = bounds[quantity]
+            bound = Bound(atol=katol / 2.0 ** -23, rtol=rtol, ulp=None if ulp < 0 else ulp)
+            assert fused[key] == diff(out, value, "float32", bound, katol * scale), (trial, key)
+
+
+def test_check_steps_aside_for_nonfinite_values():
+    nan = np.array([np.nan], np.float32)
+    one = np.ones(1, np.float32)
+    bounds = {"params": (1e-6, 0.0, -1.0), "state": (1e-6, 0.0, -1.0)}
+    hp = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "lr": 0.002}
+    assert oracles.torch_adamax.check((one, one, one), nan, 1, hp, "w", (one, one, one), "float32", bounds) is None
 
 
 def test_zero_denominators_give_ieee_results_not_exceptions():
