@@ -9,7 +9,7 @@ because peak RSS and first-import costs are per-process quantities.
 The bare loop does the frameworks' work and nothing else: the same generated gradients (drawn the same
 way), cast once, stepped through the same adapter sessions (torch.optim.Adamax, mindspore.nn.AdaMax);
 nothing is read back, compared or written. A third loop, `read`, adds only reading every side's
-parameters and state back into NumPy each step: the floor under any per-step comparison.
+parameters and state back into NumPy each step (views of the CPU tensors: adapters do not copy).
 """
 from __future__ import annotations
 

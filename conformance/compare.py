@@ -15,6 +15,9 @@ import numpy as np
 from .case import Bound
 from .compiled import AVAILABLE, jit
 
+if AVAILABLE:
+    from .compiled import float32_bits, float64_bits
+
 _INT = {"float16": np.int16, "float32": np.int32, "float64": np.int64}
 _SIGN_MASK = {"float16": 0x7FFF, "float32": 0x7FFFFFFF, "float64": 0x7FFFFFFFFFFFFFFF}
 _NO_ULP_BOUND = -1.0
@@ -40,79 +43,106 @@ def ulp_distance(a: np.ndarray, b: np.ndarray, dtype: str) -> np.ndarray:
     return np.where(same_sign, exact, across)
 
 
-START = (-1.0, 0, 0.0, 0.0, 0, -1.0, 0)  # (max abs, its index, max rel, max ulp, bad, worst bad abs, its index)
+_NONFINITE_BITS = 0x7FF0000000000000  # float64 +inf; any NaN or inf maximum has a pattern >= it
 
 
-@jit
-def bits_of(value, fbuf, ibuf):  # pragma: no cover - compiled
-    """`value` rounded to the case dtype (fbuf: a 1-element array of it; ibuf: the same memory viewed as
-    integers), as its integer bit pattern, widened to int64."""
-    fbuf[0] = value
-    return np.int64(ibuf[0])
+@jit(inline=True)
+def case_bits(value, wide):  # pragma: no cover - compiled
+    """`value` rounded to the case dtype (float64 if `wide`, else float32; overflow gives inf, as in
+    NumPy), as its bit pattern widened to int64 (sign-extended)."""
+    if wide:
+        return float64_bits(np.float64(value))
+    return np.int64(float32_bits(np.float32(value)))
 
 
-@jit
-def take(acc, i, x, y, bx, by, mask, limit, ulp_bound):  # pragma: no cover - compiled
-    """Fold element i into the accumulator START describes: x, y the two values in float64, bx, by their
-    bit patterns in the case dtype, `limit` the element's atol + rtol*max(|x|,|y|) without the rtol
-    term (added here). Returns (finite, acc); not finite as soon as an operand or the difference is
-    NaN/Inf (diff_general takes over). Element by element this is diff_general's float64 arithmetic."""
-    top, top_at, rel, ulp, bad, worst, worst_at = acc
+@jit(inline=True)
+def element(x, y, bx, by, mask, limit, rtol, ulp_bound):  # pragma: no cover - compiled
+    """One element's abs, rel and ULP difference, and whether it is outside the bound (abs <= limit +
+    rtol * max(|x|,|y|), or ULP <= ulp_bound when that is >= 0). x, y in float64; bx, by their bit
+    patterns in the case dtype. Element by element this is diff_general's float64 arithmetic; written
+    without branches on the data, so the loops that call it compile to SIMD."""
     d = abs(x - y)
-    if not d <= 1.7976931348623157e308:  # NaN or inf: an operand is not finite (or x - y overflowed)
-        return False, acc
     s = max(abs(x), abs(y))
-    if s > 0.0:
-        rel = max(rel, d / s)
-    # sign-magnitude -> ordered integers (+0 and -0 both 0), branch-free: weights' signs are random,
-    # and a mispredicted branch per element cost more than the rest of this function (measured)
-    sa, sb = bx >> 63, by >> 63  # -1 where negative, else 0
+    r = d / s if s > 0.0 else 0.0
+    sa, sb = bx >> 63, by >> 63  # sign-magnitude -> ordered integers (+0 and -0 both 0)
     oa, ob = (bx ^ (sa & mask)) - sa, (by ^ (sb & mask)) - sb
-    if (oa >= 0) == (ob >= 0):
-        e = np.float64(abs(oa - ob))
-    else:
-        e = np.float64(abs(oa)) + np.float64(abs(ob))
-    ulp = max(ulp, e)
-    if d > top:
-        top, top_at = d, i
-    if not (d <= limit[0] + limit[1] * s or (ulp_bound >= 0.0 and e <= ulp_bound)):
-        bad += 1
-        if d > worst:
-            worst, worst_at = d, i
-    return True, (top, top_at, rel, ulp, bad, worst, worst_at)
+    e = np.float64(abs(oa - ob)) if (oa >= 0) == (ob >= 0) else np.float64(abs(oa)) + np.float64(abs(ob))
+    inside = (d <= limit + rtol * s) | ((ulp_bound >= 0.0) & (e <= ulp_bound))
+    return d, r, e, not inside
+
+
+BLOCK = 4096  # elements per block of the SIMD pass: the worst element is then looked for in one block
 
 
 @jit
-def _diff_kernel(a, b, fbuf, ibuf, mask, atol_arr, atol, rtol, ulp_bound):  # pragma: no cover - compiled
-    """One pass of `diff` over flat arrays; returns (finite, accumulator)."""
-    acc = START
+def _diff_reduce(a, b, wide, mask, atol_arr, atol, rtol, ulp_bound, block_top, block_worst):  # pragma: no cover
+    """Maxima of abs, rel, ULP (as float64 bit patterns) and the count outside the bound, in one SIMD
+    pass; per block of BLOCK elements it also records the largest abs difference, overall and among
+    the elements outside the bound (-1: none), so that the worst element is then found in one block."""
+    top, rel, ulp, bad = 0, 0, 0, 0
     per_element = atol_arr.size > 0
-    for i in range(a.size):
-        limit = (atol_arr[i] if per_element else atol, rtol)
-        ok, acc = take(acc, i, np.float64(a[i]), np.float64(b[i]), bits_of(a[i], fbuf, ibuf),
-                       bits_of(b[i], fbuf, ibuf), mask, limit, ulp_bound)
-        if not ok:
-            return False, acc
-    return True, acc
+    for k in range(block_top.size):
+        block, worst = 0, -1
+        for i in range(k * BLOCK, min(a.size, (k + 1) * BLOCK)):
+            d, r, e, out = element(np.float64(a[i]), np.float64(b[i]), case_bits(a[i], wide),
+                                   case_bits(b[i], wide), mask, atol_arr[i] if per_element else atol, rtol,
+                                   ulp_bound)
+            bits = float64_bits(d)
+            block, rel, ulp = max(block, bits), max(rel, float64_bits(r)), max(ulp, float64_bits(e))
+            worst = max(worst, bits if out else -1)
+            bad += out
+        block_top[k], block_worst[k] = block, worst
+        top = max(top, block)
+    return top, rel, ulp, bad
 
 
-def buffers(dtype: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """What the compiled passes need to read bit patterns in `dtype`: (fbuf, ibuf, sign mask)."""
-    fbuf = np.empty(1, dtype=dtype)
-    return fbuf, fbuf.view(_INT[dtype]), _SIGN_MASK[dtype]
+@jit
+def _diff_at(a, b, wide, mask, atol_arr, atol, rtol, ulp_bound, lo, target, outside):  # pragma: no cover
+    """The first element from `lo` whose abs difference has the bit pattern `target` (and, if `outside`,
+    that is outside the bound): the element a message names."""
+    per_element = atol_arr.size > 0
+    for i in range(lo, a.size):
+        d, r, e, out = element(np.float64(a[i]), np.float64(b[i]), case_bits(a[i], wide), case_bits(b[i], wide),
+                               mask, atol_arr[i] if per_element else atol, rtol, ulp_bound)
+        if float64_bits(d) == target and (out or not outside):
+            return i
+    return -1
+
+
+def worst_start(block_top: np.ndarray, block_worst: np.ndarray, bad: int) -> tuple[int, int]:
+    """(first element of the block holding the worst element, that element's abs bit pattern): the worst
+    among those outside the bound if any, else the largest overall; the first such block on ties."""
+    blocks = block_worst if bad else block_top
+    k = int(np.argmax(blocks))
+    return k * BLOCK, int(blocks[k])
+
+
+def as_float(bits: int) -> float:
+    """A float64 from its bit pattern (the compiled passes return maxima as patterns)."""
+    return float(np.array(bits, dtype=np.int64).view(np.float64))
+
+
+def finite_maxima(top: int) -> bool:
+    """Whether a pass saw only finite values: a NaN or Inf anywhere makes the abs maximum one."""
+    return top < _NONFINITE_BITS
+
+
+def buffers(dtype: str) -> tuple[bool, int]:
+    """What the compiled passes need of the case dtype: (float64?, sign mask)."""
+    return dtype == "float64", _SIGN_MASK[dtype]
 
 
 def ulp_limit(bound: Bound) -> float:
     return _NO_ULP_BOUND if bound.ulp is None else float(bound.ulp)
 
 
-def metrics(acc: tuple, shape: tuple[int, ...], left: Any, right: Any) -> dict[str, Any]:
-    """A compiled pass's accumulator as `diff`'s dict; left(i), right(i) give the two values at flat i."""
-    top, top_at, rel, ulp, bad, _, worst_at = acc
-    flat = worst_at if bad else top_at
+def metrics(maxima: tuple[float, float, float, int], flat: int, shape: tuple[int, ...], a: float,
+            b: float) -> dict[str, Any]:
+    """diff's dict from a compiled pass's maxima (abs, rel, ulp), bad count and worst element."""
+    top, rel, ulp, bad = maxima
     index = [flat] if len(shape) <= 1 else [int(i) for i in np.unravel_index(flat, shape)]
-    return {"abs": top, "rel": rel, "ulp": ulp, "at": index, "a": float(left(flat)), "b": float(right(flat)),
-            "bad": bad}
+    return {"abs": float(top), "rel": float(rel), "ulp": float(ulp), "at": index, "a": float(a), "b": float(b),
+            "bad": int(bad)}
 
 
 def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarray | None = None) -> dict[str, Any]:
@@ -120,9 +150,9 @@ def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarra
     (the largest abs difference among the elements outside the bound, else overall; first on ties).
 
     `atol`, when given, replaces bound.atol element-wise (oracle checks scale it by operand magnitude).
-    Finite float32/float64 operands (nearly always) go through one compiled pass (`_diff_kernel`); the
-    rest, and every case without numba, through the element-wise `diff_general`. Both give the same
-    result (tests/test_compare.py checks them on the same inputs).
+    Finite float32/float64 operands (nearly always) take two compiled passes, one SIMD pass for the
+    maxima and count and one (early-exit) for the worst element; the rest, and every case without
+    numba, the element-wise `diff_general`. Both give the same result (tests/test_compare.py).
     """
     b = np.atleast_1d(np.asarray(b))
     a = np.asarray(a).reshape(b.shape)
@@ -130,12 +160,16 @@ def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarra
         return diff_general(a, b, dtype, bound, atol)
     fa, fb = np.ravel(a), np.ravel(b)
     per_element = _NO_ARRAY if atol is None else np.ravel(np.broadcast_to(atol, b.shape)).astype(np.float64, copy=False)
-    fbuf, ibuf, mask = buffers(dtype)
-    finite, acc = _diff_kernel(fa, fb, fbuf, ibuf, mask, per_element, float(bound.atol), float(bound.rtol),
-                               ulp_limit(bound))
-    if not finite:
+    args = (*buffers(dtype), per_element, float(bound.atol), float(bound.rtol), ulp_limit(bound))
+    blocks = -(-fa.size // BLOCK)
+    block_top, block_worst = np.empty(blocks, np.int64), np.empty(blocks, np.int64)
+    maxima = _diff_reduce(fa, fb, *args, block_top, block_worst)
+    if not finite_maxima(maxima[0]):
         return diff_general(a, b, dtype, bound, atol)
-    return metrics(acc, b.shape, fa.__getitem__, fb.__getitem__)
+    lo, target = worst_start(block_top, block_worst, maxima[3])
+    flat = _diff_at(fa, fb, *args, lo, target, maxima[3] > 0)
+    top, rel, ulp, bad = maxima
+    return metrics((as_float(top), as_float(rel), as_float(ulp), bad), flat, b.shape, fa[flat], fb[flat])
 
 
 def diff_general(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound,

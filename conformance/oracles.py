@@ -25,8 +25,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .compare import START, bits_of, buffers, metrics, take
+from .compare import BLOCK, as_float, buffers, case_bits, element, finite_maxima, metrics, worst_start
 from .compiled import AVAILABLE, jit
+
+if AVAILABLE:
+    from .compiled import float64_bits
 
 
 @dataclass
@@ -51,7 +54,7 @@ class Step:
 
 def _np_maximum(x: float, y: float) -> float:
     """np.maximum on one element: NaN in either operand gives NaN (torch's max propagates NaN)."""
-    return x if (x >= y or x != x) else y
+    return x if (x >= y) | (x != x) else y
 
 
 def kernel_max(x: float, y: float) -> float:
@@ -60,17 +63,15 @@ def kernel_max(x: float, y: float) -> float:
     return y if x < y else x
 
 
-_np_maximum, kernel_max = jit(_np_maximum), jit(kernel_max)
+_np_maximum, kernel_max = jit(_np_maximum, inline=True), jit(kernel_max, inline=True)
 
 
 def _torch_element(p, m, u, g, clr, beta1, beta2, eps, wd, maximize):
-    """torch.optim.Adamax on one element: eps inside the max; clr = lr / (1 - beta1**t) in float64."""
-    if maximize:
-        g = -g
-    g_terms = abs(g)
-    if wd:
-        g_terms = g_terms + abs(wd * p)
-        g = g + wd * p
+    """torch.optim.Adamax on one element: eps inside the max; clr = lr / (1 - beta1**t) in float64.
+    (Options are selected, not branched on: the compiled loops stay SIMD; the value is the same.)"""
+    g = -g if maximize else g
+    g_terms = abs(g) + abs(wd * p) if wd else abs(g)
+    g = g + wd * p if wd else g
     m_new = m + (1.0 - beta1) * (g - m)
     u_new = _np_maximum(beta2 * u, abs(g) + eps)
     step = clr * (m_new / u_new)
@@ -82,11 +83,8 @@ def _torch_element(p, m, u, g, clr, beta1, beta2, eps, wd, maximize):
 def _mindspore_element(p, m, u, g, clr, beta1, beta2, eps, wd, loss_scale):
     """mindspore.nn.AdaMax on one element (wd = 0 where the name filter skips the parameter): eps added
     to u outside the max; nn.Optimizer stores weight_decay * loss_scale and divides the sum by it."""
-    g_terms = abs(g) / loss_scale
-    if wd:
-        g_terms = g_terms + abs(wd * p)
-        g = g + wd * loss_scale * p
-    g = g / loss_scale
+    g_terms = abs(g) / loss_scale + abs(wd * p) if wd else abs(g) / loss_scale
+    g = (g + wd * loss_scale * p if wd else g) / loss_scale
     m_new = beta1 * m + (1.0 - beta1) * g
     u_new = kernel_max(beta2 * u, abs(g))
     step = clr * (m_new / (u_new + eps))
@@ -95,11 +93,11 @@ def _mindspore_element(p, m, u, g, clr, beta1, beta2, eps, wd, loss_scale):
             scale_m, abs(beta2 * u) + g_terms)
 
 
-_torch_element, _mindspore_element = jit(_torch_element), jit(_mindspore_element)
+_torch_element, _mindspore_element = jit(_torch_element, inline=True), jit(_mindspore_element, inline=True)
 _KINDS = {"torch": 0, "mindspore": 1}
 
 
-@jit
+@jit(inline=True)
 def _element(kind, p, m, u, g, clr, beta1, beta2, eps, wd, flag):  # pragma: no cover - compiled
     if kind == 0:
         return _torch_element(p, m, u, g, clr, beta1, beta2, eps, wd, flag)
@@ -124,28 +122,69 @@ def _numpy_loop(kind, p, m, u, g, out, *args) -> None:
             row[...] = values
 
 
+@jit(inline=True)
+def _check_element(kind, p, m, u, g, post_p, post_m, post_u, i, clr, beta1, beta2, eps, wd, flag, wide, mask,
+                   bound_p, bound_s):  # pragma: no cover - compiled
+    """Element i of a tensor: the formula stepped from (p, m, u, g), each output compared with the
+    framework's post-step value (compare.element), for _check_at. bound_*: (atol x eps, rtol, ulp or
+    -1); against an oracle atol counts eps(dtype) x the element's operand magnitude. (_check_reduce
+    spells the same lines out: through this function's return the compiler kept that loop scalar,
+    2.6x slower, measured.)"""
+    r = _element(kind, np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]),
+                 clr, beta1, beta2, eps, wd, flag)
+    cp = element(np.float64(post_p[i]), r[0], case_bits(post_p[i], wide), case_bits(r[0], wide), mask,
+                 bound_p[0] * r[3], bound_p[1], bound_p[2])
+    cm = element(np.float64(post_m[i]), r[1], case_bits(post_m[i], wide), case_bits(r[1], wide), mask,
+                 bound_s[0] * r[4], bound_s[1], bound_s[2])
+    cu = element(np.float64(post_u[i]), r[2], case_bits(post_u[i], wide), case_bits(r[2], wide), mask,
+                 bound_s[0] * r[5], bound_s[1], bound_s[2])
+    return cp, cm, cu
+
+
 @jit
-def _check_loop(kind, p, m, u, g, post_p, post_m, post_u, clr, beta1, beta2, eps, wd, flag,
-                fbuf, ibuf, mask, bound_p, bound_s):  # pragma: no cover - compiled
-    """The formula at every element, compared at once with the framework's post-step values (the
-    oracle's six arrays are never written: at 1M parameters that is most of an oracle check's cost).
-    bound_*: (atol in eps x operand magnitude, already times eps; rtol; ulp or -1). Returns
-    (finite, params, m, u accumulators) as compare.take folds them."""
-    acc_p, acc_m, acc_u = START, START, START
-    for i in range(p.size):
-        r = _element(kind, np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]),
-                     clr, beta1, beta2, eps, wd, flag)
-        ok, acc_p = take(acc_p, i, np.float64(post_p[i]), r[0], bits_of(post_p[i], fbuf, ibuf),
-                         bits_of(r[0], fbuf, ibuf), mask, (bound_p[0] * r[3], bound_p[1]), bound_p[2])
-        if ok:
-            ok, acc_m = take(acc_m, i, np.float64(post_m[i]), r[1], bits_of(post_m[i], fbuf, ibuf),
-                             bits_of(r[1], fbuf, ibuf), mask, (bound_s[0] * r[4], bound_s[1]), bound_s[2])
-        if ok:
-            ok, acc_u = take(acc_u, i, np.float64(post_u[i]), r[2], bits_of(post_u[i], fbuf, ibuf),
-                             bits_of(r[2], fbuf, ibuf), mask, (bound_s[0] * r[5], bound_s[1]), bound_s[2])
-        if not ok:
-            return False, acc_p, acc_m, acc_u
-    return True, acc_p, acc_m, acc_u
+def _check_reduce(kind, p, m, u, g, post_p, post_m, post_u, clr, beta1, beta2, eps, wd, flag, wide, mask,
+                  bound_p, bound_s, tops, worsts):  # pragma: no cover - compiled
+    """compare._diff_reduce for params, m and u against the formula, in one SIMD pass: the oracle's six
+    arrays are never written (at 1M parameters, writing and re-reading them was most of an oracle
+    check). tops, worsts: (3, blocks) per-block maxima. Returns (3, 4): abs, rel, ulp maxima (bit
+    patterns) and the count outside the bound, per output."""
+    out = np.zeros((3, 4), dtype=np.int64)
+    rp, up, bp, rm, um, bm, ru, uu, bu = 0, 0, 0, 0, 0, 0, 0, 0, 0
+    for k in range(tops.shape[1]):
+        tp, tm, tu, wp, wm, wu = 0, 0, 0, -1, -1, -1
+        for i in range(k * BLOCK, min(p.size, (k + 1) * BLOCK)):
+            r = _element(kind, np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]),
+                         clr, beta1, beta2, eps, wd, flag)
+            cp = element(np.float64(post_p[i]), r[0], case_bits(post_p[i], wide), case_bits(r[0], wide), mask,
+                         bound_p[0] * r[3], bound_p[1], bound_p[2])
+            cm = element(np.float64(post_m[i]), r[1], case_bits(post_m[i], wide), case_bits(r[1], wide), mask,
+                         bound_s[0] * r[4], bound_s[1], bound_s[2])
+            cu = element(np.float64(post_u[i]), r[2], case_bits(post_u[i], wide), case_bits(r[2], wide), mask,
+                         bound_s[0] * r[5], bound_s[1], bound_s[2])
+            dp, dm, du = float64_bits(cp[0]), float64_bits(cm[0]), float64_bits(cu[0])
+            tp, rp, up, bp = max(tp, dp), max(rp, float64_bits(cp[1])), max(up, float64_bits(cp[2])), bp + cp[3]
+            tm, rm, um, bm = max(tm, dm), max(rm, float64_bits(cm[1])), max(um, float64_bits(cm[2])), bm + cm[3]
+            tu, ru, uu, bu = max(tu, du), max(ru, float64_bits(cu[1])), max(uu, float64_bits(cu[2])), bu + cu[3]
+            wp, wm, wu = max(wp, dp if cp[3] else -1), max(wm, dm if cm[3] else -1), max(wu, du if cu[3] else -1)
+        tops[0, k], tops[1, k], tops[2, k], worsts[0, k], worsts[1, k], worsts[2, k] = tp, tm, tu, wp, wm, wu
+    out[0, 1], out[0, 2], out[0, 3] = rp, up, bp
+    out[1, 1], out[1, 2], out[1, 3] = rm, um, bm
+    out[2, 1], out[2, 2], out[2, 3] = ru, uu, bu
+    for j in range(3):
+        out[j, 0] = tops[j].max()
+    return out
+
+
+@jit
+def _check_at(kind, p, m, u, g, post_p, post_m, post_u, clr, beta1, beta2, eps, wd, flag, wide, mask,
+              bound_p, bound_s, which, lo, target, outside):  # pragma: no cover - compiled
+    """compare._diff_at for output `which` (0 params, 1 m, 2 u)."""
+    for i in range(lo, p.size):
+        c = _check_element(kind, p, m, u, g, post_p, post_m, post_u, i, clr, beta1, beta2, eps, wd, flag,
+                           wide, mask, bound_p, bound_s)
+        if float64_bits(c[which][0]) == target and (c[which][3] or not outside):
+            return i
+    return -1
 
 
 _NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
@@ -187,18 +226,22 @@ class Formula:
         if not AVAILABLE or dtype == "float16" or any(x.dtype not in _NATIVE for x in arrays) or not arrays[0].size:
             return None
         flat = [np.ravel(x) for x in arrays]
-        args = self._args(t, hp, name)
-        fbuf, ibuf, mask = buffers(dtype)
-        finite, *accs = _check_loop(_KINDS[self.kind], *flat, *args, fbuf, ibuf, mask, bounds["params"],
-                                    bounds["state"])
-        if not finite:
+        common = (_KINDS[self.kind], *flat, *self._args(t, hp, name), *buffers(dtype), bounds["params"],
+                  bounds["state"])
+        blocks = -(-flat[0].size // BLOCK)
+        tops, worsts = np.empty((3, blocks), np.int64), np.empty((3, blocks), np.int64)
+        maxima = _check_reduce(*common, tops, worsts)
+        if not all(finite_maxima(row[0]) for row in maxima):
             return None
-
-        def oracle(j: int) -> Callable[[int], float]:
-            return lambda i: _element(_KINDS[self.kind], *(float(x[i]) for x in flat[:4]), *args)[j]
-        shape = np.shape(arrays[4])
-        return {key: metrics(acc, shape, flat[4 + j].__getitem__, oracle(j))
-                for j, (key, acc) in enumerate(zip(("params", "m", "u"), accs))}
+        out = {}
+        for which, key in enumerate(("params", "m", "u")):
+            top, rel, ulp, bad = (int(v) for v in maxima[which])
+            lo, target = worst_start(tops[which], worsts[which], bad)
+            at = _check_at(*common, which, lo, target, bad > 0)
+            oracle = _element(_KINDS[self.kind], *(float(x[at]) for x in flat[:4]), *self._args(t, hp, name))
+            out[key] = metrics((as_float(top), as_float(rel), as_float(ulp), bad), at, np.shape(arrays[4]),
+                               flat[4 + which][at], oracle[which])
+        return out
 
 
 def _torch_scalars(hp: dict[str, Any], name: str) -> tuple:

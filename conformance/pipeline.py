@@ -1,10 +1,13 @@
 """Checker: consumes one step's observation at a time, in order, inline or on a second thread.
 
-On large models the checks of a step (oracles, comparisons, JSONL) cost about as much as the
-frameworks' own step, and both are loops in compiled code or NumPy that release the GIL. On a thread
-they run while the frameworks take the next step. The queue holds at most one observation, so at most
-three steps' arrays are alive at once whatever the number of steps (memory stays flat), and a single
-consumer keeps trackers and the JSONL in step order: the records are byte-identical to an inline run
+On large models the checks of a step (oracles, comparisons, JSONL) cost about as much as drawing the
+next step's gradients, and both are loops in compiled code or NumPy that release the GIL. On a thread
+the checks of step s run while step s+1's inputs are prepared; `wait()` is the barrier before the
+frameworks step again (they update their values in place, and the checks read those values without a
+copy). Steps whose checks take longer (the float64 oracles) are copied instead, and the frameworks go
+on while they are checked. The main thread waits at every step without a copy, so at most a few
+steps' arrays are alive whatever the number of steps (memory stays flat), and a single consumer keeps
+trackers and the JSONL in step order: the records are byte-identical to an inline run
 (tests/test_runner.py checks this).
 """
 from __future__ import annotations
@@ -19,18 +22,32 @@ class Checker:
         self.process = process
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
+        self.submitted = self.checked = self.last_view = 0  # sequence numbers
+        self.progress = threading.Condition()
         if threaded:
-            self.queue: queue.Queue = queue.Queue(maxsize=1)
+            self.queue: queue.Queue = queue.Queue()
             self.thread = threading.Thread(target=self._consume, name="conformance-checker", daemon=True)
             self.thread.start()
 
-    def submit(self, observation: Any) -> None:
-        """Check one step (inline), or hand it to the thread; a failure there surfaces here."""
+    def submit(self, observation: Any, holds_views: bool) -> None:
+        """Check one step (inline), or hand it to the thread; a failure there surfaces here.
+        `holds_views`: the observation reads arrays the frameworks will change (see wait)."""
         if self.thread is None:
             self.process(observation)
             return
         self._raise_if_failed()
+        self.submitted += 1
+        if holds_views:
+            self.last_view = self.submitted
         self.queue.put(observation)
+
+    def wait(self) -> None:
+        """Return once every submitted step that holds views is checked: the frameworks may then change
+        their arrays. Steps whose arrays were copied (the long oracle steps) may still be in progress."""
+        if self.thread is not None:
+            with self.progress:
+                self.progress.wait_for(lambda: self.checked >= self.last_view or self.error is not None)
+            self._raise_if_failed()
 
     def close(self) -> None:
         """Wait until every submitted step is checked; re-raise what the thread raised, if anything."""
@@ -45,8 +62,11 @@ class Checker:
 
     def _consume(self) -> None:
         while (observation := self.queue.get()) is not None:
-            if self.error is None:  # after a failure, drain without work so submit() never blocks
+            if self.error is None:  # after a failure, drain without work
                 try:
                     self.process(observation)
                 except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                     self.error = exc
+            with self.progress:
+                self.checked += 1
+                self.progress.notify_all()

@@ -34,8 +34,9 @@ ORACLE = "oracle"
 # `oracle_stride: auto` checks the oracles on every step up to this many parameters, and above it on
 # every k-th step, k = ceil(parameters / AUTO_ORACLE_PARAMS): about this many oracle elements per step.
 AUTO_ORACLE_PARAMS = 131_072
-# From this many parameters a step's checks run on a second thread while the frameworks take the next
-# step (pipeline.Checker); below it they are Python-bound, a thread would only trade the GIL back and forth.
+# From this many parameters a step's checks run on a second thread while the next step's inputs are
+# prepared (pipeline.Checker); below it they are Python-bound, a thread would only trade the GIL back
+# and forth.
 PIPELINE_PARAMS = 65_536
 
 
@@ -219,21 +220,24 @@ def _feed(framework: str, item: Item, replay: list[np.ndarray | None],
 
 
 def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
-              replay: list[np.ndarray | None] | None) -> dict[str, list[np.ndarray | None]]:
+              replay: list[np.ndarray | None] | None, barrier: Callable[[], None]) -> dict[str, list[np.ndarray | None]]:
     """One step of every side; returns the gradients each side received (None: no gradient).
+    `barrier` returns once the previous step's checks are done: no side steps before that.
 
     Sides fed the same way (same prescale factor, same missing-gradient policy) share one copy of a
     replayed gradient: no framework writes into the gradient it is given, and at 1M parameters each
     copy is a pass over memory."""
     received: dict[str, list[np.ndarray | None]] = {}
-    fed: dict[tuple[float, str], list[np.ndarray | None]] = {}
+    fed: dict[tuple[float, str], list[np.ndarray | None]] = {}  # (prescale, missing-gradient policy)
     source = _replay_source(item)
     if replay is None and source is not None:  # run_item made sure the source side is open
         src = sides[source]
         src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
+    barrier()
     for side in sides.values():
         if replay is not None:
-            key = (item.case.gradients.factor(side.framework), backends.get(side.framework).missing_grad)
+            missing = backends.get(side.framework).missing_grad if any(g is None for g in replay) else ""
+            key = (item.case.gradients.factor(side.framework), missing)
             if key not in fed:
                 fed[key] = _feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
             grads = fed[key]
@@ -353,13 +357,16 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
                 replay = next(replay_stream) if replay_stream is not None else None
                 batch = next(batch_stream)
                 try:
-                    received = _step_all(sides, item, step, batch, replay)
+                    received = _step_all(sides, item, step, batch, replay, checker.wait)
                 except FrameworkError as exc:
                     error = exc
                     break
                 due = _oracle_due(step, stride, last)
                 checked += due
-                checker.submit(_observe(sides, step, received, due, threaded or _oracle_due(step + 1, stride, last)))
+                # copied: values the next step's oracle starts from, and (threaded) a step whose oracle
+                # checks should not hold the frameworks back; otherwise views, checked before the next step
+                keep = _oracle_due(step + 1, stride, last) or (threaded and due)
+                checker.submit(_observe(sides, step, received, due, keep), holds_views=not keep)
         finally:
             checker.close()
     entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started)

@@ -174,9 +174,10 @@ def test_a_failing_checker_thread_surfaces_in_the_main_thread():
         raise ValueError(f"bad {observation}")
 
     checker = Checker(broken, threaded=True)
-    checker.submit(1)
+    checker.submit(1, holds_views=True)
     with pytest.raises(RuntimeError, match="step checker failed") as info:
-        for step in range(2, 100):  # the failure surfaces at a later submit, or at close
-            checker.submit(step)
-        checker.close()
+        checker.wait()  # the barrier before the frameworks step again
+    assert isinstance(info.value.__cause__, ValueError)
+    with pytest.raises(RuntimeError, match="step checker failed") as info:
+        checker.submit(2, holds_views=False)
     assert isinstance(info.value.__cause__, ValueError)
