@@ -116,7 +116,7 @@ def _apply_loop(kind, p, m, u, g, out, clr, beta1, beta2, eps, wd, flag):  # pra
 def _numpy_loop(kind, p, m, u, g, out, *args) -> None:
     """_apply_loop without numba: the same element function through NumPy's ufunc machinery."""
     element = getattr(_element, "py_func", _element)
-    ufunc = np.frompyfunc(lambda *xs: element(kind, *(float(x) for x in xs), *args), 4, 6)
+    ufunc = np.frompyfunc(lambda *xs: element(kind, *(np.float64(x) for x in xs), *args), 4, 6)  # x/0: inf/NaN
     with np.errstate(all="ignore"):
         for row, values in zip(out, ufunc(p, m, u, g)):
             row[...] = values
