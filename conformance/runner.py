@@ -8,9 +8,11 @@ Sides are the frameworks (plus, on a GPU item, a CPU twin of each framework that
 - device   `torch~torch@cpu` on GPU items: same framework, two devices (must conform).
 Only the current step's arrays are held; each step's metrics go straight to the JSONL file.
 
-The oracle pairs cost two float64 formula evaluations and six comparisons per step; on large models
-they run every k-th step (`oracle_stride`, see `oracle_stride()`), always including the first and the
-last step. The primary and device pairs are compared at every step whatever the stride.
+Each step leaves an Observation (values after the step; for oracle steps also the values before it,
+the gradients received, step counts and learning rates), checked inline or, on large models, on a
+second thread (pipeline.Checker). The oracle pairs cost a float64 formula evaluation per framework per
+step; on large models they run every k-th step (`oracle_stride`, see `oracle_stride()`), always
+including the first and the last step. The primary and device pairs are compared at every step.
 """
 from __future__ import annotations
 
