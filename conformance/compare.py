@@ -127,7 +127,7 @@ def finite_maxima(top: int) -> bool:
     return top < _NONFINITE_BITS
 
 
-def buffers(dtype: str) -> tuple[bool, int]:
+def dtype_args(dtype: str) -> tuple[bool, int]:
     """What the compiled passes need of the case dtype: (float64?, sign mask)."""
     return dtype == "float64", _SIGN_MASK[dtype]
 
@@ -160,7 +160,7 @@ def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarra
         return diff_general(a, b, dtype, bound, atol)
     fa, fb = np.ravel(a), np.ravel(b)
     per_element = _NO_ARRAY if atol is None else np.ravel(np.broadcast_to(atol, b.shape)).astype(np.float64, copy=False)
-    args = (*buffers(dtype), per_element, float(bound.atol), float(bound.rtol), ulp_limit(bound))
+    args = (*dtype_args(dtype), per_element, float(bound.atol), float(bound.rtol), ulp_limit(bound))
     blocks = -(-fa.size // BLOCK)
     block_top, block_worst = np.empty(blocks, np.int64), np.empty(blocks, np.int64)
     maxima = _diff_reduce(fa, fb, *args, block_top, block_worst)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .compare import BLOCK, as_float, buffers, case_bits, element, finite_maxima, metrics, worst_start
+from .compare import BLOCK, as_float, case_bits, dtype_args, element, finite_maxima, metrics, worst_start
 from .compiled import AVAILABLE, jit
 
 if AVAILABLE:
@@ -226,8 +226,8 @@ class Formula:
         if not AVAILABLE or dtype == "float16" or any(x.dtype not in _NATIVE for x in arrays) or not arrays[0].size:
             return None
         flat = [np.ravel(x) for x in arrays]
-        common = (_KINDS[self.kind], *flat, *self._args(t, hp, name), *buffers(dtype), bounds["params"],
-                  bounds["state"])
+        scalars = self._args(t, hp, name)
+        common = (_KINDS[self.kind], *flat, *scalars, *dtype_args(dtype), bounds["params"], bounds["state"])
         blocks = -(-flat[0].size // BLOCK)
         tops, worsts = np.empty((3, blocks), np.int64), np.empty((3, blocks), np.int64)
         maxima = _check_reduce(*common, tops, worsts)
@@ -238,7 +238,7 @@ class Formula:
             top, rel, ulp, bad = (int(v) for v in maxima[which])
             lo, target = worst_start(tops[which], worsts[which], bad)
             at = _check_at(*common, which, lo, target, bad > 0)
-            oracle = _element(_KINDS[self.kind], *(float(x[at]) for x in flat[:4]), *self._args(t, hp, name))
+            oracle = _element(_KINDS[self.kind], *(float(x[at]) for x in flat[:4]), *scalars)
             out[key] = metrics((as_float(top), as_float(rel), as_float(ulp), bad), at, np.shape(arrays[4]),
                                flat[4 + which][at], oracle[which])
         return out

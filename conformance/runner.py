@@ -154,13 +154,12 @@ def _oracle_bounds(tolerance: Tolerance, dtype: str) -> dict[str, tuple[float, f
 
 def _oracle_tensor(formula: Any, pre: dict[str, list[np.ndarray]], post: dict[str, list[np.ndarray]], i: int,
                    grad: np.ndarray | None, count: int, hparams: dict[str, Any], name: str, dtype: str,
-                   tolerance: Tolerance) -> dict[str, dict[str, Any]]:
+                   tolerance: Tolerance, bounds: dict[str, tuple[float, float, float]]) -> dict[str, dict[str, Any]]:
     """params/m/u metrics of one tensor against the framework's formula, stepped in float64 from the
     framework's own pre-step values and the gradient it received (a parameter that received none must
     come back bit-identical). One compiled pass where it applies, else the formula's arrays and diff."""
     p, m, u = (pre[k][i] for k in ("params", "m", "u"))
     after = tuple(post[k][i] for k in ("params", "m", "u"))
-    bounds = _oracle_bounds(tolerance, dtype)
     if grad is not None:
         fused = formula.check((p, m, u), grad, count, hparams, name, after, dtype, bounds)
         if fused is not None:
@@ -181,8 +180,9 @@ def _oracle_metrics(side: Side, obs: "Observation", names: list[str], dtype: str
     """Per quantity, per tensor metrics of `side` against its own formula at this step (as _compare's)."""
     hparams, pre, grads, counts = obs.oracle_inputs[side.label]
     formula = backends.get(side.framework).formula
+    bounds = _oracle_bounds(tolerance, dtype)
     tensors = [_oracle_tensor(formula, pre, obs.values[side.label], i, grads[i], counts[i], hparams, name, dtype,
-                              tolerance) for i, name in enumerate(names)]
+                              tolerance, bounds) for i, name in enumerate(names)]
     return {"params": {name: t["params"] for name, t in zip(names, tensors)},
             "state": {**{f"m:{name}": t["m"] for name, t in zip(names, tensors)},
                       **{f"u:{name}": t["u"] for name, t in zip(names, tensors)}},
@@ -236,9 +236,10 @@ def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.nda
         src = sides[source]
         src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
     barrier()
+    any_missing = replay is not None and any(g is None for g in replay)
     for side in sides.values():
         if replay is not None:
-            missing = backends.get(side.framework).missing_grad if any(g is None for g in replay) else ""
+            missing = backends.get(side.framework).missing_grad if any_missing else ""
             key = (item.case.gradients.factor(side.framework), missing)
             if key not in fed:
                 fed[key] = _feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
@@ -344,13 +345,14 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
     replay_stream = _gradient_stream(item, init)
     batch_stream = models.batches(item.case.data, item.case.model)
-    stride = oracle_stride(item, sum(a.size for a in init.values()))
+    parameters = sum(a.size for a in init.values())
+    stride = oracle_stride(item, parameters)
     for side in sides.values():
         _read(side, keep=True)
         side.counts = [0] * len(init)
     checked = 0
     error: FrameworkError | None = None
-    threaded = sum(a.size for a in init.values()) >= PIPELINE_PARAMS
+    threaded = parameters >= PIPELINE_PARAMS
     last = item.case.steps
     with StepWriter(path) as writer:
         checker = Checker(_checks(item, sides, pairs, names, trackers, writer), threaded)

@@ -75,10 +75,7 @@ def write_report(run_dir: Path, data: dict[str, Any], drawn: Collection[str] = (
     """Write run_dir/index.html and run_dir/items/*.html atomically (except the pages of the node ids
     in `drawn`, which write_item_page already wrote); return the index's path."""
     run, items = data["run"], data["items"]
-    groups, group_of = pages.cause_groups(items)
-    texts = {g["id"]: g["text"] for g in groups}
-    jobs = [(run_dir, run, entry, texts[group_of[entry["nodeid"]]]) for entry in items
-            if entry["nodeid"] not in drawn]
+    jobs = [(run_dir, run, entry, pages.cause(entry)) for entry in items if entry["nodeid"] not in drawn]
     workers = min(os.cpu_count() or 1, max(1, len(jobs) // 8))
     if workers > 1:  # plotting dominates; spawn, never fork, a process that may hold MindSpore
         context = multiprocessing.get_context("spawn")
