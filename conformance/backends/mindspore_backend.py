@@ -33,11 +33,18 @@ _bound_device: list[str] = []
 # MindSpore's C++ teardown at interpreter exit takes seconds (measured 1.7 s after one step, 3.9 s after
 # fifteen items): processes that are done may skip it (backends.exit_now).
 SLOW_TEARDOWN = "mindspore"
+# PyNative dispatches each op through a "frontend_queue" thread whose ring queue busy-waits; on two
+# cores that thread took ~23% of a core from the other xdist worker. MS_DEV_HOST_BLOCKING_RUN=1 (a
+# documented MindSpore switch) runs the same tasks on the calling thread: the whole suite went from
+# 58.3 s to 49.2 s serially and 42.7 s to 36.0 s with -n 2, every per-step JSONL byte-identical.
+# Set MS_DEV_HOST_BLOCKING_RUN=0 to get MindSpore's default dispatch back.
+HOST_BLOCKING_RUN = "1"
 MINDSPORE_THREADS = int(os.environ.get("CONFORMANCE_MINDSPORE_THREADS", "1"))
 
 
 def _ms():
     os.environ.setdefault("GLOG_v", "3")
+    os.environ.setdefault("MS_DEV_HOST_BLOCKING_RUN", HOST_BLOCKING_RUN)  # read once, at the first op
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         import mindspore
@@ -248,7 +255,8 @@ class MindSporeBackend:
         commit = open(commit_file, encoding="utf-8").read().split("=", 1)[-1].strip(" '\n") \
             if os.path.exists(commit_file) else None
         return {"version": ms.__version__, "commit": commit, "device_targets": targets,
-                "threads": ms.get_context("runtime_num_threads")}
+                "threads": ms.get_context("runtime_num_threads"),
+                "host_blocking_run": os.environ.get("MS_DEV_HOST_BLOCKING_RUN")}
 
     def open(self, spec: SessionSpec) -> MindSporeSession:
         return MindSporeSession(spec)

@@ -4,6 +4,7 @@ Only reads entries; the templates do the layout and jinja2 autoescape escapes ev
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -42,7 +43,10 @@ def sort_value(x: float | None) -> str:
     return "Infinity" if x == math.inf else "-Infinity" if x == -math.inf else repr(x)
 
 
+@functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
+    """One per process: an Environment caches its compiled templates (a new one per page recompiled
+    both templates every time, ~0.02 s a page)."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"),
                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
                              trim_blocks=True, lstrip_blocks=True)
