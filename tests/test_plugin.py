@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,34 @@ def test_parallel_run_equals_serial(project):
     assert _verdicts(one) == _verdicts(two)
     for name in ("one__cpu-float32.jsonl", "two__cpu-float32.jsonl"):
         assert (reports / "serial" / "steps" / name).read_bytes() == (reports / "parallel" / "steps" / name).read_bytes()
+    pinned = [re.search(r"gw\d pinned to CPUs (.*)", (reports / "parallel" / "logs" / f"{w}.log").read_text()).group(1)
+              for w in ("gw0", "gw1")]
+    if len(os.sched_getaffinity(0)) >= 2:  # each worker on its own share of the CPUs
+        assert pinned[0] != pinned[1] and "None" not in pinned
+
+
+class _Worker:
+    def __init__(self, workerid: str):
+        self.workerinput = {"workerid": workerid}
+
+
+@pytest.mark.parametrize("count, workerid, expect", [("2", "gw1", "share"), ("2", "gw0", "share"),
+                                                     ("1", "gw0", None), ("999", "gw3", None)])
+def test_pin_worker_takes_its_share_of_the_cpus(monkeypatch, count, workerid, expect):
+    from conformance.plugin import _pin_worker
+
+    before = os.sched_getaffinity(0)
+    cpus = sorted(before)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", count)
+    try:
+        got = _pin_worker(_Worker(workerid))
+        if expect is None or len(cpus) < int(count):
+            assert got is None and os.sched_getaffinity(0) == before
+        else:
+            index, n = int(workerid[2:]), int(count)
+            assert got == set(cpus[index::n]) == os.sched_getaffinity(0)
+        monkeypatch.setenv("CONFORMANCE_PIN_WORKERS", "0")
+        os.sched_setaffinity(0, before)
+        assert _pin_worker(_Worker(workerid)) is None and os.sched_getaffinity(0) == before
+    finally:
+        os.sched_setaffinity(0, before)

@@ -69,6 +69,7 @@ def test_real_run_has_the_fingerprint_and_both_verdicts(real_summary):
     assert run["build"]["torch"]["version"] == run["torch"] and run["build"]["torch"]["threads"] >= 1
     assert run["build"]["mindspore"]["version"] == run["mindspore"]
     assert "CPU" in run["build"]["mindspore"]["device_targets"]
+    assert run["build"]["mindspore"]["host_blocking_run"] == os.environ.get("MS_DEV_HOST_BLOCKING_RUN", "1")
     assert _item(real_summary, AGREE)["observed"] == "conform"
     assert _item(real_summary, EPS)["observed"] == "diverge"
 
