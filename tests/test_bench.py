@@ -33,3 +33,20 @@ def test_bench_runs_tiny_and_writes_json(tmp_path):
     assert [m["steps"] for m in doc["memory"]] == [2, 4] and doc["memory"][0]["peak_rss_mib"] > 0
     assert doc["startup"]["first_case"]["torch_first_step_s"] > 0
     assert "overhead" in done.stdout and str(out) in done.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM needs Linux's /proc")
+def test_child_peak_rss_is_its_own_not_its_parents():
+    """A child started by subprocess (vfork) inherits the parent's ru_maxrss at exec; the bench must not
+    report that: a parent holding 1 GiB starts a child that allocates nothing."""
+    import numpy as np
+
+    from conformance.bench import _peak_rss_mib
+
+    held = np.ones(1 << 27)  # 1 GiB, touched
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.run([sys.executable, "-c", "from conformance.bench import _peak_rss_mib as p; print(p())"],
+                           env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert _peak_rss_mib() > 1024 > float(child.stdout.split()[-1]) * 2
+    del held
