@@ -100,7 +100,7 @@ def _pin_worker(config: pytest.Config) -> set[int] | None:
 
     Why: MindSpore's CPU kernels hand part of each launch to a pool thread and spin with sched_yield
     until it is done. With two workers on two cores that hand-off waits for the other worker's time
-    slice (~1 million involuntary context switches per worker in one suite run; six small items took
+    slice (0.4 to 2.5 million involuntary context switches per worker per suite run; six small items took
     9.3-10.6 s next to a busy core, 7.9-8.2 s pinned to one core, 7.7 s on an idle machine). Pinned, the
     pool thread shares its worker's core and the two workers stop preempting each other. Results do not
     change (same kernels, one runtime thread). Not done when there are more workers than CPUs, or with
@@ -144,7 +144,8 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = config.workerinput.get("workerid", "gw") if _is_worker(config) else "controller"
     _quiet_frameworks(state.run_dir, worker)
     if _is_worker(config):
-        log.info("%s pinned to CPUs %s", worker, _pin_worker(config))
+        pinned = _pin_worker(config)
+        log.info("%s pinned to CPUs %s", worker, pinned)
     for mark, text in (("cpu", "runs on the CPU"), ("gpu", "runs on a GPU"), ("float16", "half precision"),
                        ("float32", "single precision"), ("float64", "double precision"),
                        ("conform", "case expects agreement"), ("diverge", "case expects a divergence"),

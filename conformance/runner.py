@@ -170,8 +170,8 @@ def _oracle_tensor(formula: Any, pre: dict[str, list[np.ndarray]], post: dict[st
         expected = tuple((x.astype(np.float64), np.zeros(x.shape)) for x in (p, m, u))
     out = {}
     for key, value, (oracle, scale) in zip(("params", "m", "u"), after, expected):
-        bound = tolerance.for_quantity("params" if key == "params" else "state")
-        out[key] = diff(value, oracle, dtype, bound, bounds["params" if key == "params" else "state"][0] * scale)
+        quantity = "params" if key == "params" else "state"
+        out[key] = diff(value, oracle, dtype, tolerance.for_quantity(quantity), bounds[quantity][0] * scale)
     return out
 
 

@@ -8,7 +8,6 @@ framework's own extras; each adapter alone knows its native names.
 from __future__ import annotations
 
 import gc
-
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol

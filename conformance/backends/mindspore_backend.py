@@ -26,10 +26,6 @@ NATIVE_NAMES = {"lr": "learning_rate", "betas": ("beta1", "beta2"), "eps": "eps"
 LAYERNORM_EPS = 1e-5  # match torch's default (MindSpore's own default is 1e-7)
 _LAYERNORM_NATIVE = {"weight": "gamma", "bias": "beta"}
 _bound_device: list[str] = []
-# One runtime thread, as torch (see torch_backend.TORCH_THREADS): the suite's parallelism is one item per
-# xdist worker, and two workers x two MindSpore threads on two cores made the whole suite ~15% slower
-# (measured with `python -m conformance bench --suite cases`). MindSpore's CPU results did not change
-# with 1, 2 or 4 threads on the same inputs.
 # MindSpore's C++ teardown at interpreter exit takes seconds (measured 1.7 s after one step, 3.9 s after
 # fifteen items): processes that are done may skip it (backends.exit_now).
 SLOW_TEARDOWN = "mindspore"
@@ -39,6 +35,10 @@ SLOW_TEARDOWN = "mindspore"
 # 58.3 s to 49.2 s serially and 42.7 s to 36.0 s with -n 2, every per-step JSONL byte-identical.
 # Set MS_DEV_HOST_BLOCKING_RUN=0 to get MindSpore's default dispatch back.
 HOST_BLOCKING_RUN = "1"
+# One runtime thread, as torch (see torch_backend.TORCH_THREADS): the suite's parallelism is one item per
+# xdist worker, and two workers x two MindSpore threads on two cores made the whole suite ~15% slower
+# (measured with `python -m conformance bench --suite cases`). MindSpore's CPU results did not change
+# with 1, 2 or 4 threads on the same inputs.
 MINDSPORE_THREADS = int(os.environ.get("CONFORMANCE_MINDSPORE_THREADS", "1"))
 
 
