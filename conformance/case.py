@@ -124,13 +124,19 @@ class Case:
     devices: tuple[str, ...]
     tolerance: Tolerance
     oracle_tolerance: Tolerance
-    expect: str  # conform | diverge | error
+    expect: str  # conform | diverge | error: the first primary pair's (frameworks[0]~frameworks[1])
     reason: str | None
-    frameworks: tuple[str, str]
+    frameworks: tuple[str, ...]  # the first is compared with each of the others (primary pairs)
     oracle_expect: dict[str, str]  # framework -> conform | diverge (its formula check), default conform
     error_contains: str | None  # expect: error: text the framework's message must contain
     source_text: str  # the YAML entry as written, for reports and failure messages
     oracle_stride: str | int = "auto"  # oracle pairs every k-th step; auto: every step for small models
+    # framework -> expectation of the primary pair frameworks[0]~framework, where `expect:` was a mapping
+    expect_pairs: dict[str, str] = field(default_factory=dict)
+
+    def expect_for(self, framework: str) -> str:
+        """What the primary pair frameworks[0]~framework should observe."""
+        return self.expect_pairs.get(framework, self.expect)
 
 
 @dataclass(frozen=True)

@@ -287,6 +287,7 @@ def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
         if gradients.get("mode") != "replay" and any(k in gradients for k in _REPLAY_ONLY):
             problems.append((["gradients", "mode"], f"{', '.join(sorted(_REPLAY_ONLY & set(gradients)))} "
                                                     "need mode: replay"))
+    problems += _expect_mapping_checks(entry)
     if entry.get("expect") != "error" and "error_contains" in entry:
         problems.append((["error_contains"], "error_contains goes with expect: error"))
     count = param_count(model)
@@ -296,13 +297,37 @@ def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
         return problems
     devices = entry.get("devices", ["cpu", "gpu"])
     batch = int(entry.get("data", {}).get("batch", 4))
-    need = memory_estimate(model, batch, [devices] if isinstance(devices, str) else devices)
+    need = memory_estimate(model, batch, [devices] if isinstance(devices, str) else devices,
+                           len(entry.get("frameworks", ("torch", "mindspore"))))
     if need > MAX_MEMORY_MB * 2**20:
         problems.append((["data", "batch"] if "batch" in entry.get("data", {}) else ["model"],
                          f"this item would need about {need / 2**20:,.0f} MiB (model {count} parameters, batch "
                          f"{batch}), over the limit of {MAX_MEMORY_MB} MiB; set CONFORMANCE_MAX_MEMORY_MB "
                          "to raise it deliberately"))
     return problems
+
+
+def _expect_mapping_checks(entry: dict) -> list[tuple[list, str]]:
+    """`expect` as a mapping names every framework after the first, and only those (N-way cases)."""
+    expect = entry.get("expect")
+    if not isinstance(expect, dict):
+        return []
+    others = list(entry.get("frameworks", ("torch", "mindspore")))[1:]
+    missing, extra = [f for f in others if f not in expect], [f for f in expect if f not in others]
+    if missing or extra:
+        return [(["expect"], "a mapping `expect` gives one expectation per framework after the first "
+                             f"({', '.join(others)}); " + (f"missing: {', '.join(missing)}" if missing else
+                                                           f"not in frameworks: {', '.join(extra)}"))]
+    return []
+
+
+def _expectations(entry: dict) -> tuple[str, dict[str, str]]:
+    """(expect of the first primary pair, per-framework expectations) from a string or mapping `expect`."""
+    expect = entry.get("expect", "conform")
+    if not isinstance(expect, dict):
+        return expect, {}
+    frameworks = list(entry.get("frameworks", ("torch", "mindspore")))
+    return expect[frameworks[1]], dict(expect)
 
 
 def _interface_case(entry: dict, file: str, line: int, text: str) -> ProbeCase | ApiCase:
@@ -340,7 +365,7 @@ def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase
         devices=tuple([devices] if isinstance(devices, str) else devices),
         tolerance=_tolerance(entry.get("tolerance"), DEFAULT_TOLERANCE),
         oracle_tolerance=_tolerance(entry.get("oracle_tolerance"), DEFAULT_ORACLE_TOLERANCE),
-        expect=entry.get("expect", "conform"), reason=entry.get("reason"),
+        expect=_expectations(entry)[0], expect_pairs=_expectations(entry)[1], reason=entry.get("reason"),
         frameworks=tuple(entry.get("frameworks", ("torch", "mindspore"))), source_text=text,
         oracle_expect=dict(entry.get("oracle_expect", {})), error_contains=entry.get("error_contains"),
         oracle_stride=entry.get("oracle_stride", "auto"),

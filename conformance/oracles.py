@@ -93,14 +93,60 @@ def _mindspore_element(p, m, u, g, clr, beta1, beta2, eps, wd, loss_scale):
             scale_m, abs(beta2 * u) + g_terms)
 
 
+def _keras_element(p, m, u, g, clr, beta1, beta2, eps, wd, lr):
+    """keras.optimizers.Adamax (Keras 3, torch backend's foreach version) on one element: decoupled
+    decay p*(1 - wd*lr) before the step; eps added to u outside the max (as MindSpore)."""
+    p_decayed = p * (1.0 - wd * lr) if wd else p
+    m_new = beta1 * m + (1.0 - beta1) * g
+    u_new = _np_maximum(beta2 * u, abs(g))
+    step = clr * (m_new / (u_new + eps))
+    scale_m = beta1 * abs(m) + (1.0 - beta1) * abs(g)
+    return (p_decayed - step, m_new, u_new, abs(p) + abs(step) + clr * scale_m / abs(u_new + eps),
+            scale_m, abs(beta2 * u) + abs(g))
+
+
+def _optax_element(p, m, u, g, clr, beta1, beta2, eps, wd, flag):
+    """optax.adamax (scale_by_adamax, after add_decayed_weights where the case decays) on one element:
+    L2 decay into the gradient; eps inside the max (as torch); m as (1-b1)*g + b1*m."""
+    g_terms = abs(g) + abs(wd * p) if wd else abs(g)
+    g = g + wd * p if wd else g
+    m_new = (1.0 - beta1) * g + beta1 * m
+    u_new = _np_maximum(abs(g) + eps, beta2 * u)
+    step = clr * (m_new / u_new)
+    scale_m = beta1 * abs(m) + (1.0 - beta1) * g_terms
+    return (p - step, m_new, u_new, abs(p) + abs(step) + clr * scale_m / abs(u_new),
+            scale_m, abs(beta2 * u) + g_terms + eps)
+
+
+def _paddle_element(p, m, u, g, clr, beta1, beta2, eps, wd, flag):
+    """paddle.optimizer.Adamax on one element: L2Decay into the gradient; eps added to b2*u inside the
+    max (max(b2*u + eps, |g|)); no eps in the denominator."""
+    g_terms = abs(g) + abs(wd * p) if wd else abs(g)
+    g = g + wd * p if wd else g
+    m_new = beta1 * m + (1.0 - beta1) * g
+    u_new = _np_maximum(beta2 * u + eps, abs(g))
+    step = clr * (m_new / u_new)
+    scale_m = beta1 * abs(m) + (1.0 - beta1) * g_terms
+    return (p - step, m_new, u_new, abs(p) + abs(step) + clr * scale_m / abs(u_new),
+            scale_m, abs(beta2 * u) + eps + g_terms)
+
+
 _torch_element, _mindspore_element = jit(_torch_element, inline=True), jit(_mindspore_element, inline=True)
-_KINDS = {"torch": 0, "mindspore": 1}
+_keras_element, _optax_element = jit(_keras_element, inline=True), jit(_optax_element, inline=True)
+_paddle_element = jit(_paddle_element, inline=True)
+_KINDS = {"torch": 0, "mindspore": 1, "keras": 2, "optax": 3, "paddle": 4}
 
 
 @jit(inline=True)
 def _element(kind, p, m, u, g, clr, beta1, beta2, eps, wd, flag):  # pragma: no cover - compiled
     if kind == 0:
         return _torch_element(p, m, u, g, clr, beta1, beta2, eps, wd, flag)
+    if kind == 2:
+        return _keras_element(p, m, u, g, clr, beta1, beta2, eps, wd, flag)
+    if kind == 3:
+        return _optax_element(p, m, u, g, clr, beta1, beta2, eps, wd, flag)
+    if kind == 4:
+        return _paddle_element(p, m, u, g, clr, beta1, beta2, eps, wd, flag)
     return _mindspore_element(p, m, u, g, clr, beta1, beta2, eps, wd, flag)
 
 
@@ -265,3 +311,20 @@ def _mindspore_scalars(hp: dict[str, Any], name: str) -> tuple:
 
 torch_adamax = Formula("torch", _torch_scalars)
 mindspore_adamax = Formula("mindspore", _mindspore_scalars)
+
+
+def _keras_scalars(hp: dict[str, Any], name: str) -> tuple:
+    """keras.optimizers.Adamax: decoupled decay on every variable (flag: the lr the decay multiplies)."""
+    beta1, beta2 = hp["betas"]
+    return hp["lr"], beta1, beta2, hp["eps"], hp["weight_decay"] or 0.0, hp["lr"]
+
+
+def _l2_scalars(hp: dict[str, Any], name: str) -> tuple:
+    """optax.adamax / paddle.optimizer.Adamax: L2 decay added to the gradient of every parameter."""
+    beta1, beta2 = hp["betas"]
+    return hp["lr"], beta1, beta2, hp["eps"], hp["weight_decay"] or 0.0, 0.0
+
+
+keras_adamax = Formula("keras", _keras_scalars)
+optax_adamax = Formula("optax", _l2_scalars)
+paddle_adamax = Formula("paddle", _l2_scalars)

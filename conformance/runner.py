@@ -1,7 +1,8 @@
 """Run one Item: step every framework in lock-step, compare every pair at every step, stream the records.
 
 Sides are the frameworks (plus, on a GPU item, a CPU twin of each framework that runs there). Pairs:
-- primary  `torch~mindspore`: judged against the case's `expect` and `tolerance`;
+- primary  `torch~mindspore`: judged against the case's `expect` and `tolerance` (a case listing more
+  frameworks has one primary pair `torch~X` per other framework X, each with its own expectation);
 - oracle   `torch~oracle`, `mindspore~oracle`: each framework against a float64 step of its own formula,
   taken from the framework's own pre-step state (must conform unless the case's oracle_expect says
   otherwise: else the framework departs from its formula, an unexplained divergence);
@@ -93,11 +94,14 @@ def _open_sides(item: Item, init: dict[str, np.ndarray], skipped: dict[str, str]
 
 
 def _pairs(item: Item, sides: dict[str, Side]) -> list[Pair]:
+    """Primary pairs: the first framework against each other one (torch~mindspore for two; N-1 pairs for
+    a case listing N frameworks, each with its own expectation); then oracle and device pairs."""
     case = item.case
-    left, right = case.frameworks
+    left, *others = case.frameworks
     pairs: list[Pair] = []
-    if left in sides and right in sides:
-        pairs.append(Pair(f"{left}~{right}", left, right, "primary", case.tolerance, case.expect))
+    for right in others:
+        if left in sides and right in sides:
+            pairs.append(Pair(f"{left}~{right}", left, right, "primary", case.tolerance, case.expect_for(right)))
     for label, side in sides.items():
         if "@" not in label:
             expect = case.oracle_expect.get(side.framework, "conform")

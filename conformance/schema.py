@@ -115,16 +115,22 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
             "tolerance": _TOLERANCE,
             "oracle_tolerance": _TOLERANCE,
             "oracle_stride": {"oneOf": [{"const": "auto"}, _POS_INT]},
-            "expect": {"enum": ["conform", "diverge", "error", "nonfinite"]},
+            "expect": {"oneOf": [{"enum": ["conform", "diverge", "error", "nonfinite"]},
+                                 {"type": "object", "propertyNames": {"enum": sorted(framework_extras)},
+                                  "additionalProperties": {"enum": ["conform", "diverge", "nonfinite"]},
+                                  "minProperties": 1}]},
             "reason": {"type": "string", "minLength": 1},
             "error_contains": {"type": "string", "minLength": 1},
             "oracle_expect": {"type": "object", "propertyNames": {"enum": sorted(framework_extras)},
                               "additionalProperties": {"enum": ["conform", "diverge", "nonfinite"]}},
             "frameworks": {"type": "array", "items": {"enum": sorted(framework_extras)},
-                           "minItems": 2, "maxItems": 2, "uniqueItems": True},
+                           "minItems": 2, "uniqueItems": True},
             "matrix": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
         },
-        "if": {"properties": {"expect": {"enum": ["diverge", "error", "nonfinite"]}}, "required": ["expect"]},
+        # a declared difference names its cause: `expect` diverge/error/nonfinite, or a mapping holding one
+        "if": {"properties": {"expect": {"anyOf": [
+            {"enum": ["diverge", "error", "nonfinite"]},
+            {"type": "object", "not": {"additionalProperties": {"const": "conform"}}}]}}, "required": ["expect"]},
         "then": {"required": ["reason"]},
     }
 

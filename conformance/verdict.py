@@ -129,7 +129,7 @@ def _failure_message(item: Item, tracker: PairTracker, unexplained: bool) -> str
                 else f"{framework} departs from its own formula's float64 oracle")
         lines = [f"{_header(item)}: unexplained divergence: {what}", *_divergence_lines(tracker, item.dtype)]
     elif tracker.observed == "nonfinite":
-        expected = f"{item.case.expect} ({item.case.reason})" if item.case.reason else item.case.expect
+        expected = f"{tracker.expect} ({item.case.reason})" if item.case.reason else tracker.expect
         lines = [f"{_header(item)}: expected {expected}, observed nonfinite ({tracker.label})",
                  *_divergence_lines(tracker, item.dtype),
                  "  NaN/Inf on one side is neither agreement nor a finite divergence; a case that means it "
@@ -172,13 +172,14 @@ def _blank(pair: dict | None, key: str) -> dict[str, dict | None]:
 def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: dict[str, str],
           error: FrameworkError | None, jsonl: Path, seconds: float) -> dict[str, Any]:
     """The item's summary.json entry, with `outcome` and, when it did not pass, a `message`."""
-    primary = next((t for t in trackers.values() if t.role == "primary"), None)
+    primaries = [t for t in trackers.values() if t.role == "primary"]  # one per framework after the first
+    primary = primaries[0] if primaries else None  # its figures are the entry's top-level ones
     controls = [t for t in trackers.values() if t.role != "primary"]
     pairs = {label: t.as_dict() for label, t in trackers.items()}
     entry: dict[str, Any] = {
         "nodeid": item.nodeid, "case": item.case.id, "file": item.case.file, "line": item.case.line,
         "device": item.device, "dtype": item.dtype, "expect": item.case.expect,
-        "reason": item.case.reason if item.case.expect == "diverge" else None,
+        "reason": item.case.reason if "diverge" in (item.case.expect, *item.case.expect_pairs.values()) else None,
         "description": item.case.description, "source": item.case.source_text,
         "steps": max((t.steps for t in trackers.values()), default=0), "requested_steps": item.case.steps,
         "first_divergent_step": primary.first["step"] if primary and primary.first else None,
@@ -204,9 +205,10 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         why = "; ".join(f"{label}: {reason}" for label, reason in skipped.items()) or "no comparable pair"
         held = f" (control checks that ran and held: {', '.join(t.label for t in controls)})" if controls else ""
         entry.update(observed="skipped", outcome="skipped", reason=why + held)
-    elif primary.observed == item.case.expect:
+    elif all(t.observed == t.expect for t in primaries):
         entry.update(observed=primary.observed, outcome="passed")
     else:
+        wrong = next(t for t in primaries if t.observed != t.expect)
         entry.update(observed=primary.observed, outcome="failed",
-                     message=_failure_message(item, primary, unexplained=False))
+                     message=_failure_message(item, wrong, unexplained=False))
     return entry

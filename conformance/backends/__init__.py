@@ -18,6 +18,11 @@ _MODULES = {
     "torch": "conformance.backends.torch_backend",
     "mindspore": "conformance.backends.mindspore_backend",
     "mindspore_experimental": "conformance.backends.mindspore_experimental_backend",
+    "mindspore_graph": "conformance.backends.mindspore_graph_backend",
+    "torch_compile": "conformance.backends.torch_compile_backend",
+    "keras": "conformance.backends.keras_backend",
+    "optax": "conformance.backends.optax_backend",
+    "paddle": "conformance.backends.paddle_backend",
 }
 
 

@@ -96,10 +96,14 @@ class TorchSession:
         if self.lr_list:
             self.optimizer.param_groups[0]["lr"] = self.lr_list[min(self.steps_done, len(self.lr_list) - 1)]
         self._lr_used = float(self.optimizer.param_groups[0]["lr"])
-        self.optimizer.step()
+        self._optimizer_step()
         if self.scheduler is not None:
             self.scheduler.step()
         self.steps_done += 1
+
+    def _optimizer_step(self) -> None:
+        """The optimizer's step as this adapter runs it (eager here; torch_compile_backend compiles it)."""
+        self.optimizer.step()
 
     def lr_used(self) -> float:
         return self._lr_used
