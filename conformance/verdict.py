@@ -178,6 +178,7 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
     pairs = {label: t.as_dict() for label, t in trackers.items()}
     entry: dict[str, Any] = {
         "nodeid": item.nodeid, "case": item.case.id, "file": item.case.file, "line": item.case.line,
+        "frameworks": list(item.case.frameworks),
         "device": item.device, "dtype": item.dtype, "expect": item.case.expect,
         "reason": item.case.reason if "diverge" in (item.case.expect, *item.case.expect_pairs.values()) else None,
         "description": item.case.description, "source": item.case.source_text,

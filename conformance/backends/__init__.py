@@ -12,6 +12,7 @@ import os
 import sys
 from functools import lru_cache
 
+from .. import oracles
 from .base import Backend
 
 _MODULES = {
@@ -46,7 +47,7 @@ def api_descriptions() -> dict[str, dict]:
     for name in _MODULES:
         backend = get(name)
         if backend.unavailable("cpu", "float32") is None:
-            out[name] = backend.api()
+            out[name] = {**backend.api(), "formula": oracles.describe(backend.formula)}
     return out
 
 

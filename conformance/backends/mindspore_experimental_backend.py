@@ -42,6 +42,7 @@ class ExperimentalAdamaxSession(MindSporeSession):
 
 class ExperimentalAdamaxBackend(MindSporeBackend):
     name = "mindspore_experimental"
+    package = "mindspore"  # the distribution whose version the run records
     extra_options = frozenset({"maximize"})
     missing_grad = "zeros"
     formula = staticmethod(oracles.torch_adamax)

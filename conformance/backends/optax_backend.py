@@ -6,7 +6,7 @@ the max, as torch, with m as (1-b1)*g + b1*m, the bias correction 1 - b1**count 
 (int32) and the update (m/(1-b1**t))/u * -lr added to the parameter. optax.adamax has no weight
 decay; a case's `weight_decay` is L2 as in torch: `optax.chain(optax.add_decayed_weights(wd),
 optax.adamax(...))`, the decay added to the gradient before the moments. optax has no default
-learning rate: under `defaults: native` a case must give `lr`.
+learning rate: under `defaults: native` a case gives `optimizer.optax.learning_rate`.
 
 JAX computes in float32 unless x64 is enabled; a float64 item runs inside `jax.experimental.enable_x64()`
 (float32 and float16 items run with JAX's default configuration, as most users run it).
@@ -72,9 +72,12 @@ class OptaxSession:
         self.np_dtype = np.dtype(spec.item.dtype)
         if spec.item.case.optimizer.schedule is not None:
             raise NotImplementedError("the optax adapter maps no lr schedule (per-step lr lists work)")
-        if "lr" not in spec.hparams:
-            raise ValueError("optax.adamax has no default learning rate: give optimizer.lr in the case")
-        self.hp = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, **spec.hparams}  # adamax's defaults
+        given = spec.item.case.optimizer.extras.get("optax", {})
+        if "lr" not in spec.hparams and "learning_rate" not in given:
+            raise ValueError("optax.adamax has no default learning rate: give optimizer.lr, or under "
+                             "`defaults: native` optimizer.optax.learning_rate")
+        self.hp = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,  # adamax's defaults
+                   "lr": given.get("learning_rate"), **spec.hparams}
         lr = self.hp["lr"]
         self.lr_list = tuple(float(v) for v in lr) if isinstance(lr, (list, tuple)) else None
         learning_rate = (lambda count: jnp.asarray(self.lr_list)[jnp.minimum(count, len(self.lr_list) - 1)]) \
@@ -151,7 +154,7 @@ class OptaxSession:
 class OptaxBackend:
     name = "optax"
     missing_grad = "zeros"  # a pytree of gradients has every leaf
-    extra_options: frozenset[str] = frozenset()
+    extra_options = frozenset({"learning_rate"})  # the lr under `defaults: native` (optax has no default)
     formula = staticmethod(oracles.optax_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:

@@ -14,6 +14,7 @@ CPU kernel is registered for float32 and float64 only: float16 items skip this s
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import logging
 import os
@@ -32,11 +33,33 @@ CPU_DTYPES = ("float32", "float64")  # the adamax CPU kernel's registered types 
 _ROLE = {"dense": {"weight": "weight", "bias": "bias"}, "layernorm": {"weight": "weight", "bias": "bias"}}
 
 
+def _load_mindspore_first() -> None:
+    """MindSpore's CPU ops library fails to load once paddle is imported (measured with paddle 3.3.1
+    and MindSpore 2.10: `undefined symbol: dnnl_threadpool_interop_stream_create`, paddle's oneDNN
+    symbols come first); the other order works. Where MindSpore is installed, its adapter loads it
+    before paddle, whichever case a process runs first."""
+    if importlib.util.find_spec("mindspore") is not None:
+        from . import get
+
+        get("mindspore").unavailable("cpu", "float32")
+
+
 def _paddle():
-    os.environ.setdefault("GLOG_v", "0")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        import paddle  # imported lazily: listing backends must not cost a framework import
+    _load_mindspore_first()
+    # GLOG_v means opposite things to the two: MindSpore's level 3 is "errors only" (its adapter sets it),
+    # glog's (paddle's) is VLOG verbosity 3, which printed every eager op and made a step ~100x slower
+    # (measured). Paddle's glog reads it once, when its library loads: 0 for that import, then restored.
+    saved = os.environ.get("GLOG_v")
+    os.environ["GLOG_v"] = "0"
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import paddle  # imported lazily: listing backends must not cost a framework import
+    finally:
+        if saved is None:
+            os.environ.pop("GLOG_v", None)
+        else:
+            os.environ["GLOG_v"] = saved
     for w in caught:
         log.info("paddle import warning: %s", w.message)
     paddle.set_device("cpu")
@@ -144,6 +167,7 @@ class PaddleSession:
 
 class PaddleBackend:
     name = "paddle"
+    package = "paddlepaddle"  # the distribution whose version the run records
     missing_grad = "zeros"  # every parameter is given a gradient (zeros where the case has none)
     extra_options: frozenset[str] = frozenset()
     formula = staticmethod(oracles.paddle_adamax)

@@ -1,0 +1,175 @@
+"""More implementations of AdaMax: each adapter against its own oracle and torch, N-way cases, the
+cross-framework table.
+
+The adapters for frameworks the suite's own environment lacks (Keras, optax, Paddle: `tox -e matrix`
+installs them) are skipped here with the adapter's reason; the N-way runner and the table are
+checked on the implementations every environment has (torch, MindSpore, their other modes).
+"""
+from __future__ import annotations
+
+import pytest
+
+from conformance import backends
+from conformance.case import Item
+from conformance.errors import CaseError
+from conformance.loader import load_file
+from conformance.report import frameworks
+from conformance.runner import run_item
+from tests.conftest import load_case, needs_frameworks
+
+NEW = ("mindspore_graph", "torch_compile", "keras", "optax", "paddle")
+# What each adapter's formula does with eps, and so whether it agrees with torch on eps-sized gradients.
+TORCH_CAMP = {"mindspore_graph": False, "torch_compile": True, "keras": False, "optax": True, "paddle": False}
+
+
+def _skip_unless_available(name: str) -> None:
+    reason = backends.get(name).unavailable("cpu", "float32")
+    if reason:
+        pytest.skip(f"{name}: {reason}")
+
+
+@needs_frameworks
+@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("gradients", ["{mode: replay, seed: 3, scale: 1.0e-8}", "autograd"])
+def test_adapter_keeps_to_its_own_formula_and_to_its_camp(tmp_path, name, gradients):
+    """Each new implementation, stepped on a LayerNorm MLP with weight decay: its float64 oracle holds
+    (so its adapter reads the right state, names and hyper-parameters); on eps-sized gradients it
+    agrees with torch exactly when its formula puts eps where torch does."""
+    _skip_unless_available(name)
+    case = load_case(tmp_path, f"""
+  - id: adapter_{name}
+    model: {{kind: layernorm_mlp, sizes: [3, 5, 2]}}
+    gradients: {gradients}
+    optimizer: {{lr: 0.01, weight_decay: 0.1}}
+    frameworks: [torch, {name}]
+    tolerance: {{params: {{atol: 2.5e-7}}, state: {{rtol: 1.0e-3}}}}
+    steps: 5
+""")
+    entry = run_item(Item(case, "cpu", "float32"), tmp_path / "steps")
+    oracle = entry["pairs"][f"{name}~oracle"]
+    assert oracle["observed"] == "conform", oracle["first_divergence"]
+    assert oracle["max"]["params"]["abs"] < 1e-6
+    assert entry["hparams"][name]["lr"] == pytest.approx(0.01, rel=1e-7)  # Keras holds lr in float32
+    assert entry["hparams"][name]["weight_decay"] == pytest.approx(0.1)
+    if gradients.startswith("{"):
+        primary = entry["pairs"][f"torch~{name}"]
+        assert (primary["observed"] == "conform") == TORCH_CAMP[name], primary["first_divergence"]
+
+
+def test_paddle_float16_is_skipped_with_the_kernel_reason():
+    _skip_unless_available("paddle")
+    assert "registered for float32 and float64 only" in backends.get("paddle").unavailable("cpu", "float16")
+
+
+@needs_frameworks
+def test_nway_case_has_one_primary_pair_per_framework_each_with_its_expectation(tmp_path):
+    case = load_case(tmp_path, """
+  - id: nway
+    model: {kind: mlp, sizes: [3, 5, 2]}
+    gradients: {mode: replay, seed: 21, scale: 1.0e-8}
+    frameworks: [torch, mindspore, mindspore_experimental]
+    tolerance: {params: {atol: 2.5e-7}, state: {rtol: 1.0e-3}}
+    steps: 20
+    expect: {mindspore: diverge, mindspore_experimental: conform}
+    reason: eps placement
+""")
+    assert case.expect == "diverge" and case.expect_for("mindspore_experimental") == "conform"
+    entry = run_item(Item(case, "cpu", "float32"), tmp_path / "steps")
+    primaries = {k: v for k, v in entry["pairs"].items() if v["role"] == "primary"}
+    assert list(primaries) == ["torch~mindspore", "torch~mindspore_experimental"]
+    assert primaries["torch~mindspore"]["observed"] == "diverge"
+    assert primaries["torch~mindspore_experimental"]["observed"] == "conform"
+    assert entry["outcome"] == "passed", entry.get("message")
+    assert entry["frameworks"] == ["torch", "mindspore", "mindspore_experimental"]
+    # the entry's top-level figures stay those of the first primary pair (torch~mindspore)
+    assert entry["first_divergent_step"] == primaries["torch~mindspore"]["first_divergent_step"]
+
+
+@needs_frameworks
+def test_nway_item_fails_on_the_pair_whose_expectation_is_wrong(tmp_path):
+    case = load_case(tmp_path, """
+  - id: nway_wrong
+    model: {kind: mlp, sizes: [3, 5, 2]}
+    gradients: {mode: replay, seed: 21, scale: 1.0e-8}
+    frameworks: [torch, mindspore, mindspore_experimental]
+    tolerance: {params: {atol: 2.5e-7}, state: {rtol: 1.0e-3}}
+    steps: 20
+    expect: {mindspore: diverge, mindspore_experimental: diverge}
+    reason: eps placement
+""")
+    entry = run_item(Item(case, "cpu", "float32"), tmp_path / "steps")
+    assert entry["outcome"] == "failed"
+    assert "expected diverge (eps placement), observed conform (torch~mindspore_experimental)" in entry["message"]
+
+
+@pytest.mark.parametrize("expect, problem", [
+    ("{mindspore: diverge}", "missing: mindspore_experimental"),
+    ("{mindspore: diverge, mindspore_experimental: conform, keras: conform}", "not in frameworks: keras"),
+])
+def test_mapping_expect_names_every_other_framework(tmp_path, expect, problem):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"""cases:
+  - id: bad_mapping
+    model: {{kind: linear}}
+    frameworks: [torch, mindspore, mindspore_experimental]
+    steps: 2
+    expect: {expect}
+    reason: x
+""", encoding="utf-8")
+    (error,) = load_file(path, "cases/c.yaml")
+    assert isinstance(error, CaseError) and error.key == "expect" and problem in str(error)
+
+
+def test_a_mapping_with_a_divergence_needs_a_reason(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("""cases:
+  - id: no_reason
+    model: {kind: linear}
+    frameworks: [torch, mindspore, mindspore_experimental]
+    steps: 2
+    expect: {mindspore: diverge, mindspore_experimental: conform}
+""", encoding="utf-8")
+    (error,) = load_file(path, "cases/c.yaml")
+    assert isinstance(error, CaseError) and "reason" in str(error)
+
+
+def _entry(nodeid: str, frameworks_: list[str], pairs: dict, **extra) -> dict:
+    return {"nodeid": nodeid, "case": nodeid.split("::")[1].split("[")[0], "frameworks": frameworks_,
+            "outcome": "passed", "reason": "eps placement <b>", "pairs": pairs, "skipped_sides": {},
+            "nonfinite": {}, **extra}
+
+
+def _pair(role, expect, observed, step=None, abs_=0.0, ulp=0.0):
+    first = {"step": step, "quantity": "params", "tensor": "dense0.weight", "nonfinite": None} if step else None
+    figures = {"params": {"abs": abs_, "rel": 0.0, "ulp": ulp}, "state": {"abs": 0.0, "rel": 0.0, "ulp": 0.0}}
+    return {"role": role, "expect": expect, "observed": observed, "first_divergence": first, "max": figures}
+
+
+def test_framework_table_reads_every_pair_from_the_run():
+    fws = ["torch", "mindspore", "paddle"]
+    data = {"run": {"id": "r1", "start": "now", "torch": "2.13.0", "mindspore": "2.10.0",
+                    "api": {"torch": {"class": "torch.optim.Adamax", "formula": {"eps": "inside", "weight_decay": "L2"},
+                                      "params": {"lr": {"default": "0.002", "neutral": "lr"}}}}},
+            "items": [
+                _entry("cases/m.yaml::eps[cpu-float32]", fws, {
+                    "torch~mindspore": _pair("primary", "diverge", "diverge", step=3, abs_=1.5e-4, ulp=12.0),
+                    "torch~oracle": _pair("oracle", "conform", "conform"),
+                    "mindspore~oracle": _pair("oracle", "conform", "diverge", step=1)},
+                    skipped_sides={"paddle": "paddle is not installed in this environment"}),
+                _entry("cases/pair.yaml::two[cpu-float32]", ["torch", "mindspore"], {})]}
+    table = frameworks.build(data)
+    assert table["frameworks"] == fws and len(table["rows"]) == 1  # two-framework items stay out
+    cells = table["rows"][0]["cells"]
+    assert cells["mindspore"]["text"].startswith("differs from step 3 (params dense0.weight): max params abs 0.00015 (12 ULP)")
+    assert cells["paddle"]["text"] == "not run: paddle is not installed in this environment"
+    imps = {i["name"]: i for i in table["implementations"]}
+    assert imps["torch"]["defaults"]["lr"] == "0.002" and imps["torch"]["checked"] == 1
+    assert imps["mindspore"]["departed"] == ["cases/m.yaml::eps[cpu-float32]"]
+    markdown = frameworks.render_markdown(table)
+    assert "own formula: diverge, UNEXPLAINED" in markdown and "eps placement \\<b\\>" in markdown
+    html = frameworks.render_html(table)
+    assert "eps placement &lt;b&gt;" in html and "<b>" not in html
+
+
+def test_framework_table_is_none_without_nway_items():
+    assert frameworks.build({"run": {}, "items": [_entry("cases/a.yaml::a[cpu-float32]", ["torch", "mindspore"], {})]}) is None
