@@ -42,6 +42,8 @@ def _keras():
 @functools.lru_cache(maxsize=1)
 def _import_problem() -> str | None:
     problem = import_problem("keras", _keras)
+    if problem and "not installed" in problem:
+        problem += " (tox -e matrix installs it)"
     if problem is None and _keras().config.backend() != "torch":
         return (f"keras runs on its {_keras().config.backend()} backend in this process (KERAS_BACKEND); "
                 "this adapter measures the torch backend: unset KERAS_BACKEND or set it to torch")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import inspect
 import logging
 from typing import Any
@@ -39,6 +40,9 @@ def _jax():
 
 @functools.lru_cache(maxsize=1)
 def _import_problem() -> str | None:
+    missing = [m for m in ("jax", "optax") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed in this environment (tox -e matrix installs them)"
     return import_problem("optax", _jax)
 
 

@@ -68,7 +68,12 @@ def _paddle():
 
 @functools.lru_cache(maxsize=1)
 def _import_problem() -> str | None:
-    return import_problem("paddle", _paddle)
+    if importlib.util.find_spec("paddle") is None:  # before _paddle(), which would load MindSpore first
+        return "paddle is not installed in this environment (tox -e matrix installs it)"
+    problem = import_problem("paddle", _paddle)
+    if problem and "not installed" in problem:
+        problem += " (tox -e matrix installs it)"
+    return problem
 
 
 def native_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Collection
 
 from .. import results
-from . import pages
+from . import frameworks, pages
 from .series import read_curves
 
 
@@ -56,7 +56,7 @@ def render_index(run: dict[str, Any], items: list[dict[str, Any]], search: dict[
     return pages.environment().get_template("index.html.j2").render(
         run=run, rows=rows, counts=counts, groups=groups, envs=pages.environments(run, items),
         outcomes=pages.options(items, "outcome"), devices=pages.options(items, "device"),
-        dtypes=pages.options(items, "dtype"), search=search)
+        dtypes=pages.options(items, "dtype"), search=search, nway=len(frameworks.nway_items(items)))
 
 
 def _write_item(job: tuple[Path, dict, dict, str]) -> None:
@@ -86,4 +86,5 @@ def write_report(run_dir: Path, data: dict[str, Any], drawn: Collection[str] = (
             _write_item(job)
     path = run_dir / "index.html"
     results.atomic_write_text(path, render_index(run, items, search_section(run_dir, items)))
+    frameworks.write(data, run_dir)  # frameworks.md/.html where the run holds N-way items (index links it)
     return path
