@@ -333,14 +333,14 @@ paddle_adamax = Formula("paddle", _l2_scalars)
 # What each formula does with eps and weight decay, in words, for reports (the run records it per
 # framework under run.api[<framework>].formula, so a table of implementations reads no code).
 DESCRIPTIONS = {
-    "torch": {"eps": "inside the max: u = max(b2*u, |g| + eps)", "weight_decay": "L2 into the gradient, every parameter"},
-    "mindspore": {"eps": "denominator: m/(u + eps), u = max(b2*u, |g|)",
+    "torch": {"camp": "torch-like", "eps": "inside the max: u = max(b2*u, |g| + eps)", "weight_decay": "L2 into the gradient, every parameter"},
+    "mindspore": {"camp": "MindSpore-like", "eps": "denominator: m/(u + eps), u = max(b2*u, |g|)",
                   "weight_decay": "L2 into the gradient, skipped for names holding beta/gamma"},
-    "keras": {"eps": "denominator: m/(u + eps), u = max(b2*u, |g|)",
+    "keras": {"camp": "MindSpore-like", "eps": "denominator: m/(u + eps), u = max(b2*u, |g|)",
               "weight_decay": "decoupled: p*(1 - wd*lr) before the step, every variable"},
-    "optax": {"eps": "inside the max: u = max(|g| + eps, b2*u)",
+    "optax": {"camp": "torch-like", "eps": "inside the max: u = max(|g| + eps, b2*u)",
               "weight_decay": "none in adamax; L2 by add_decayed_weights before it (as the suite chains it)"},
-    "paddle": {"eps": "inside the max, on the decayed norm: u = max(b2*u + eps, |g|)",
+    "paddle": {"camp": "Paddle (its own)", "eps": "inside the max, on the decayed norm: u = max(b2*u + eps, |g|)",
                "weight_decay": "L2Decay into the gradient, every parameter"},
 }
 
