@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from . import backends, models
+from . import backends, causes, models
 from .case import (ApiCase, Bound, Case, DataSpec, GradientSpec, ModelSpec, OptimizerSpec, ProbeCase,
                    Tolerance)
 from .errors import CaseError
@@ -305,9 +305,32 @@ def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
     return problems
 
 
+def _causes(entry: dict) -> tuple[str, ...]:
+    cause = entry.get("cause", ())
+    return (cause,) if isinstance(cause, str) else tuple(cause)
+
+
+def _cause_problems(entry: dict) -> list[tuple[list, str]]:
+    """Every declared cause must be an id of the registry (cases/causes.yaml) or `unknown` alone."""
+    declared = _causes(entry)
+    if not declared:
+        return []
+    try:
+        known = causes.load()
+    except causes.RegistryError as exc:
+        return [(["cause"], f"the cause registry cannot be read: {exc}")]
+    if causes.UNKNOWN in declared and len(declared) > 1:
+        return [(["cause"], "`unknown` stands alone: it says no known cause explains the difference")]
+    wrong = [c for c in declared if c not in known and c != causes.UNKNOWN]
+    if wrong:
+        return [(["cause"], f"{', '.join(map(repr, wrong))} is not a cause of {causes.registry_path().name}; "
+                            f"allowed: {', '.join(sorted(known))}, or unknown")]
+    return []
+
+
 def _interface_case(entry: dict, file: str, line: int, text: str) -> ProbeCase | ApiCase:
     common = {"id": str(entry["id"]), "description": entry.get("description", ""), "file": file, "line": line,
-              "reason": entry.get("reason"), "source_text": text}
+              "reason": entry.get("reason"), "source_text": text, "causes": _causes(entry)}
     if "probe" in entry:
         return ProbeCase(**common, probe=dict(entry["probe"]), behaviour=dict(entry["behaviour"]),
                          frameworks=tuple(entry["behaviour"]))
@@ -319,6 +342,8 @@ def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase
     frameworks = backends.names()
     problems = validate(entry, backends.extras())
     case_id = str(entry.get("id")) if isinstance(entry, dict) and "id" in entry else None
+    if not problems:
+        problems = _cause_problems(entry)
     if not problems and ("probe" in entry or "api" in entry):
         return _interface_case(entry, file, line, text)
     if not problems:
@@ -343,7 +368,7 @@ def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase
         expect=entry.get("expect", "conform"), reason=entry.get("reason"),
         frameworks=tuple(entry.get("frameworks", ("torch", "mindspore"))), source_text=text,
         oracle_expect=dict(entry.get("oracle_expect", {})), error_contains=entry.get("error_contains"),
-        oracle_stride=entry.get("oracle_stride", "auto"),
+        oracle_stride=entry.get("oracle_stride", "auto"), causes=_causes(entry),
     )
 
 

@@ -38,6 +38,11 @@ _TOLERANCE = {
 }
 
 
+# `cause:` one id of cases/causes.yaml or a list of them (the loader checks they exist), or `unknown`
+_CAUSE = {"oneOf": [{"type": "string", "minLength": 1},
+                    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True}]}
+
+
 def _STEP_VALUE(key: str, value: dict) -> dict:
     return {"type": "object", "additionalProperties": False, "required": ["step", key],
             "properties": {"step": _POS_INT, key: value}}
@@ -117,6 +122,7 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
             "oracle_stride": {"oneOf": [{"const": "auto"}, _POS_INT]},
             "expect": {"enum": ["conform", "diverge", "error", "nonfinite"]},
             "reason": {"type": "string", "minLength": 1},
+            "cause": _CAUSE,
             "error_contains": {"type": "string", "minLength": 1},
             "oracle_expect": {"type": "object", "propertyNames": {"enum": sorted(framework_extras)},
                               "additionalProperties": {"enum": ["conform", "diverge", "nonfinite"]}},
@@ -125,7 +131,7 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
             "matrix": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
         },
         "if": {"properties": {"expect": {"enum": ["diverge", "error", "nonfinite"]}}, "required": ["expect"]},
-        "then": {"required": ["reason"]},
+        "then": {"required": ["reason", "cause"]},
     }
 
 
@@ -150,6 +156,7 @@ def probe_schema(frameworks: Iterable[str]) -> dict[str, Any]:
             "behaviour": {"type": "object", "propertyNames": {"enum": names}, "minProperties": 1,
                           "additionalProperties": behaviour},
             "reason": {"type": "string", "minLength": 1},
+            "cause": _CAUSE,
         },
     }
 
@@ -165,6 +172,7 @@ def api_schema(frameworks: Iterable[str]) -> dict[str, Any]:
             "class": {"type": "string"},
             "params": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
             "reason": {"type": "string", "minLength": 1},
+            "cause": _CAUSE,
         },
     }
 

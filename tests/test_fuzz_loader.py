@@ -27,7 +27,7 @@ VALID = {
                   "torch": {"foreach": False}, "mindspore": {"loss_scale": 1.0}},
     "steps": 3, "dtype": ["float32", "float64"], "devices": ["cpu"],
     "tolerance": {"params": {"atol": 1e-6}, "state": {"rtol": 1e-3}, "loss": {"ulp": 4}},
-    "expect": "diverge", "reason": "r", "frameworks": ["torch", "mindspore"],
+    "expect": "diverge", "reason": "r", "cause": "eps_placement", "frameworks": ["torch", "mindspore"],
     "matrix": {"optimizer.lr": [0.1, 0.2]},
 }
 PATHS = [("id",), ("description",), ("model",), ("model", "kind"), ("model", "sizes"), ("model", "in"),

@@ -99,7 +99,8 @@ def test_matrix_that_repeats_an_id_is_a_duplicate(tmp_path):
 
 def test_shipped_cases_all_load():
     root = Path(__file__).resolve().parents[1]
-    results = load_all(sorted((root / "cases").rglob("*.yaml")), root)
+    files = sorted(p for p in (root / "cases").rglob("*.yaml") if p.name != "causes.yaml")  # the registry
+    results = load_all(files, root)
     errors = [str(r) for r in results if isinstance(r, CaseError)]
     assert not errors and len(results) >= 4
 
