@@ -134,3 +134,41 @@ def test_merge_keys_may_be_overridden(tmp_path):
     path = _write(tmp_path, "defaults: &d {model: {kind: linear}, steps: 1}\ncases:\n  - {<<: *d, id: a, steps: 4}\n")
     (case,) = load_file(path)
     assert isinstance(case, Case) and case.steps == 4
+
+
+@pytest.mark.parametrize("spelling, shown", [(".nan", ".nan"), (".NaN", ".nan"), (".NAN", ".nan"), (".inf", ".inf"),
+                                             (".Inf", ".inf"), ("+.inf", ".inf"), ("-.inf", "-.inf"),
+                                             ("-.INF", "-.inf"), ("1e999", ".inf"), ("-1e999", "-.inf")])
+def test_every_yaml_spelling_of_nan_and_infinity_is_refused(tmp_path, spelling, shown):
+    path = _write(tmp_path, "cases:\n  - {id: good, model: {kind: linear}, steps: 1}\n"
+                            f"  - {{id: a, model: {{kind: linear}}, steps: 1, tolerance: {{params: {{atol: {spelling}}}}}}}\n")
+    good, bad = load_file(path, "cases/c.yaml")
+    assert isinstance(good, Case) and isinstance(bad, CaseError)
+    assert (bad.file, bad.line, bad.case_id, bad.key) == ("cases/c.yaml", 3, "a", "tolerance.params.atol")
+    assert bad.message == f"{shown} is not a finite number; allowed here: a finite number >= 0"
+
+
+def test_a_probe_may_still_ask_how_a_framework_takes_nan(tmp_path):
+    """Input-validation probes hand their hyper-parameters to the constructor as given: a NaN lr is a
+    question for the frameworks there, not a broken case."""
+    path = _write(tmp_path, "cases:\n  - {id: p, probe: {hparams: {lr: .nan}}, behaviour: {torch: accepts}}\n")
+    (probe,) = load_file(path, "cases/c.yaml")
+    assert not isinstance(probe, CaseError) and probe.probe["hparams"]["lr"] != probe.probe["hparams"]["lr"]
+
+
+def test_a_folder_named_like_a_case_file_is_one_error(tmp_path):
+    (tmp_path / "x.yaml").mkdir()
+    (error,) = load_file(tmp_path / "x.yaml", "cases/x.yaml")
+    assert isinstance(error, CaseError) and error.file == "cases/x.yaml" and "is a folder" in error.message
+
+
+def test_an_unreadable_file_is_one_error(tmp_path, monkeypatch):
+    path = _write(tmp_path, "cases:\n  - {id: a, model: {kind: linear}, steps: 1}\n")
+
+    def refuse(self):  # what chmod 000 does for a user other than root (tests may run as root)
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    (error,) = load_file(path, "cases/c.yaml")
+    assert isinstance(error, CaseError) and error.file == "cases/c.yaml"
+    assert "cannot read the file (Permission denied); check" in error.message

@@ -202,7 +202,7 @@ class MindSporeSession:
 
 class MindSporeBackend:
     name = "mindspore"
-    extra_options = frozenset({"loss_scale", "param_groups"})
+    extra_options = {"loss_scale": {"type": "number", "exclusiveMinimum": 0}, "param_groups": {"type": "boolean"}}
     missing_grad = "zeros"  # nn.AdaMax takes one gradient per parameter: a frozen one gets zeros
     formula = staticmethod(oracles.mindspore_adamax)
 
