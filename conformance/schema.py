@@ -30,7 +30,6 @@ MAX_MEMORY_MB = int(os.environ.get("CONFORMANCE_MAX_MEMORY_MB", 16_384))
 MAX_MATRIX = int(os.environ.get("CONFORMANCE_MAX_MATRIX", 1_000))
 
 
-
 def _finite_number(checker: Any, instance: Any) -> bool:
     """JSON Schema's `number`, finite. A NaN tolerance makes every comparison false, so `expect: diverge`
     would pass whatever the frameworks do; a NaN lr or eps makes both sides NaN and "agree". YAML reads
@@ -43,7 +42,7 @@ def _finite_number(checker: Any, instance: Any) -> bool:
         return False
 
 
-def nonfinite_value(instance: Any) -> bool:
+def _nonfinite_value(instance: Any) -> bool:
     """NaN or +-infinity as YAML reads it (a float), or an integer too large for a float64."""
     return not isinstance(instance, bool) and isinstance(instance, (int, float)) and not _finite_number(None, instance)
 
@@ -54,6 +53,7 @@ _TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({
     # keywords (they check `number` first) skip it: `steps: 1000...0` would bypass MAX_STEPS
     "integer": lambda checker, instance: (jsonschema.Draft202012Validator.TYPE_CHECKER.is_type(instance, "integer")
                                           and _finite_number(checker, instance)),
+    # NaN or +-infinity where they are the point (the `nonfinite` gradient pattern)
     "nonfinite": lambda checker, instance: isinstance(instance, float) and not math.isfinite(instance),
 })
 Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
@@ -93,7 +93,8 @@ def case_schema(framework_extras: dict[str, dict[str, dict]]) -> dict[str, Any]:
         "weight_decay": {"type": "number", "minimum": 0},
     }
     for name, extras in framework_extras.items():
-        optimizer_props[name] = {"type": "object", "propertyNames": {"enum": sorted(extras)}, "properties": dict(extras)}
+        optimizer_props[name] = {"type": "object", "propertyNames": {"enum": sorted(extras)},
+                                 "properties": dict(extras)}
     return {
         "type": "object",
         "additionalProperties": False,
@@ -229,12 +230,13 @@ def _subschema(schema: dict, path: list) -> dict:
 
 
 def _range(node: dict) -> str:
+    """A node's bounds in words (` >= 0 and <= 1`), empty if it has none."""
     bounds = [f"{word} {node[key]}" for key, word in (("minimum", ">="), ("exclusiveMinimum", ">"),
                                                        ("maximum", "<="), ("exclusiveMaximum", "<")) if key in node]
     return (" " + " and ".join(bounds)) if bounds else ""
 
 
-def describe(node: dict) -> str:
+def _describe(node: dict) -> str:
     """What a schema node allows, in words (`a finite number > 0, or a list of: a finite number > 0`)."""
     if "enum" in node:
         return "one of " + ", ".join(str(v) for v in node["enum"])
@@ -242,11 +244,11 @@ def describe(node: dict) -> str:
         return str(node["const"])
     for key in ("oneOf", "anyOf"):
         if key in node:
-            return ", or ".join(describe(branch) for branch in node[key])
+            return ", or ".join(_describe(branch) for branch in node[key])
     types = node.get("type", [])
     words = {"number": "a finite number" + _range(node), "integer": "a whole number" + _range(node),
              "null": "null", "boolean": "true or false", "string": "text", "object": "a mapping",
-             "array": "a list of: " + describe(node.get("items", {})) if "items" in node else "a list",
+             "array": "a list of: " + _describe(node.get("items", {})) if "items" in node else "a list",
              "nonfinite": ".nan, .inf or -.inf"}
     return " or ".join(words[t] for t in ([types] if isinstance(types, str) else types)) or "any value"
 
@@ -261,8 +263,8 @@ def _shown(value: float | int) -> str:
 def _explain(error: jsonschema.ValidationError, schema: dict) -> tuple[list, str]:
     """(path to the offending key, message saying what is allowed)."""
     path = list(error.absolute_path)
-    if nonfinite_value(error.instance):
-        return path, f"{_shown(error.instance)} is not a finite number; allowed here: {describe(error.schema)}"
+    if _nonfinite_value(error.instance):
+        return path, f"{_shown(error.instance)} is not a finite number; allowed here: {_describe(error.schema)}"
     if error.validator == "additionalProperties":
         allowed = sorted(_subschema(schema, path).get("properties", {}))
         extra = [k for k in error.instance if k not in allowed]
@@ -287,7 +289,7 @@ def _explain(error: jsonschema.ValidationError, schema: dict) -> tuple[list, str
         if inner:
             return _explain(jsonschema.exceptions.best_match(inner), schema)
     if error.validator == "oneOf":
-        return path, f"{error.instance!r} is not allowed here; allowed: {describe(error.schema)}"
+        return path, f"{error.instance!r} is not allowed here; allowed: {_describe(error.schema)}"
     if error.validator == "maximum" and path and path[-1] == "steps":
         return path, (f"{error.instance} steps exceeds the limit of {MAX_STEPS}; "
                       "set CONFORMANCE_MAX_STEPS to raise it deliberately")

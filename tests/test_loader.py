@@ -141,7 +141,8 @@ def test_merge_keys_may_be_overridden(tmp_path):
                                              ("-.INF", "-.inf"), ("1e999", ".inf"), ("-1e999", "-.inf")])
 def test_every_yaml_spelling_of_nan_and_infinity_is_refused(tmp_path, spelling, shown):
     path = _write(tmp_path, "cases:\n  - {id: good, model: {kind: linear}, steps: 1}\n"
-                            f"  - {{id: a, model: {{kind: linear}}, steps: 1, tolerance: {{params: {{atol: {spelling}}}}}}}\n")
+                            "  - {id: a, model: {kind: linear}, steps: 1, tolerance: {params: {atol: X}}}\n"
+                            .replace("X", spelling))
     good, bad = load_file(path, "cases/c.yaml")
     assert isinstance(good, Case) and isinstance(bad, CaseError)
     assert (bad.file, bad.line, bad.case_id, bad.key) == ("cases/c.yaml", 3, "a", "tolerance.params.atol")
