@@ -156,18 +156,20 @@ def read_text(path: Path, file: str) -> str:
                         "byte-order mark); save it as UTF-8", column=1)
     skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = data[skip:].decode("utf-8")
+        text, undecodable = data[skip:].decode("utf-8"), None
     except UnicodeDecodeError as exc:
-        offset = skip + exc.start
+        text, undecodable = "", exc
+    nul = data.find(b"\0")  # whichever problem comes first is reported: a NUL early on says "UTF-16"
+    if nul >= 0 and (undecodable is None or nul < skip + undecodable.start):
+        line, column = _where(data, nul)
+        raise CaseError(file, line, None, None, f"a NUL byte at byte offset {nul}: a case file is text, and "
+                        "NUL appears only in binary or UTF-16 files; save it as UTF-8", column=column)
+    if undecodable is not None:
+        offset = skip + undecodable.start
         line, column = _where(data, offset)
         raise CaseError(file, line, None, None, f"not UTF-8 text: byte 0x{data[offset]:02x} at byte offset "
-                        f"{offset} cannot be decoded ({exc.reason}); a case file is UTF-8 text: save it as "
-                        "UTF-8, or move a file that is not a case file out of cases/", column=column) from None
-    if "\0" in text:
-        offset = data.index(b"\0")
-        line, column = _where(data, offset)
-        raise CaseError(file, line, None, None, f"a NUL byte at byte offset {offset}: a case file is text, and "
-                        "NUL appears only in binary or UTF-16 files; save it as UTF-8", column=column)
+                        f"{offset} cannot be decoded ({undecodable.reason}); a case file is UTF-8 text: save it "
+                        "as UTF-8, or move a file that is not a case file out of cases/", column=column)
     return text.replace("\r\n", "\n")
 
 

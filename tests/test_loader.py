@@ -123,6 +123,7 @@ LAUGHS = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9) if i else ', '.jo
      + ", optimizer.lr: " + str([i + 1 for i in range(30)]) + "}}\n", 2, "1200 cases, over the limit of 1000; set CONFORMANCE_MAX_MATRIX"),
     ("cases:\n  - {id: a, model: {kind: linear}, steps: 1, data: {batch: 1000000000}}\n", 2,
      "over the limit of 16384 MiB; set CONFORMANCE_MAX_MEMORY_MB"),
+    ("cases:\n  - {id: a\x01}\n", 2, "cases/c.yaml:2:11: invalid YAML: character U+0001 is not allowed"),
 ])
 def test_hostile_documents_become_one_error_each(tmp_path, text, line, words):
     results = load_file(_write(tmp_path, text), "cases/c.yaml")
@@ -173,3 +174,29 @@ def test_an_unreadable_file_is_one_error(tmp_path, monkeypatch):
     (error,) = load_file(path, "cases/c.yaml")
     assert isinstance(error, CaseError) and error.file == "cases/c.yaml"
     assert "cannot read the file (Permission denied); check" in error.message
+
+
+GOOD = "cases:\n  - {id: a, description: café, model: {kind: linear}, steps: 1}\n"
+
+
+@pytest.mark.parametrize("data, where, words", [
+    (GOOD.encode("latin-1"), (2, 29), "byte 0xe9 at byte offset 35 cannot be decoded (invalid continuation byte)"),
+    (GOOD.encode()[:36], (2, 29), "byte 0xc3 at byte offset 35 cannot be decoded (unexpected end of data)"),
+    (GOOD.encode("utf-16"), (1, 1), "the file is UTF-16 or UTF-32 text (it starts with that byte-order mark)"),
+    (GOOD.encode("utf-16-le"), (1, 2), "a NUL byte at byte offset 1: a case file is text"),
+    (GOOD.encode().replace(b"linear", b"lin\0ear"), (2, 49), "a NUL byte at byte offset 56"),
+])
+def test_bytes_that_are_not_utf8_text_are_one_error_with_offset_line_and_column(tmp_path, data, where, words):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(data)
+    (error,) = load_file(path, "cases/c.yaml")
+    assert isinstance(error, CaseError) and (error.file, error.line, error.column) == ("cases/c.yaml", *where)
+    assert words in error.message and "save it as UTF-8" in error.message
+
+
+def test_a_utf8_byte_order_mark_and_crlf_are_read_as_plain_utf8(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode())
+    (case,) = load_file(path, "cases/c.yaml")
+    assert isinstance(case, Case) and case.description == "café" and case.line == 2
+    assert case.source_text == GOOD.splitlines(keepends=True)[1]
