@@ -51,7 +51,8 @@ class Session(Protocol):
 
 class Backend(Protocol):
     name: str
-    extra_options: frozenset[str]  # native-only options accepted under `optimizer.<name>:`
+    # native-only options accepted under `optimizer.<name>:`, each with the JSON Schema of its value
+    extra_options: dict[str, dict[str, Any]]
     formula: Formula  # float64 oracle of this framework's documented update
 
     def unavailable(self, device: str, dtype: str) -> str | None:

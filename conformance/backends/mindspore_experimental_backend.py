@@ -42,7 +42,7 @@ class ExperimentalAdamaxSession(MindSporeSession):
 
 class ExperimentalAdamaxBackend(MindSporeBackend):
     name = "mindspore_experimental"
-    extra_options = frozenset({"maximize"})
+    extra_options = {"maximize": {"type": "boolean"}}
     missing_grad = "zeros"
     formula = staticmethod(oracles.torch_adamax)
 
