@@ -120,16 +120,21 @@ def _call(command: list[str], what: str, **kwargs: Any) -> subprocess.CompletedP
     return done
 
 
+def stamp(release: Release, root: Path) -> dict[str, Any]:
+    """What a release's virtualenv should hold: its two releases, the harness requirements, the Python."""
+    return {"requirements": release.requirements(), "harness": _digest([root / "requirements-harness.txt"], root),
+            "base_python": platform.python_version()}
+
+
 def ensure_env(release: Release, root: Path, envs_dir: Path, say: Callable[[str], None] = print) -> Path:
     """The python of `release`'s virtualenv, built (or rebuilt) when what it should hold changed."""
     env = envs_dir / release.name
     harness = root / "requirements-harness.txt"
-    wanted = {"requirements": release.requirements(), "harness": _digest([harness], root),
-              "base_python": platform.python_version()}
-    stamp = env / STAMP
-    if stamp.exists() and _python(env).exists():
+    wanted = stamp(release, root)
+    stamp_file = env / STAMP
+    if stamp_file.exists() and _python(env).exists():
         try:
-            if json.loads(stamp.read_text(encoding="utf-8")) == wanted:
+            if json.loads(stamp_file.read_text(encoding="utf-8")) == wanted:
                 return _python(env)
         except json.JSONDecodeError:
             pass
@@ -142,7 +147,7 @@ def ensure_env(release: Release, root: Path, envs_dir: Path, say: Callable[[str]
            "-r", str(harness), *release.requirements()],
           f"installing {' '.join(release.requirements())} into {env} (is the release on PyPI for this Python?)",
           capture_output=True)
-    results.atomic_write_text(stamp, json.dumps(wanted, indent=1) + "\n")
+    results.atomic_write_text(stamp_file, json.dumps(wanted, indent=1) + "\n")
     return _python(env)
 
 

@@ -37,9 +37,13 @@ class ReleaseRun:
 
 
 def load_runs(run_dirs: list[Path]) -> list[ReleaseRun]:
-    """Stored runs in the order given (oldest release first is the reader's order)."""
-    out = []
+    """Stored runs in the order given (oldest release first is the reader's order); a folder named twice
+    (a run and a `latest` link to it) counts once."""
+    out, seen = [], set()
     for run_dir in run_dirs:
+        if run_dir.resolve() in seen:
+            continue
+        seen.add(run_dir.resolve())
         path = run_dir / "summary.json"
         if not path.exists():
             raise FileNotFoundError(f"{run_dir}: no summary.json; pass run folders (e.g. reports/releases/<pair>/<run-id>)")
@@ -70,9 +74,9 @@ def cell(entries: list[dict[str, Any]]) -> dict[str, Any]:
     ran = [e for e in entries if e.get("outcome") in RAN]
     diverged = [e for e in ran if e.get("observed") in DIVERGED]
     if not ran:
-        return {"status": "not measured", "items": 0, "diverged": 0, "size": None, "first_step": None}
+        return {"status": "not measured", "ran": 0, "diverged": 0, "size": None, "first_step": None}
     steps = [e["first_divergent_step"] for e in diverged if e.get("first_divergent_step") is not None]
-    return {"status": "present" if diverged else "absent", "items": len(ran), "diverged": len(diverged),
+    return {"status": "present" if diverged else "absent", "ran": len(ran), "diverged": len(diverged),
             "size": _size(diverged), "first_step": min(steps) if steps else None,
             "nonfinite": any(e.get("observed") == "nonfinite" for e in diverged)}
 

@@ -286,13 +286,16 @@ MATERIAL = {"cpu": "CPU model: libraries choose kernels per CPU",
             "mindspore_threads": "MindSpore runtime thread count: may change reduction order",
             "thread_env": "OMP/MKL thread settings: change reduction order",
             "gpus": "GPUs: decide which GPU items run"}
-OS = re.compile(r"^(?P<system>[^-]+)-(?P<kernel>.+)-(?P<arch>[^-]+?)(?:-with-(?P<libc>.+))?$")
+OS = re.compile(r"^(?P<system>[^-]+)-(?P<kernel>.+)-(?P<arch>[^-]+)$")
 
 
 def os_parts(value: Any) -> dict[str, str | None]:
-    """platform.platform() split into system, kernel build, architecture and C library (e.g. glibc2.36)."""
-    match = OS.match(str(value or ""))
-    return match.groupdict() if match else {"system": str(value), "kernel": None, "arch": None, "libc": None}
+    """platform.platform() ('Linux-6.18.44-fc-v769-x86_64-with-glibc2.36') split into system, kernel
+    build, architecture and C library."""
+    text, _, libc = str(value or "").partition("-with-")
+    match = OS.match(text)
+    parts = match.groupdict() if match else {"system": text, "kernel": None, "arch": None}
+    return {**parts, "libc": libc or None}
 
 
 @dataclass
@@ -317,7 +320,12 @@ class Environment:
 
 
 def _os_differences(old: Any, new: Any, env: Environment) -> None:
+    """A Linux kernel build cannot change bits (the math is in user-space libraries, compared apart); on
+    other systems the version string also names the system's math libraries, so any change is named."""
     before, after = os_parts(old), os_parts(new)
+    if before["system"] != "Linux" or after["system"] != "Linux":
+        env.material.append(f"operating system and its math libraries: {old!r} -> {new!r}")
+        return
     for part, why in (("system", "operating system"), ("arch", "CPU architecture: other kernels"),
                       ("libc", "C library: its libm computes exp/log/pow")):
         if before[part] != after[part]:
