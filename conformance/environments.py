@@ -81,7 +81,9 @@ def suite_digest(root: Path) -> str:
     the report or the command line)."""
     if missing := [f for f, _ in SUITE_FILES if not (root / f).exists()]:
         raise ReleaseEnvError(f"{root}: not the suite's folder (missing {', '.join(missing)})")
-    paths = [p for folder, pattern in SUITE_FILES for p in (root / folder).rglob(pattern)
+    found = [(root / folder).glob(pattern) if folder == "." else (root / folder).rglob(pattern)
+             for folder, pattern in SUITE_FILES]  # "." is the root alone: never .tox/ or reports/
+    paths = [p for group in found for p in group
              if p.is_file() and "__pycache__" not in p.parts and not _presentation(p.relative_to(root))]
     return _digest(paths, root)
 

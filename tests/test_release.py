@@ -347,3 +347,19 @@ def test_a_stored_run_is_reused_only_while_its_fingerprint_matches(real_summary,
     assert environments.reusable_run(tmp_path / "reports" / pair.name, wanted) is None
     with pytest.raises(environments.ReleaseEnvError, match="give a release number such as 2.9.0"):
         environments.Release("2.13.0", "../x")
+
+
+def test_suite_digest_follows_what_decides_results_only(tmp_path):
+    for path, text in (("cases/a.yaml", "cases: []"), ("conformance/runner.py", "x = 1"), ("conftest.py", ""),
+                       ("conformance/report/page.py", "y = 1"), (".tox/env/lib/conftest.py", "")):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    digest = environments.suite_digest(tmp_path)
+    (tmp_path / "conformance/report/page.py").write_text("y = 2")  # presentation: the figures stay
+    (tmp_path / ".tox/env/lib/conftest.py").write_text("z = 1")  # a virtualenv's files are not the suite's
+    (tmp_path / "conformance/release.py").write_text("reads runs")
+    assert environments.suite_digest(tmp_path) == digest
+    (tmp_path / "conformance/runner.py").write_text("x = 2")
+    assert environments.suite_digest(tmp_path) != digest
+    (tmp_path / "cases/a.yaml").write_text("cases: [] # edited")
+    assert environments.suite_digest(tmp_path) != digest
