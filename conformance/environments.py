@@ -41,6 +41,11 @@ PRESENTATION = ("commands", "report", "templates", "release.py", "environments.p
 VERSION = re.compile(r"^[0-9][0-9A-Za-z.+-]*$")
 
 
+def progress(line: str) -> None:
+    """Progress on stdout, flushed: it comes before the output of the suite run that follows it."""
+    print(line, flush=True)
+
+
 class ReleaseEnvError(Exception):
     """A release environment or its run could not be made; the message says what failed and what to do."""
 
@@ -128,7 +133,7 @@ def stamp(release: Release, root: Path) -> dict[str, Any]:
             "base_python": platform.python_version()}
 
 
-def ensure_env(release: Release, root: Path, envs_dir: Path, say: Callable[[str], None] = print) -> Path:
+def ensure_env(release: Release, root: Path, envs_dir: Path, say: Callable[[str], None] = progress) -> Path:
     """The python of `release`'s virtualenv, built (or rebuilt) when what it should hold changed."""
     env = envs_dir / release.name
     harness = root / "requirements-harness.txt"
@@ -186,7 +191,7 @@ def reusable_run(folder: Path, wanted: dict[str, Any]) -> Path | None:
 
 
 def run_suite(python: Path, release: Release, root: Path, reports: Path, run_args: list[str], reuse: bool = True,
-              say: Callable[[str], None] = print) -> Path:
+              say: Callable[[str], None] = progress) -> Path:
     """A complete run of the suite in `python`'s environment: reused when its fingerprint matches, else made."""
     folder = reports / release.name
     wanted = fingerprint(python, root, run_args)

@@ -281,10 +281,12 @@ def test_committed_baseline_comes_from_the_pins_and_tox_defaults_repeat_them():
 # ---------------------------------------------------------------- validate: like with like on this machine
 
 def _stored(envs: Path, reports: Path, pair: environments.Release, summary: dict) -> Path:
-    """A release environment that needs no install (its python is this one) and a stored run made in it."""
+    """A release environment that needs no install (its python runs this one, with its packages) and a
+    stored run made in it."""
     python = envs / pair.name / "bin" / "python"
     python.parent.mkdir(parents=True)
-    python.symlink_to(sys.executable)
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
     (envs / pair.name / environments.STAMP).write_text(json.dumps(environments.stamp(pair, ROOT)))
     run_dir = reports / pair.name / f"{pair.name}-stored"
     run_dir.mkdir(parents=True)
