@@ -365,3 +365,28 @@ def test_suite_digest_follows_what_decides_results_only(tmp_path):
     assert environments.suite_digest(tmp_path) != digest
     (tmp_path / "cases/a.yaml").write_text("cases: [] # edited")
     assert environments.suite_digest(tmp_path) != digest
+
+
+def test_changes_section_of_a_merged_report_shows_each_items_origin(real_summary, tmp_path, capsys):
+    from conformance.report.merge import merge
+
+    halves = []
+    for run_id, keep in (("half-a", AGREE), ("half-b", EPS)):
+        half = copy.deepcopy(real_summary)
+        half["run"]["id"] = run_id
+        half["items"] = [_item(half, keep)]
+        halves.append(_write(tmp_path, run_id, half))
+    merged = tmp_path / "merged"
+    merge(halves, merged)
+    reference = _write(tmp_path, "reference", real_summary)
+    code = main(["compare", str(reference), str(merged), "--into-report"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"report: {(merged / 'index.html').resolve()}" in out
+    page = (merged / "index.html").read_text()
+    changes = page[page.index('<h2 id="changes">'):page.index("</table>", page.index('<h2 id="changes">'))]
+    assert f"Changes since {reference}" in changes and "<th>origin run</th>" in changes
+    for nodeid, origin in ((AGREE, "half-a"), (EPS, "half-b")):
+        row = changes[changes.index(nodeid):]
+        assert row[:row.index("</tr>")].endswith(f"<td>{origin}</td>")
+    assert main(["compare", str(reference), str(merged / "summary.json"), "--into-report"]) == 2
+    assert "--into-report needs a run folder" in capsys.readouterr().err
