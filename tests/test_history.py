@@ -76,3 +76,22 @@ def test_history_groups_by_cause_when_items_carry_one(real_summary, tmp_path):
 def test_history_says_what_to_pass_for_a_folder_without_a_run(tmp_path, capsys):
     assert main(["history", "--runs", str(tmp_path)]) == 2
     assert "no summary.json; pass run folders" in capsys.readouterr().err
+
+
+def test_docstring_warnings_become_one_line_notices():
+    from conformance.backends.base import doc_notices
+
+    doc = """AdaMax.
+
+    .. warning::
+        Non-backward-compatible change: `learning_rate`
+        will be renamed.
+
+    Args:
+        x: not part of it.
+
+    .. Warning::
+        Second one.
+    """
+    assert doc_notices(doc) == ["Non-backward-compatible change: `learning_rate` will be renamed.", "Second one."]
+    assert doc_notices(None) == [] and doc_notices("no warnings here") == []

@@ -70,6 +70,10 @@ def test_real_run_has_the_fingerprint_and_both_verdicts(real_summary):
     assert run["build"]["mindspore"]["version"] == run["mindspore"]
     assert "CPU" in run["build"]["mindspore"]["device_targets"]
     assert run["build"]["mindspore"]["host_blocking_run"] == os.environ.get("MS_DEV_HOST_BLOCKING_RUN", "1")
+    notices = run["api"]["mindspore"]["notices"]  # the docstring's announced changes, recorded with the API
+    if tuple(int(p) for p in run["mindspore"].split(".")[:2]) >= (2, 9):
+        assert any("`learning_rate` will be renamed to `lr`" in n for n in notices)
+    assert run["api"]["torch"]["notices"] == []
     assert _item(real_summary, AGREE)["observed"] == "conform"
     assert _item(real_summary, EPS)["observed"] == "diverge"
 

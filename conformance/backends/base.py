@@ -98,7 +98,7 @@ def import_problem(module: str, load: Callable[[], Any]) -> str | None:
 
 def doc_notices(doc: str | None) -> list[str]:
     """The `.. warning::` blocks of a reStructuredText docstring, each as one line: how frameworks announce
-    changes to come (MindSpore 2.10's nn.AdaMax: the learning_rate -> lr rename)."""
+    changes to come (mindspore.nn.AdaMax since 2.9.0: the learning_rate -> lr rename)."""
     notices, lines = [], (doc or "").splitlines()
     for i, line in enumerate(lines):
         if line.strip().lower() != ".. warning::":
