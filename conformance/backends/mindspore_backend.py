@@ -215,7 +215,7 @@ class MindSporeBackend:
     def api(self) -> dict[str, Any]:
         neutral = {"learning_rate": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "eps": "eps",
                    "weight_decay": "weight_decay"}
-        return describe_signature("mindspore.nn.AdaMax", _init_signature(), neutral)
+        return describe_signature("mindspore.nn.AdaMax", _init_signature(), neutral, _ms().nn.AdaMax.__doc__)
 
     def probe(self, request: dict[str, Any]) -> None:
         ms = _bind("cpu")

@@ -144,7 +144,8 @@ class TorchBackend:
 
     def api(self) -> dict[str, Any]:
         return describe_signature("torch.optim.Adamax", inspect.signature(_torch().optim.Adamax.__init__),
-                                  {native: neutral for neutral, native in NATIVE_NAMES.items()})
+                                  {native: neutral for neutral, native in NATIVE_NAMES.items()},
+                                  _torch().optim.Adamax.__doc__)
 
     def probe(self, request: dict[str, Any]) -> None:
         torch = _torch()
