@@ -183,7 +183,8 @@ def test_evidence_counts_sides_that_ran_and_keeps_each_reason():
     run = {"id": "g", "cpu": "Some CPU", "build": {"torch": {"gpus": ["NVIDIA H200"], "gpu_device": "cuda"}},
            "context": {"not_measured": {"mindspore@gpu": "no wheel travels"}}}
     item = {"nodeid": "n", "device": "gpu", "dtype": "float32", "hparams": {"torch": {}, "torch@cpu": {}},
-            "skipped_sides": {"mindspore": "mindspore is not installed in this environment"}}
+            "skipped_sides": {"mindspore": "mindspore is not installed in this environment",
+                              "mindspore@cpu": "mindspore is not installed in this environment"}}
     probe = {"nodeid": "p", "device": "cpu", "dtype": "float32", "skipped_sides": {"mindspore": "absent"}}
     found = evidence.devices({"run": run, "items": [item, {**item, "dtype": "float16"}, probe]})
     assert found["measured"] == [

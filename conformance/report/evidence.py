@@ -30,7 +30,11 @@ def sides(entry: dict[str, Any]) -> Iterator[tuple[str, str, str | None]]:
         return  # a broken case, or an interface probe (no numbers measured on a device)
     for label in entry.get("hparams") or {}:
         yield (*_side_device(label, device), None)
-    for label, reason in (entry.get("skipped_sides") or {}).items():
+    skipped = entry.get("skipped_sides") or {}
+    for label, reason in skipped.items():
+        framework, _, twin = label.partition("@")
+        if twin and framework in skipped:
+            continue  # a CPU twin only runs beside its GPU side: its absence says nothing more
         yield (*_side_device(label, device), reason)
 
 
