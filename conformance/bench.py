@@ -6,6 +6,11 @@ reported, so a noisy machine shifts both sides of a ratio alike. The load averag
 and after. Memory and start-up run in fresh subprocesses (`python -m conformance.bench --child ...`),
 because peak RSS and first-import costs are per-process quantities.
 
+Overhead and memory are measured under each requested load: `idle` (the bench alone) and `busy` (one
+spinning process per CPU but one, started by the bench, so the checker thread competes for a core as
+on a machine running other work). A harness whose memory stays flat only while its checker keeps up
+would pass idle and grow under `busy`; memory growth is reported per size and load.
+
 The bare loop does the frameworks' work and nothing else: the same generated gradients (drawn the same
 way), cast once, stepped through the same adapter sessions (torch.optim.Adamax, mindspore.nn.AdaMax);
 nothing is read back, compared or written. A third loop, `read`, adds only reading every side's
@@ -14,6 +19,7 @@ parameters and state back into NumPy each step (views of the CPU tensors: adapte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -23,7 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -32,7 +38,10 @@ from .case import Case, Item
 from .loader import build_case
 from .results import environment, new_run_id, write_json
 
-SIZES = {"1k": 31, "100k": 316, "1M": 1000}  # linear in=out=n: n*n + n parameters (992, 100172, 1001000)
+# linear in=out=n: n*n + n parameters (992, 100172, 130682, 1001000); 131k is the largest model whose
+# oracles run at every step (runner.AUTO_ORACLE_PARAMS), so every step is copied for the checker.
+SIZES = {"1k": 31, "100k": 316, "131k": 361, "1M": 1000}
+LOADS = ("idle", "busy")
 DTYPE = "float32"
 
 
@@ -75,7 +84,7 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def overhead(sizes: list[str], steps: int, repeats: int, workdir: Path) -> list[dict[str, Any]]:
+def overhead(sizes: list[str], steps: int, repeats: int, workdir: Path, load: str = "idle") -> list[dict[str, Any]]:
     """Median seconds of bare loop vs harness (strided oracles, full oracles), interleaved, per size."""
     rows = []
     for label in sizes:
@@ -95,7 +104,7 @@ def overhead(sizes: list[str], steps: int, repeats: int, workdir: Path) -> list[
         entry = harness(cases["stride"], workdir / f"{label}-check")
         med = {k: statistics.median(v) for k, v in times.items()}
         jsonl = workdir / f"{label}-stride" / f"{Item(cases['stride'], 'cpu', DTYPE).slug}.jsonl"
-        rows.append({"size": label, "parameters": width * width + width, "steps": steps, "repeats": repeats,
+        rows.append({"size": label, "load": load, "parameters": width * width + width, "steps": steps, "repeats": repeats,
                      "seconds": times, "median_s": med, "min_s": {k: min(v) for k, v in times.items()},
                      "ratio_read": med["read"] / med["bare"],
                      "ratio_stride": med["stride"] / med["bare"], "ratio_full": med["full"] / med["bare"],
@@ -114,9 +123,27 @@ def _child(argv: list[str], timeout: float) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def memory(size: str, step_counts: list[int], timeout: float) -> list[dict[str, Any]]:
+def memory(size: str, step_counts: list[int], timeout: float, load: str = "idle") -> list[dict[str, Any]]:
     """Peak RSS of one harness run per step count, each in a fresh process."""
-    return [{"size": size, "steps": n, **_child(["memory", size, str(n)], timeout)} for n in step_counts]
+    return [{"size": size, "load": load, "steps": n, **_child(["memory", size, str(n)], timeout)}
+            for n in step_counts]
+
+
+@contextlib.contextmanager
+def background_load(load: str) -> Iterator[str]:
+    """`idle`: nothing added. `busy`: one spinning process per CPU but one (at least one) for the
+    duration, so the bench's own second thread no longer has a core to itself. Yields a description."""
+    if load == "idle":
+        yield "idle: no load added by the bench"
+        return
+    count = max(1, (os.cpu_count() or 2) - 1)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield f"busy: {count} spinning process(es) beside the bench ({os.cpu_count()} CPUs)"
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 def startup(size: str, timeout: float) -> dict[str, Any]:
@@ -208,46 +235,56 @@ def load_average() -> list[float] | None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """All four measurements; returns the JSON document that `main` writes."""
+    """All four measurements; returns the JSON document that `main` writes. Overhead and memory run
+    under each of `args.loads`; suite scaling and start-up on the machine as it is."""
     started = time.time()
     doc: dict[str, Any] = {"id": new_run_id(), "machine": environment(Path.cwd(), {}),
-                           "load_before": load_average(), "gpu": "none used (CPU only)"}
+                           "load_before": load_average(), "gpu": "none used (CPU only)", "loads": {},
+                           "overhead": [], "memory": []}
     for name in backends.names():
         doc["machine"][name] = backends.get(name).version()
-    with tempfile.TemporaryDirectory() as tmp:
-        doc["overhead"] = overhead(args.sizes, args.steps, args.repeats, Path(tmp))
-    doc["load_after_overhead"] = load_average()
-    if args.memory_steps:
-        doc["memory"] = memory(args.memory_size, args.memory_steps, args.timeout)
+    for load in args.loads:
+        with background_load(load) as description, tempfile.TemporaryDirectory() as tmp:
+            doc["loads"][load] = {"description": description, "load_average_before": load_average()}
+            if args.sizes:
+                doc["overhead"] += overhead(args.sizes, args.steps, args.repeats, Path(tmp), load)
+            for size in args.memory_sizes if args.memory_steps else ():
+                doc["memory"] += memory(size, args.memory_steps, args.timeout, load)
+            doc["loads"][load]["load_average_after"] = load_average()
     if args.suite:
         doc["suite"] = suite(args.suite, args.workers, args.timeout, args.suite_repeats)
     if not args.no_startup:
-        doc["startup"] = startup(args.memory_size, args.timeout)
+        doc["startup"] = startup(args.startup_size, args.timeout)
     doc["load_after"] = load_average()
+    doc["memory_growth"] = growth(doc["memory"])
     doc["seconds"] = time.time() - started
     return doc
 
 
 def table(doc: dict[str, Any]) -> str:
     """Plain-text summary of a bench document."""
-    lines = [f"machine: {doc['machine']['cpu']} x{doc['machine']['cpu_count']}; load {doc['load_before']} -> "
-             f"{doc['load_after']}; {doc['gpu']}",
-             "overhead (median s; ratio to the bare loop)",
-             f"  {'size':>5} {'params':>9} {'steps':>5} {'bare':>8} {'read':>8} {'x':>6} {'stride':>8} {'x':>6} "
-             f"{'full':>8} {'x':>6}"
-             f"  oracle stride"]
-    for r in doc["overhead"]:
+    lines = [f"machine: {doc['machine']['cpu']} x{doc['machine']['cpu_count']}; load average {doc['load_before']}"
+             f" -> {doc['load_after']}; {doc['gpu']}"]
+    for load, info in doc.get("loads", {}).items():
+        lines.append(f"load {info['description']}; load average {info['load_average_before']} -> "
+                     f"{info['load_average_after']}")
+    if doc.get("overhead"):
+        lines += ["overhead (median s; ratio to the bare loop)",
+                  f"  {'load':>4} {'size':>5} {'params':>9} {'steps':>5} {'bare':>8} {'read':>8} {'x':>6} "
+                  f"{'stride':>8} {'x':>6} {'full':>8} {'x':>6}  oracle stride"]
+    for r in doc.get("overhead", []):
         m = r["median_s"]
-        lines.append(f"  {r['size']:>5} {r['parameters']:>9} {r['steps']:>5} {m['bare']:8.2f} {m['read']:8.2f} "
-                     f"{r['ratio_read']:6.2f} {m['stride']:8.2f} "
+        lines.append(f"  {r.get('load', 'idle'):>4} {r['size']:>5} {r['parameters']:>9} {r['steps']:>5} "
+                     f"{m['bare']:8.2f} {m['read']:8.2f} {r['ratio_read']:6.2f} {m['stride']:8.2f} "
                      f"{r['ratio_stride']:6.2f} {m['full']:8.2f} {r['ratio_full']:6.2f}  "
                      f"{r['oracle']['stride']} ({r['oracle']['steps_checked']} of {r['steps']} steps checked)")
     if doc.get("memory"):
         lines.append("memory (peak RSS, fresh process each)")
-        lines += [f"  {r['size']} x {r['steps']:>6} steps: {r['peak_rss_mib']:8.1f} MiB" for r in doc["memory"]]
-        growth = doc.get("memory_growth")
-        if growth is not None:
-            lines.append(f"  growth from {growth['from']} to {growth['to']} steps: {growth['percent']:+.2f}%")
+        lines += [f"  {r.get('load', 'idle'):>4} {r['size']:>5} x {r['steps']:>6} steps: {r['peak_rss_mib']:8.1f} MiB"
+                  for r in doc["memory"]]
+        for g in doc.get("memory_growth") or []:
+            lines.append(f"  growth {g['load']:>4} {g['size']:>5}: {g['percent']:+.2f}% from {g['from']} to "
+                         f"{g['to']} steps")
     if doc.get("suite"):
         lines.append("suite wall time")
         lines += [f"  -n {r['workers']}: {r['seconds']:7.1f} s  speedup {r['speedup']:.2f}x  ({r['summary']})"
@@ -261,19 +298,23 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _growth(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Peak RSS growth between the two largest step counts, in percent."""
-    if len(rows) < 2:
-        return None
-    low, high = sorted(rows, key=lambda r: r["steps"])[-2:]
-    return {"from": low["steps"], "to": high["steps"],
-            "percent": 100.0 * (high["peak_rss_mib"] - low["peak_rss_mib"]) / low["peak_rss_mib"]}
+def growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (size, load): peak RSS growth from the fewest to the most steps measured, in percent."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["size"], row.get("load", "idle")), []).append(row)
+    out = []
+    for (size, load), group in groups.items():
+        if len(group) < 2:
+            continue
+        low, high = min(group, key=lambda r: r["steps"]), max(group, key=lambda r: r["steps"])
+        out.append({"size": size, "load": load, "from": low["steps"], "to": high["steps"],
+                    "percent": 100.0 * (high["peak_rss_mib"] - low["peak_rss_mib"]) / low["peak_rss_mib"]})
+    return out
 
 
 def main(args: argparse.Namespace) -> int:
     doc = run(args)
-    if doc.get("memory"):
-        doc["memory_growth"] = _growth(doc["memory"])
     out = Path(args.output) if args.output else Path("reports") / f"bench-{doc['id']}.json"
     write_json(out, doc)
     print(table(doc))

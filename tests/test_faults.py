@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import case_yaml
+from tests.conftest import case_yaml, needs_frameworks
 
 
 def _write(project: pytest.Pytester, name: str, text: str) -> Path:
@@ -46,6 +47,7 @@ BROKEN = """cases:
 """
 
 
+@needs_frameworks
 def test_every_broken_case_is_one_error_item_and_the_good_case_still_runs(project):
     _write(project, "broken.yaml", BROKEN)
     _write(project, "tagged.yaml", "cases:\n  - !!python/object/apply:os.system ['echo hacked']\n")
@@ -73,6 +75,34 @@ def test_every_broken_case_is_one_error_item_and_the_good_case_still_runs(projec
     assert (tagged["file"], tagged["line"], tagged["column"]) == ("cases/tagged.yaml", 2, 5)
     assert "tags that build Python objects are not allowed" in tagged["message"]
     assert not (project.path / "reports" / "latest" / "steps" / "big__cpu-float32.jsonl").exists()
+
+
+NAN_TOLERANCE = case_yaml("nan_tolerance", expect="diverge", reason="a check that cannot fail",
+                          tolerance="{params: {atol: .nan}, state: {atol: 1.0e-6}}")
+
+
+def test_a_file_that_is_not_utf8_is_one_error_item_and_every_other_case_runs(project):
+    """3,000 random bytes beside good cases: pytest collection used to stop at a UnicodeDecodeError
+    ("Interrupted: 1 error during collection", nothing ran). Now: one error item naming the file and
+    where decoding failed; a `.nan` tolerance is refused the same way; the good case passes."""
+    (project.path / "cases" / "x.yaml").write_bytes(random.Random(14).randbytes(3000))
+    _write(project, "good.yaml", "cases:\n" + case_yaml("good", steps=3) + NAN_TOLERANCE)
+    result = project.runpytest_subprocess("-q")
+    result.assert_outcomes(passed=1, failed=2)
+    assert "Interrupted" not in result.stdout.str() and "UnicodeDecodeError" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*cases/x.yaml:1:5: not UTF-8 text: byte 0xe5 at byte offset 4 cannot be decoded*"])
+    result.stdout.fnmatch_lines(["*cases/good.yaml:16: case 'nan_tolerance': key 'tolerance.params.atol': .nan is "
+                                 "not a finite number; allowed here: a finite number >= 0*"])
+    items = _items(_summary(project))
+    assert items["cases/good.yaml::good[cpu-float32]"]["outcome"] == "passed"
+    undecodable = items["cases/x.yaml::[error]"]
+    assert undecodable["outcome"] == "error"
+    assert {k: undecodable["error"][k] for k in ("file", "line", "column", "case", "key")} == \
+        {"file": "cases/x.yaml", "line": 1, "column": 5, "case": None, "key": None}
+    nan = items["cases/good.yaml::nan_tolerance[error]"]
+    assert nan["outcome"] == "error" and nan["error"]["line"] == 16 and nan["error"]["key"] == "tolerance.params.atol"
+    page = (project.path / "reports" / "latest" / "index.html").read_text(encoding="utf-8")
+    assert "cases/x.yaml:1:5: not UTF-8 text" in page and "nan_tolerance" in page
 
 
 def test_limits_are_checked_without_importing_a_framework_and_can_be_raised(project):
@@ -144,6 +174,7 @@ pytest_plugins = ["conformance.plugin"]
 '''
 
 
+@needs_frameworks
 def test_framework_exception_mid_run_is_an_error_with_its_message_and_step(project):
     project.makeconftest(FAULT_AT_STEP_3)
     _write(project, "a.yaml", "cases:\n" + case_yaml("faulty", steps=6))
@@ -160,6 +191,7 @@ def test_framework_exception_mid_run_is_an_error_with_its_message_and_step(proje
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
 
 
+@needs_frameworks
 def test_framework_refusing_the_configuration_is_an_error_at_step_0(project):
     """Real MindSpore: nn.AdaMax requires eps > 0 (torch accepts 0). No injection."""
     _write(project, "a.yaml", "cases:\n" + case_yaml("zero_eps").replace("{lr: 0.002}", "{lr: 0.002, eps: 0.0}")
@@ -183,6 +215,7 @@ def pytest_runtest_call(item):
 '''
 
 
+@needs_frameworks
 def test_dying_xdist_worker_loses_only_its_item(project):
     project.makeconftest(CRASHER)
     _write(project, "a.yaml", "cases:\n" + case_yaml("before") + case_yaml("doomed") + case_yaml("after"))
@@ -210,6 +243,7 @@ def _wait_for_steps(path: Path, lines: int, proc, timeout: float = 120) -> None:
     raise AssertionError(f"{path} never reached {lines} lines")
 
 
+@needs_frameworks
 @pytest.mark.parametrize("sig, workers", [(signal.SIGINT, []), (signal.SIGTERM, []), (signal.SIGTERM, ["-n", "2"])])
 def test_interrupted_run_is_marked_incomplete_and_latest_is_kept(project, sig, workers):
     _write(project, "a.yaml", "cases:\n" + case_yaml("short", steps=3))
@@ -233,6 +267,7 @@ def test_interrupted_run_is_marked_incomplete_and_latest_is_kept(project, sig, w
     assert not list((project.path / "reports").glob("**/.*.tmp"))
 
 
+@needs_frameworks
 def test_concurrent_runs_do_not_overwrite_each_other(project):
     _write(project, "a.yaml", "cases:\n" + case_yaml("one", steps=30))
     procs = [project.popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -264,6 +299,7 @@ def test_run_id_cannot_leave_the_reports_folder(project, run_id):
     assert not (project.path / "escaped").exists() and not Path("/tmp/escaped").exists()
 
 
+@needs_frameworks
 def test_case_ids_cannot_make_paths_and_reports_dir_is_honoured(project, tmp_path_factory):
     # ids are pattern-checked ([A-Za-z0-9_.=+-]); a matrix value can put a path into an id only to be refused
     _write(project, "a.yaml", "cases:\n" + case_yaml("ok.=+-_", steps=1) + case_yaml("ok.=_-_", steps=1)

@@ -72,6 +72,7 @@ def test_nway_case_has_one_primary_pair_per_framework_each_with_its_expectation(
     steps: 20
     expect: {mindspore: diverge, mindspore_experimental: conform}
     reason: eps placement
+    cause: eps_placement
 """)
     assert case.expect == "diverge" and case.expect_for("mindspore_experimental") == "conform"
     entry = run_item(Item(case, "cpu", "float32"), tmp_path / "steps")
@@ -96,6 +97,7 @@ def test_nway_item_fails_on_the_pair_whose_expectation_is_wrong(tmp_path):
     steps: 20
     expect: {mindspore: diverge, mindspore_experimental: diverge}
     reason: eps placement
+    cause: eps_placement
 """)
     entry = run_item(Item(case, "cpu", "float32"), tmp_path / "steps")
     assert entry["outcome"] == "failed"
@@ -115,12 +117,13 @@ def test_mapping_expect_names_every_other_framework(tmp_path, expect, problem):
     steps: 2
     expect: {expect}
     reason: x
+    cause: eps_placement
 """, encoding="utf-8")
     (error,) = load_file(path, "cases/c.yaml")
     assert isinstance(error, CaseError) and error.key == "expect" and problem in str(error)
 
 
-def test_a_mapping_with_a_divergence_needs_a_reason(tmp_path):
+def test_a_mapping_with_a_divergence_needs_a_reason_and_cause(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("""cases:
   - id: no_reason

@@ -41,6 +41,7 @@ def test_oracle_check_catches_a_framework_that_leaves_its_formula(tmp_path, monk
     gradients: {mode: replay, seed: 3, scale: 1.0e-8}
     steps: 3
     expect: diverge
+    cause: eps_placement
     reason: eps placement
 """)
     torch_backend = backends.get("torch")
@@ -152,6 +153,7 @@ def test_checks_on_a_thread_record_exactly_what_inline_checks_record(tmp_path, m
     steps: 40
     oracle_stride: 3
     expect: diverge
+    cause: eps_placement
     reason: eps placement
 """)
     entries = {}
@@ -181,3 +183,42 @@ def test_a_failing_checker_thread_surfaces_in_the_main_thread():
     with pytest.raises(RuntimeError, match="step checker failed") as info:
         checker.submit(2, holds_views=False)
     assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_a_slow_checker_holds_the_frameworks_back_instead_of_queueing_copies():
+    """Backpressure: with a checker slower than the frameworks, at most PENDING observations wait and
+    one is in progress, however many steps are submitted (memory does not grow with the step count)."""
+    import threading
+
+    from conformance.pipeline import PENDING, Checker
+
+    gate = threading.Semaphore(0)
+    alive = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def slow(observation):
+        gate.acquire()  # each check waits for the test to let it through
+        with lock:
+            alive["now"] -= 1
+
+    checker = Checker(slow, threaded=True)
+
+    def frameworks():
+        for step in range(50):
+            with lock:
+                alive["now"] += 1
+                alive["most"] = max(alive["most"], alive["now"])
+            checker.submit(step, holds_views=False)
+
+    producer = threading.Thread(target=frameworks)
+    producer.start()
+    producer.join(timeout=1.0)
+    assert producer.is_alive(), "submit must block while the checker is behind"
+    # one taken by the thread, PENDING queued, the next one waiting in submit
+    assert checker.queue.qsize() == PENDING and checker.submitted == PENDING + 2
+    for _ in range(50):
+        gate.release()
+    producer.join(timeout=30)
+    checker.close()
+    assert not producer.is_alive() and checker.checked == 50
+    assert alive["most"] <= PENDING + 2  # queued + in progress + the one being submitted

@@ -158,7 +158,7 @@ class KerasSession:
 class KerasBackend:
     name = "keras"
     missing_grad = "zeros"  # see the module docstring
-    extra_options: frozenset[str] = frozenset()
+    extra_options: dict[str, dict] = {}
     formula = staticmethod(oracles.keras_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:

@@ -158,7 +158,8 @@ class OptaxSession:
 class OptaxBackend:
     name = "optax"
     missing_grad = "zeros"  # a pytree of gradients has every leaf
-    extra_options = frozenset({"learning_rate"})  # the lr under `defaults: native` (optax has no default)
+    # the lr under `defaults: native` (optax has no default learning rate)
+    extra_options = {"learning_rate": {"type": "number", "exclusiveMinimum": 0}}
     formula = staticmethod(oracles.optax_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:

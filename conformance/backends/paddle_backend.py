@@ -174,7 +174,7 @@ class PaddleBackend:
     name = "paddle"
     package = "paddlepaddle"  # the distribution whose version the run records
     missing_grad = "zeros"  # every parameter is given a gradient (zeros where the case has none)
-    extra_options: frozenset[str] = frozenset()
+    extra_options: dict[str, dict] = {}
     formula = staticmethod(oracles.paddle_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:

@@ -51,7 +51,7 @@ def _compiler_problem() -> str | None:
 class CompiledStepBackend(TorchBackend):
     name = "torch_compile"
     package = "torch"  # the distribution whose version the run records
-    extra_options = frozenset()  # the session reads `optimizer.torch:` options, as eager torch does
+    extra_options: dict[str, dict] = {}  # the session reads `optimizer.torch:` options, as eager torch does
     formula = staticmethod(oracles.torch_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
