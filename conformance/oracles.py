@@ -99,6 +99,8 @@ class Features:
     step_count: str = "parameter"    # "parameter": the steps this parameter took | "global": optimizer steps
     decay: str = "l2"                # "l2": wd*p added to the gradient | "decoupled": p*(1 - wd*lr) before the
                                      # step, the gradient untouched (Keras)
+    float16_denominator: bool = False  # with float16_ops and eps in the denominator, u + eps is rounded
+                                       # to float16 as well (Keras's foreach add): 1e-8 becomes 0
 
     def differences(self, other: "Features") -> list[str]:
         """Names of the features whose values differ."""
@@ -131,10 +133,10 @@ def _to_float16(x):
 def _adamax(p, m, u, g, s):
     """One element of the AdaMax update under the switches in s, in float64; returns (p, m, u) and the
     magnitude of the terms of each (see Step). s = (clr, beta1, beta2, eps, wd, loss_scale, sign,
-    eps_mode, lerp, drop_nan, round16, store16, decoupled); with decoupled, wd is wd*lr and scales p
-    instead of entering the gradient. Options are selected on loop-invariant scalars: the compiled
+    eps_mode, lerp, drop_nan, round16, store16, decoupled, round_denominator); with decoupled, wd is wd*lr
+    and scales p instead of entering the gradient. Options are selected on loop-invariant scalars: the compiled
     loops stay SIMD."""
-    clr, beta1, beta2, eps, wd, ls, sign, eps_mode, lerp, drop_nan, round16, store16, decoupled = s
+    clr, beta1, beta2, eps, wd, ls, sign, eps_mode, lerp, drop_nan, round16, store16, decoupled, round_denominator = s
     l2 = 0.0 if decoupled else wd
     g = sign * g
     g_terms = abs(g) / ls + abs(l2 * p) if l2 else abs(g) / ls
@@ -158,8 +160,9 @@ def _adamax(p, m, u, g, s):
     if store16:  # a float16 parameter's m and u are stored in float16 before the step reads them
         m_new = np.float64(_to_float16(abs(m_new)) * (-1.0 if m_new < 0.0 else 1.0))
         u_new = np.float64(_to_float16(u_new))
-        # u + eps is a float16 op too where eps goes in the denominator (Keras): 1e-8 rounds to 0 there
-        denominator = np.float64(_to_float16(u_new + eps)) if eps_mode == 1.0 else u_new
+        denominator = u_new + eps if eps_mode == 1.0 else u_new
+        if round_denominator:  # u + eps as a float16 tensor op (Keras): eps = 1e-8 rounds to 0 there
+            denominator = np.float64(_to_float16(denominator))
     step = clr * (m_new / denominator)
     base = p - wd * p if decoupled else p
     return (base - step, m_new, u_new, abs(p) + abs(step) + clr * scale_m / abs(denominator), scale_m, scale_u)
@@ -315,7 +318,7 @@ class Formula:
         return (lr / (1.0 - power), beta1, beta2, eps, wd, loss_scale, -1.0 if hp.get("maximize") else 1.0,
                 EPS_MODES[f.eps], float(f.moment == "lerp"), float(f.nan_in_max == "drop"),
                 float(f.float16_ops and dtype == "float16"), float(f.float16_ops and dtype == "float16"),
-                float(f.decay == "decoupled"))
+                float(f.decay == "decoupled"), float(f.float16_denominator and dtype == "float16"))
 
     def __call__(self, p: np.ndarray, m: np.ndarray, u: np.ndarray, g: np.ndarray, t: int,
                  hp: dict[str, Any], name: str, dtype: str | None = None, step: int | None = None) -> Step:
@@ -370,7 +373,8 @@ mindspore_adamax = Formula("mindspore", MINDSPORE)
 # u = max(b2*u, |g|); p -= (m*lr) / ((u + eps) * (1 - b1**t)), t = the optimizer's iterations + 1, every
 # op in the variable's dtype (lr is a float32 variable: the runner passes its value). b1**t is a
 # float32 power there, evaluated here in float64 and bounded, as is optax's.
-KERAS = Features(eps="denominator", moment="mul_add", step_count="global", decay="decoupled")
+KERAS = Features(eps="denominator", moment="mul_add", step_count="global", decay="decoupled",
+                 float16_denominator=True)
 # optax.adamax 0.2.8 (optax/_src/transform.py scale_by_adamax, tree_utils): m = (1-b1)*g + b1*m;
 # u = max(|g| + eps, b2*u) (jnp.maximum propagates NaN); p += -lr * (m / (1 - b1**count)) / u with one
 # count for the whole tree; weight decay as the suite chains it: add_decayed_weights (L2) before adamax.
@@ -381,6 +385,12 @@ OPTAX = Features(moment="mul_add", step_count="global")
 # multiplied by beta1 after each step (for float64 parameters the accumulator is float64: not modelled,
 # the matrix runs float32). A float weight_decay is an L2Decay regularizer added to the gradient.
 PADDLE = Features(eps="decayed_u", moment="mul_add", scalars="float32")
+# torch.optim.Adamax's step under torch.compile (Inductor, CPU): torch's formula, but Inductor computes a
+# float16 kernel's arithmetic in float32 and rounds only what it stores, so |g| + eps keeps eps (a zero
+# gradient gives u = 1e-8 in the step and no NaN; the stored u rounds to 0). Its bias correction
+# 1 - b1**step is a float32 tensor op (step is a tensor there): evaluated here in float64 and bounded.
+TORCH_COMPILE = Features(float16_ops=False)
+torch_compile_adamax = Formula("torch_compile", TORCH_COMPILE)
 keras_adamax = Formula("keras", KERAS)
 optax_adamax = Formula("optax", OPTAX)
 paddle_adamax = Formula("paddle", PADDLE)
@@ -441,6 +451,8 @@ def formula_metrics(formula: Formula, pre: dict[str, list[np.ndarray]], post: di
 DESCRIPTIONS = {
     "torch": {"camp": "torch-like", "eps": "inside the max: u = max(b2*u, |g| + eps)",
               "weight_decay": "L2 into the gradient, every parameter"},
+    "torch_compile": {"camp": "torch-like", "eps": "inside the max: u = max(b2*u, |g| + eps), float16 computed in float32",
+                      "weight_decay": "L2 into the gradient, every parameter"},
     "mindspore": {"camp": "MindSpore-like", "eps": "denominator: m/(u + eps), u = max(b2*u, |g|)",
                   "weight_decay": "L2 into the gradient, skipped for names holding beta/gamma"},
     "keras": {"camp": "MindSpore-like", "eps": "denominator: m/(u + eps), u = max(b2*u, |g|)",

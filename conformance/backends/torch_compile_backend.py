@@ -3,7 +3,8 @@
 The model, data and gradients are torch's eager ones (torch_backend); only `optimizer.step()` runs as a
 compiled function, as torch's own tutorial on compiling the optimizer does. Inductor fuses the update
 into generated C++ on CPU (Triton on CUDA) and may reorder or contract its arithmetic (e.g. FMA), which
-is what this implementation measures against eager torch. Formula: torch's.
+is what this implementation measures against eager torch. Formula: torch's, with float16 computed in
+float32 (oracles.TORCH_COMPILE).
 
 The compile happens at the first step of each session (one graph per parameter set, shapes and dtypes)
 and needs a C++ compiler on CPU: `unavailable` says so where none is found.
@@ -52,7 +53,7 @@ class CompiledStepBackend(TorchBackend):
     name = "torch_compile"
     package = "torch"  # the distribution whose version the run records
     extra_options: dict[str, dict] = {}  # the session reads `optimizer.torch:` options, as eager torch does
-    formula = staticmethod(oracles.torch_adamax)
+    formula = staticmethod(oracles.torch_compile_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
         problem = super().unavailable(device, dtype)
