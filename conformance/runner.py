@@ -360,7 +360,10 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     error: FrameworkError | None = None
     threaded = parameters >= PIPELINE_PARAMS
     last = item.case.steps
-    primary = next((pair for pair in pairs if pair.role == "primary"), None)
+    # the declared pair (frameworks[0]~frameworks[1]) alone is attributed: a case's `cause:` is about it,
+    # and where its right side cannot run here (an N-way case without MindSpore) nothing is attributed
+    declared = f"{item.case.frameworks[0]}~{item.case.frameworks[1]}"
+    primary = next((pair for pair in pairs if pair.role == "primary" and pair.label == declared), None)
     attributor = attribution.Attributor(primary.label, primary.left, primary.right, item) if primary else None
     with StepWriter(path) as writer:
         checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor), threaded)

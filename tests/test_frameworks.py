@@ -218,3 +218,25 @@ def test_keras_float16_rounds_u_plus_eps_and_torch_compile_keeps_eps():
     hp = {"lr": 0.002, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
     assert np.isnan(oracles.keras_adamax(zeros, zeros, zeros, zeros, 1, hp, "w", "float16").p).all()
     assert (oracles.torch_compile_adamax(zeros, zeros, zeros, zeros, 1, hp, "w", "float16").p == 0).all()
+
+
+@needs_frameworks
+def test_only_the_declared_pair_is_attributed(tmp_path):
+    """A case's `cause:` is about frameworks[0]~frameworks[1]; where that pair cannot run here (the second
+    framework absent) the item still judges its other pairs, and attributes nothing."""
+    if backends.get("keras").unavailable("cpu", "float32") is None:
+        pytest.skip("keras is installed here: the declared pair torch~keras runs")
+    case = load_case(tmp_path, """
+  - id: nway_declared
+    model: {kind: mlp, sizes: [3, 5, 2]}
+    gradients: {mode: replay, seed: 21, scale: 1.0e-8}
+    frameworks: [torch, keras, mindspore]
+    tolerance: {params: {atol: 2.5e-7}, state: {rtol: 1.0e-3}}
+    steps: 5
+    expect: {keras: diverge, mindspore: diverge}
+    reason: eps placement
+    cause: decay_name_filter
+""")
+    entry = run_item(Item(case, "cpu", "float32"), tmp_path / "steps")
+    assert entry["pairs"]["torch~mindspore"]["observed"] == "diverge" and "keras" in entry["skipped_sides"]
+    assert entry["attribution"] is None and entry["outcome"] == "passed", entry.get("message")
