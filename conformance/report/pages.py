@@ -65,14 +65,18 @@ def item_slug(entry: dict[str, Any]) -> str:
 
 
 def cause(entry: dict[str, Any]) -> str:
-    """The root cause an item belongs to: its case's declared reason, or why it did not run or failed."""
+    """The root cause an item belongs to: its case's declared reason (expect diverge, nonfinite or error),
+    or why it did not run or failed."""
     outcome = entry.get("outcome")
     if outcome in NOT_RUN:
         return f"{outcome}: {entry.get('reason') or 'no reason recorded'}"
-    if entry.get("expect") == "diverge" and entry.get("reason"):
+    declared = entry.get("expect") not in (None, "conform")  # diverge, nonfinite, error: a declared difference
+    if declared and entry.get("reason"):
         return entry["reason"]
     if outcome == "failed":
         return "undeclared divergence: a case expecting agreement diverged, or a framework left its oracle"
+    if declared:  # summaries written before nonfinite cases kept their reason
+        return f"declared difference (expect: {entry['expect']}; its reason is in the case file)"
     return "no declared difference (cases expecting agreement)"
 
 
