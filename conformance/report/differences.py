@@ -253,7 +253,8 @@ def appendix_context(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any
     items = page.items
     ran = [e for e in items if e.get("outcome") not in pages.NOT_RUN]
     unexplained = [e for e in ran if e.get("outcome") == "failed" or "unknown" in evidence.item_causes(e)
-                   or (e.get("attribution") or {}).get("explained") is False]
+                   or (e.get("attribution") or {}).get("explained") is False
+                   or (evidence.is_evidence(e) and not evidence.item_causes(e))]  # declared, but no cause id
     own_formula = [(e, label, p) for e in ran for label, p in (e.get("pairs") or {}).items()
                    if p.get("role") == "oracle" and p.get("observed") not in (None, "conform")]
     search = [e for e in ran if evidence.is_search_finding(e)]
