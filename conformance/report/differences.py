@@ -29,8 +29,8 @@ PAGE_PAIR = ("torch", "mindspore")  # the page documents torch.optim.Adamax agai
 DOC_URLS = {
     "torch.optim.Adamax": "https://pytorch.org/docs/stable/generated/torch.optim.Adamax.html",
     "mindspore.nn.AdaMax": "https://www.mindspore.cn/docs/en/master/api_python/nn/mindspore.nn.AdaMax.html",
-    "mindspore.experimental.optim.Adamax":
-        "https://www.mindspore.cn/docs/en/master/api_python/experimental/optim/mindspore.experimental.optim.Adamax.html",
+    "mindspore.experimental.optim.Adamax": "https://www.mindspore.cn/docs/en/master/api_python/experimental/"
+                                           "optim/mindspore.experimental.optim.Adamax.html",
 }
 UPSTREAM_TORCH_CLASS = "torch.optim.AdaMax"  # what the upstream page calls torch's class
 
@@ -48,7 +48,8 @@ UPSTREAM = {
 # whose agreement shows the parameter maps as the table says (case ids; a matrix case by its prefix).
 ROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "params": (("global_vs_per_parameter_step", "float64_in_float32"), ("frozen_parameter_missing_gradient",)),
-    "lr": (("default_lr", "schedule_past_period", "lr_list_shorter_than_steps"), ("docs_example_matched", "lr_list_per_step")),
+    "lr": (("default_lr", "schedule_past_period", "lr_list_shorter_than_steps"),
+           ("docs_example_matched", "lr_list_per_step")),
     "betas": (("float32_scalars",), ("beta1_power_underflow",)),
     "eps": (("eps_placement", "float16_eps_rounding"), ("eps_large_gradients_conform",)),
     "weight_decay": (("decay_name_filter",), ("weight_decay_dense_only",)),
@@ -168,7 +169,8 @@ class Page:
         rep = sized[0][0] if sized else None
         size = evidence.size(rep, self.figs) if rep else None
         fix_item = self.by_nodeid.get(cause.fix_case) if cause.fix_case else None
-        fix = {"text": cause.fix, "case": cause.fix_case, "proof": self.proof(fix_item) if evidence.conforms(fix_item) else None,
+        fix = {"text": cause.fix, "case": cause.fix_case,
+               "proof": self.proof(fix_item) if fix_item and evidence.conforms(fix_item) else None,
                "outcome": (fix_item or {}).get("outcome", "not in this run") if cause.fix_case else None}
         return {"id": cause.id, "anchor": f"cause-{cause.id}", "cause": cause, "impact": impact.impact(cause.id),
                 "evidence": [e for e, _ in sized], "rep": rep, "rep_href": self.link(rep) if rep else None,
@@ -264,7 +266,8 @@ def appendix_context(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any
         if entry.get("source") and entry["case"] not in sources:
             sources[entry["case"]] = textwrap.dedent(entry["source"]).strip("\n")
     return {"unexplained": unexplained, "own_formula": own_formula, "search": search, "agreements": agree,
-            "behaviours": behaviours(items), "sources": sources, "link": page.link, "ulp_ok": evidence.ulp_meaningful,
+            "behaviours": behaviours(items), "sources": sources, "link": page.link,
+            "ulp_ok": evidence.ulp_meaningful, "causes_of": evidence.item_causes,
             "not_run": [e for e in items if e.get("outcome") in pages.NOT_RUN], "primary": evidence.primary}
 
 
