@@ -60,6 +60,9 @@ ROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "loss_scale": (("loss_scale_division",), ("loss_scale_prescaled_gradients",)),
 }
 
+# Edge-case topics with a case showing where the two still agree (the edge is narrow).
+EDGE_AGREEING = {"float16": "float16_nonzero_gradients", "betas near 1": "beta1_power_underflow"}
+
 # The Code Example's variants: each the case that proves it gives torch's behaviour.
 EXAMPLE_CASES = {"matched": "docs_example_matched", "groups": "weight_decay_layernorm_param_groups",
                  "experimental": "experimental_adamax_docs_example_autograd"}
@@ -234,6 +237,7 @@ def context(data: dict[str, Any], report: str = "", appendix: str = "differences
     by_id = {e["id"]: e for e in entries}
     left, right = PAGE_PAIR
     edge = {topic: [e for e in entries if e["impact"].topic == topic] for topic in impact.EDGE_TOPICS}
+    edge_agree = {topic: page.agreeing(case) for topic, case in EDGE_AGREEING.items()}
     experimental = (run.get("api") or {}).get("mindspore_experimental")
     return {
         "title": f"Differences between {api[left]['class']} and {api[right]['class']}", "api": api,
@@ -242,6 +246,7 @@ def context(data: dict[str, Any], report: str = "", appendix: str = "differences
         "signatures": {fw: signature(api[fw]) for fw in api}, "experimental": experimental,
         "verdict": verdict(page, entries), "rows": difference_rows(page, api, by_id),
         "what_to_do": [e for e in entries if not impact.is_edge(e["id"])], "edge": edge, "entries": entries,
+        "edge_agree": edge_agree,
         "examples": {k: page.agreeing(case) for k, case in EXAMPLE_CASES.items()},
         "devices": devices(run, data["items"]), "envs": pages.environments(run, data["items"]),
         "history": history, "across": across, "tiers": impact.TIERS, "figs": page.figs,
