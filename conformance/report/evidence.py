@@ -8,11 +8,10 @@ with its source and tests/test_docs.py checks every one against summary.json.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from . import pages
 
