@@ -311,7 +311,7 @@ def test_page_follows_the_upstream_structure_and_corrects_it(tmp_path):
     decay_row = next(line for line in table.splitlines() if "| weight\\_decay | weight\\_decay |" in line)
     assert "Not consistent" in decay_row
     assert "different defaults (0.002 vs 0.001)" in table
-    assert "different algorithms\" is contradicted" in markdown
+    assert 'not "different algorithms" as the upstream page says' in markdown
     code = section(markdown, "## Code Example", "## Edge cases")
     assert "torch.optim.AdaMax" not in code and "torch.optim.Adamax(model.parameters())" in code
     assert "learning_rate=0.002" in code and '"weight_decay": 0.01}]' in code
