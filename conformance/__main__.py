@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["run", "report", "docs", "baseline", "compare", "bench", "search"]
+COMMANDS = ["run", "report", "docs", "baseline", "compare", "validate", "history", "bench", "search"]
 
 
 def main(argv: list[str] | None = None) -> int:

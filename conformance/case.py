@@ -131,6 +131,7 @@ class Case:
     error_contains: str | None  # expect: error: text the framework's message must contain
     source_text: str  # the YAML entry as written, for reports and failure messages
     oracle_stride: str | int = "auto"  # oracle pairs every k-th step; auto: every step for small models
+    causes: tuple[str, ...] = ()  # ids of cases/causes.yaml the divergence is declared to come from
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ class ProbeCase:
     source_text: str
     devices: tuple[str, ...] = ("cpu",)
     dtypes: tuple[str, ...] = ("float32",)
+    causes: tuple[str, ...] = ()  # ids of cases/causes.yaml a difference in behaviour comes from
 
     @property
     def expect(self) -> str:
@@ -204,6 +206,7 @@ class ApiCase:
     devices: tuple[str, ...] = ("cpu",)
     dtypes: tuple[str, ...] = ("float32",)
     expect: str = "conform"
+    causes: tuple[str, ...] = ()  # ids of cases/causes.yaml the documented difference comes from
 
 
 def _behaviour_kind(behaviour: Any) -> str:

@@ -18,11 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-try:  # DEV COPY ONLY (not committed): main's oracles.Features has not landed yet
-    from .oracles import Features
-except ImportError:
-    from dataclasses import make_dataclass
-    Features = make_dataclass('Features', [(n, bool, False) for n in ('eps','decay_filter','loss_scale','scalars','float64_compute','step_count','nan_in_max','moment','eps_rounding')])
+from .oracles import Features
 
 REGISTRY_NAME = "causes.yaml"
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "cases" / REGISTRY_NAME

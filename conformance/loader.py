@@ -1,5 +1,9 @@
 """Case files -> Cases. YAML is read with a safe loader that remembers lines, so every error names one.
 
+A case file is UTF-8 text (a byte-order mark and CRLF line ends are accepted); one that is not (a stray
+binary, Latin-1 or UTF-16 file, a NUL byte), cannot be read, or is a folder becomes one CaseError
+naming the byte offset, line and column, and the other files still load.
+
 A file holds `cases:` (a list of entries) and optionally `defaults:` (keys shared by its entries).
 Each entry may carry a `matrix:` of dotted keys to lists of values; it expands into one case per
 combination, with readable ids such as `matched.lr=0.01`. A broken entry yields a CaseError for that
@@ -7,6 +11,7 @@ entry only; the rest of the file still loads.
 """
 from __future__ import annotations
 
+import codecs
 import copy
 import itertools
 import math
@@ -17,7 +22,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from . import backends, models
+from . import backends, causes, models
 from .case import (ApiCase, Bound, Case, DataSpec, GradientSpec, ModelSpec, OptimizerSpec, ProbeCase,
                    Tolerance)
 from .errors import CaseError
@@ -27,8 +32,9 @@ from .schema import MAX_MATRIX, MAX_MEMORY_MB, MAX_PARAMS, validate
 # every dtype; atol 0 keeps the bound strict. Cases that expect real agreement set their own.
 DEFAULT_TOLERANCE = {"params": {"ulp": 4}, "state": {"ulp": 4}, "loss": {"ulp": 16}}
 # A framework against a float64 oracle of its own formula, stepped from the framework's own state:
-# one step's rounding, a few ULP. atol covers updates that cancel to ~0 (ULP explodes there); it is
-# stated in units of lr by the runner (see runner.oracle_bound).
+# one step's rounding, a few ULP. atol covers updates that cancel to ~0 (ULP explodes there); against an
+# oracle it is not absolute but counts eps(dtype) x the magnitude of the terms that formed each element
+# (runner._oracle_bounds applies it; oracles.Step says why the terms, not the result).
 DEFAULT_ORACLE_TOLERANCE = {"params": {"ulp": 8, "atol": 8.0}, "state": {"ulp": 8, "atol": 8.0},
                             "loss": {"ulp": 16}}
 # A case file is a few hundred nodes. Aliases can make a tiny file expand into billions of nodes
@@ -125,28 +131,74 @@ def expanded_size(doc: Any, limit: int = MAX_YAML_NODES) -> int:
     return sizes[id(doc)]
 
 
-def parse_file(path: Path) -> Any:
+def _where(data: bytes, offset: int) -> tuple[int, int]:
+    """(line, column), 1-based, of a byte offset in valid UTF-8 `data[:offset]`; columns count characters
+    as an editor shows them (a byte-order mark is not one)."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    before = data[start:offset].decode("utf-8", "replace")
+    return data.count(b"\n", 0, offset) + 1, len(before.removeprefix("\ufeff") if start == 0 else before) + 1
+
+
+def read_text(path: Path, file: str) -> str:
+    """The text of a case file, which must be UTF-8 (a leading byte-order mark is dropped, CRLF line ends
+    read as LF). Anything else becomes a CaseError that says where and what to do, never an exception
+    from the decoder: a stray Latin-1 or binary file in cases/ must not stop the other files' cases."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise CaseError(file, None, None, None, "this is a folder, not a case file; rename it "
+                        "(only case files may end in .yaml or .yml)") from None
+    except OSError as exc:
+        raise CaseError(file, None, None, None, f"cannot read the file ({exc.strerror or exc}); "
+                        "check that it exists and that its permissions let this user read it") from None
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise CaseError(file, 1, None, None, "the file is UTF-16 or UTF-32 text (it starts with that "
+                        "byte-order mark); save it as UTF-8", column=1)
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text, undecodable = data[skip:].decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        text, undecodable = "", exc
+    nul = data.find(b"\0")  # whichever problem comes first is reported: a NUL early on says "UTF-16"
+    if nul >= 0 and (undecodable is None or nul < skip + undecodable.start):
+        line, column = _where(data, nul)
+        raise CaseError(file, line, None, None, f"a NUL byte at byte offset {nul}: a case file is text, and "
+                        "NUL appears only in binary or UTF-16 files; save it as UTF-8", column=column)
+    if undecodable is not None:
+        offset = skip + undecodable.start
+        line, column = _where(data, offset)
+        raise CaseError(file, line, None, None, f"not UTF-8 text: byte 0x{data[offset]:02x} at byte offset "
+                        f"{offset} cannot be decoded ({undecodable.reason}); a case file is UTF-8 text: save it "
+                        "as UTF-8, or move a file that is not a case file out of cases/", column=column)
+    return text.replace("\r\n", "\n")
+
+
+def parse_text(text: str, file: str) -> Any:
     """Parse YAML safely; syntax errors and executable tags become a CaseError with line and column."""
-    text = path.read_text(encoding="utf-8")
     try:
         doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
     except RecursionError:
-        raise CaseError(str(path), None, None, None, "invalid YAML: nested too deeply for a case file") from None
+        raise CaseError(file, None, None, None, "invalid YAML: nested too deeply for a case file") from None
+    except yaml.reader.ReaderError as exc:  # a control character; the reader gives a position, no line
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise CaseError(file, line, None, None, f"invalid YAML: character U+{exc.character:04X} is not allowed "
+                        "(YAML text has no control characters); remove it", column=column) from None
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         if "could not determine a constructor" not in str(exc.problem):
-            raise CaseError(str(path), mark.line + 1 if mark else None, None, None, f"invalid YAML: {exc.problem}",
+            raise CaseError(file, mark.line + 1 if mark else None, None, None, f"invalid YAML: {exc.problem}",
                             column=mark.column + 1 if mark else None) from None
-        raise CaseError(str(path), mark.line + 1 if mark else None, None, None,
+        raise CaseError(file, mark.line + 1 if mark else None, None, None,
                         f"refused: {exc.problem}. Case files are plain data; tags that build Python "
                         "objects are not allowed", column=mark.column + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise CaseError(str(path), mark.line + 1 if mark else None, None, None,
+        raise CaseError(file, mark.line + 1 if mark else None, None, None,
                         f"invalid YAML: {problem}", column=mark.column + 1 if mark else None) from None
     if expanded_size(doc) > MAX_YAML_NODES:
-        raise CaseError(str(path), None, None, None,
+        raise CaseError(file, None, None, None,
                         f"refused: the document expands to more than {MAX_YAML_NODES} values (through YAML "
                         "aliases?); a case file is small plain data: split it or drop the aliases")
     return doc
@@ -305,9 +357,32 @@ def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
     return problems
 
 
+def _causes(entry: dict) -> tuple[str, ...]:
+    cause = entry.get("cause", ())
+    return (cause,) if isinstance(cause, str) else tuple(cause)
+
+
+def _cause_problems(entry: dict) -> list[tuple[list, str]]:
+    """Every declared cause must be an id of the registry (cases/causes.yaml) or `unknown` alone."""
+    declared = _causes(entry)
+    if not declared:
+        return []
+    try:
+        known = causes.load()
+    except causes.RegistryError as exc:
+        return [(["cause"], f"the cause registry cannot be read: {exc}")]
+    if causes.UNKNOWN in declared and len(declared) > 1:
+        return [(["cause"], "`unknown` stands alone: it says no known cause explains the difference")]
+    wrong = [c for c in declared if c not in known and c != causes.UNKNOWN]
+    if wrong:
+        return [(["cause"], f"{', '.join(map(repr, wrong))} is not a cause of {causes.registry_path().name}; "
+                            f"allowed: {', '.join(sorted(known))}, or unknown")]
+    return []
+
+
 def _interface_case(entry: dict, file: str, line: int, text: str) -> ProbeCase | ApiCase:
     common = {"id": str(entry["id"]), "description": entry.get("description", ""), "file": file, "line": line,
-              "reason": entry.get("reason"), "source_text": text}
+              "reason": entry.get("reason"), "source_text": text, "causes": _causes(entry)}
     if "probe" in entry:
         return ProbeCase(**common, probe=dict(entry["probe"]), behaviour=dict(entry["behaviour"]),
                          frameworks=tuple(entry["behaviour"]))
@@ -319,6 +394,8 @@ def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase
     frameworks = backends.names()
     problems = validate(entry, backends.extras())
     case_id = str(entry.get("id")) if isinstance(entry, dict) and "id" in entry else None
+    if not problems:
+        problems = _cause_problems(entry)
     if not problems and ("probe" in entry or "api" in entry):
         return _interface_case(entry, file, line, text)
     if not problems:
@@ -343,7 +420,7 @@ def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase
         expect=entry.get("expect", "conform"), reason=entry.get("reason"),
         frameworks=tuple(entry.get("frameworks", ("torch", "mindspore"))), source_text=text,
         oracle_expect=dict(entry.get("oracle_expect", {})), error_contains=entry.get("error_contains"),
-        oracle_stride=entry.get("oracle_stride", "auto"),
+        oracle_stride=entry.get("oracle_stride", "auto"), causes=_causes(entry),
     )
 
 
@@ -355,12 +432,10 @@ def load_file(path: Path, display: str | None = None) -> list[Case | CaseError]:
     """Every case of one file, or a CaseError in its place. Never raises for a bad file."""
     file = display or str(path)
     try:
-        doc = parse_file(path)
+        text = read_text(path, file)
+        doc = parse_text(text, file)
     except CaseError as exc:
-        exc.file = file
         return [exc]
-    except OSError as exc:
-        return [CaseError(file, None, None, None, f"cannot read the file: {exc}")]
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list) or not doc["cases"]:
         return [CaseError(file, getattr(doc, "line", 1), None, "cases",
                           "a case file is a mapping with a non-empty 'cases:' list (and optionally 'defaults:')")]
@@ -372,7 +447,7 @@ def load_file(path: Path, display: str | None = None) -> list[Case | CaseError]:
     if not isinstance(defaults, dict):
         return [CaseError(file, doc.key_lines.get("defaults"), None, "defaults",
                           "'defaults:' is a mapping of keys shared by the file's cases")]
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = text.splitlines(keepends=True)
     entries = doc["cases"]
     starts = [getattr(e, "line", doc.key_lines["cases"]) for e in entries]
     results: list[Case | CaseError] = []

@@ -23,6 +23,7 @@ import pytest
 
 from . import loader, results
 from .case import ApiCase, Item, ProbeCase
+from .causes import REGISTRY_NAME
 from .errors import CaseError
 
 PROPERTY = "conformance"
@@ -186,6 +187,9 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path):
+    # cases/causes.yaml is the cause registry, not cases: the loader checks every `cause:` against it
+    if file_path.name == REGISTRY_NAME:
+        return None
     if file_path.suffix in (".yaml", ".yml") and "cases" in file_path.parent.parts:
         return CaseFile.from_parent(parent, path=file_path)
     return None

@@ -17,13 +17,19 @@ Noise rule: on one machine with the same versions the suite is bitwise determini
 neutral float64 data, serial or parallel runs give identical figures), so every change there is real.
 Across machines, last-bit differences (ISA-specific kernels, thread count, reduction order) enter the
 trajectories and can grow over many steps, so a figure counts as moved only when it changed by more
-than `factor` (either direction) and is not within `min_ulp` ULP on both sides. Comparing runs from
-different machines, or with different device/dtype coverage, is refused unless the caller accepts it.
+than `factor` (either direction) and its quantity is not within `min_ulp` ULP on both sides.
+
+Environment rule: what differs between the two sides' machines is sorted by whether it can change bits.
+A kernel build string or a host name cannot (ignored, and said so); the CPU ISA level, the CPU model,
+thread counts, the C library, numpy or Python can (named, and the comparison goes on under the noise
+rule). A comparison is refused only where it would mislead: an interrupted run (its missing items would
+read as removed), or no device/dtype that ran on both sides (every item would read as changed).
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,9 +119,13 @@ class NoiseRule:
                 f"quantity is not within {self.min_ulp:g} ULP on both sides; any change of the first "
                 "divergent step counts")
 
-    def moved(self, old: float, new: float) -> bool:
+    def moved(self, old: float, new: float, old_ulp: float | None, new_ulp: float | None) -> bool:
+        """Whether one figure moved from `old` to `new`; `*_ulp` are the same quantity's ULP figures
+        (NaN or missing never counts as within the ULP floor)."""
         if old == new:
             return False
+        if all(ulp is not None and ulp <= self.min_ulp for ulp in (old_ulp, new_ulp)):
+            return False  # the quantity is within a few ULP on both sides: last-bit noise however large the ratio
         if not (math.isfinite(old) and math.isfinite(new)):
             return True
         low, high = sorted((abs(old), abs(new)))
@@ -142,13 +152,13 @@ def figure_moves(old: dict[str, Any], new: dict[str, Any], rule: NoiseRule) -> t
                 if (before is None) != (after is None):
                     moved.append(f"{kind} {quantity}: {'recorded' if after else 'no longer recorded'}")
                 continue
-            noise = max(before["ulp"], after["ulp"]) <= rule.min_ulp
             for metric in METRICS:
                 if before[metric] == after[metric]:
                     continue
                 line = (f"{kind} {quantity} {metric}: {fmt(before[metric])} -> {fmt(after[metric])} "
                         f"({_ratio(before[metric], after[metric])})")
-                (moved if not noise and rule.moved(before[metric], after[metric]) else within).append(line)
+                beyond = rule.moved(before[metric], after[metric], before["ulp"], after["ulp"])
+                (moved if beyond else within).append(line)
     return moved, within
 
 
@@ -163,6 +173,7 @@ class ItemChange:
     kind: str  # one of KINDS
     label: str  # the verdict in words, e.g. "REGRESSION", "STALE EXPECTATION"
     details: list[str] = field(default_factory=list)
+    how: str = ""  # for unchanged items: "bitwise identical", "within the noise rule" or "not run on either side"
 
 
 def _did_not_run(item: dict[str, Any]) -> bool:
@@ -187,7 +198,7 @@ def compare_item(nodeid: str, old: dict[str, Any], new: dict[str, Any], rule: No
     notes = [f"case expectation changed: {old.get('expect')} -> {expect}"] if old.get("expect") != expect else []
     if _did_not_run(old) or _did_not_run(new):
         if old.get("outcome") == new.get("outcome") and old.get("reason") == new.get("reason"):
-            return ItemChange(nodeid, "unchanged", "UNCHANGED", [_state(new), *notes])
+            return ItemChange(nodeid, "unchanged", "UNCHANGED", [_state(new), *notes], "not run on either side")
         if _did_not_run(new):
             label = "NEW ERROR" if new.get("outcome") in ("error", "crashed") else "NEW SKIP"
         else:
@@ -211,8 +222,10 @@ def compare_item(nodeid: str, old: dict[str, Any], new: dict[str, Any], rule: No
                                                      *(f"{line}, within the rule" for line in within), *notes])
     if within:
         return ItemChange(nodeid, "unchanged", "UNCHANGED", [f"{_state(new)}, figures within the noise rule:",
-                                                             *(f"  {line}" for line in within), *notes])
-    return ItemChange(nodeid, "unchanged", "UNCHANGED", [f"{_state(new)}, bitwise identical", *notes])
+                                                             *(f"  {line}" for line in within), *notes],
+                          "within the noise rule")
+    return ItemChange(nodeid, "unchanged", "UNCHANGED", [f"{_state(new)}, bitwise identical", *notes],
+                      "bitwise identical")
 
 
 def compare_api(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -245,26 +258,123 @@ def compare_api(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines
 
 
-# ---------------------------------------------------------------- environment check and the whole compare
+def compare_notices(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Warnings in the optimizers' docstrings (announced changes) that appeared or went: facts, not changes
+    of behaviour, so they never make a compare 'changed'."""
+    lines = []
+    for name in sorted(set(old) & set(new)):
+        before, after = (old[name].get("notices") or []), (new[name].get("notices") or [])
+        if "notices" not in old[name] or "notices" not in new[name]:
+            continue  # recorded on one side only (an older baseline): nothing to say
+        cls = new[name].get("class")
+        lines += [f"{cls}: docstring warning no longer there: {n}" for n in before if n not in after]
+        lines += [f"{cls}: new docstring warning: {n}" for n in after if n not in before]
+    return lines
+
+
+# ---------------------------------------------------------------- environment rule and the whole compare
+
+# Machine fingerprint keys that cannot change a float's bits: the same binaries on the same ISA give the
+# same results whatever the kernel build or host is called (a different kernel build string alone gave
+# 105 of 105 items bitwise identical). `cpu_count` is here because the thread counts, which do change
+# reduction order, are compared on their own (torch_threads, mindspore_threads, thread_env).
+IGNORED = {"host": "host name", "hostname": "host name", "cpu_count": "CPU count (threads are compared on their own)"}
+# Keys that can change bits, and why.
+MATERIAL = {"cpu": "CPU model: libraries choose kernels per CPU",
+            "cpu_capability": "CPU ISA level torch dispatches to (e.g. AVX2 vs AVX512 kernels)",
+            "torch_threads": "torch thread count: changes reduction order",
+            "mindspore_threads": "MindSpore runtime thread count: may change reduction order",
+            "thread_env": "OMP/MKL thread settings: change reduction order",
+            "gpus": "GPUs: decide which GPU items run"}
+OS = re.compile(r"^(?P<system>[^-]+)-(?P<kernel>.+)-(?P<arch>[^-]+)$")
+
+
+def os_parts(value: Any) -> dict[str, str | None]:
+    """platform.platform() ('Linux-6.18.44-fc-v769-x86_64-with-glibc2.36') split into system, kernel
+    build, architecture and C library."""
+    text, _, libc = str(value or "").partition("-with-")
+    match = OS.match(text)
+    parts = match.groupdict() if match else {"system": text, "kernel": None, "arch": None}
+    return {**parts, "libc": libc or None}
+
+
+@dataclass
+class Environment:
+    """How the two sides' environments differ, sorted by whether that can change bits, and whether the
+    comparison would mislead (then it is refused unless accepted)."""
+
+    ignored: list[str] = field(default_factory=list)  # differences that do not change bits
+    material: list[str] = field(default_factory=list)  # differences that can change bits, each with why
+    refusals: list[str] = field(default_factory=list)  # why comparing would mislead, each with what to do
+
+    def describe(self) -> list[str]:
+        if self.material:
+            head = ("environment: differs in what can change bits, so figures may move within the noise rule "
+                    "for reasons other than the frameworks:")
+        else:
+            head = ("environment: equivalent for bits (same CPU ISA, thread counts, libraries): figures "
+                    "should be bitwise identical where the frameworks did not change")
+        lines = [head, *(f"  can change bits: {line}" for line in self.material)]
+        lines += [f"  ignored (does not change bits): {line}" for line in self.ignored]
+        return lines
+
+
+def _os_differences(old: Any, new: Any, env: Environment) -> None:
+    """A Linux kernel build cannot change bits (the math is in user-space libraries, compared apart); on
+    other systems the version string also names the system's math libraries, so any change is named."""
+    before, after = os_parts(old), os_parts(new)
+    if before["system"] != "Linux" or after["system"] != "Linux":
+        env.material.append(f"operating system and its math libraries: {old!r} -> {new!r}")
+        return
+    for part, why in (("system", "operating system"), ("arch", "CPU architecture: other kernels"),
+                      ("libc", "C library: its libm computes exp/log/pow")):
+        if before[part] != after[part]:
+            env.material.append(f"{why}: {before[part]!r} -> {after[part]!r}")
+    if before["kernel"] != after["kernel"]:
+        env.ignored.append(f"kernel build: {before['kernel']!r} -> {after['kernel']!r}")
+
 
 def coverage(items: dict[str, dict[str, Any]], common: set[str]) -> set[tuple[str, str]]:
     """(device, dtype) pairs that actually ran among the items both sides have."""
     return {(items[n].get("device"), items[n].get("dtype")) for n in common if items[n].get("outcome") in RAN}
 
 
-def environment_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Why figures of these two sides may differ for reasons other than the release: machine, coverage."""
-    lines = []
+def _pairs(pairs: set[tuple[str, str]]) -> str:
+    return ", ".join(f"{d}-{t}" for d, t in sorted(pairs)) or "none"
+
+
+def environment_rule(old: dict[str, Any], new: dict[str, Any]) -> Environment:
+    """The environment rule: what differs between the two sides besides the frameworks, ignored where it
+    cannot change bits, named where it can, refused where the comparison would mislead."""
+    env = Environment()
     m_old, m_new = old["source"].get("machine") or {}, new["source"].get("machine") or {}
     for key in sorted(set(m_old) | set(m_new)):
-        if m_old.get(key) != m_new.get(key):
-            lines.append(f"machine {key}: {m_old.get(key)!r} -> {m_new.get(key)!r}")
+        before, after = m_old.get(key), m_new.get(key)
+        if before == after:
+            continue
+        if key == "os":
+            _os_differences(before, after, env)
+        elif key in IGNORED:
+            env.ignored.append(f"{IGNORED[key]}: {before!r} -> {after!r}")
+        else:
+            env.material.append(f"{MATERIAL.get(key, key)}: {before!r} -> {after!r}")
+    v_old, v_new = old["source"].get("versions") or {}, new["source"].get("versions") or {}
+    env.material += [f"{name} {v_old.get(name)} -> {v_new.get(name)}: its kernels and data generation"
+                     for name in ("numpy", "python") if v_old.get(name) != v_new.get(name)]
+    for side, data in (("baseline", old), ("run", new)):
+        if data["source"].get("complete") is False:
+            env.refusals.append(f"the {side} ({data['source'].get('run_id')}) was interrupted: its missing items "
+                                "would read as removed or new; run the suite to the end and compare that run")
     common = set(old["items"]) & set(new["items"])
     c_old, c_new = coverage(old["items"], common), coverage(new["items"], common)
     if c_old != c_new:
-        fmt_cov = lambda pairs: ", ".join(f"{d}-{t}" for d, t in sorted(pairs)) or "none"  # noqa: E731
-        lines.append(f"devices/dtypes that ran: {fmt_cov(c_old)} -> {fmt_cov(c_new)}")
-    return lines
+        line = f"devices/dtypes that ran: {_pairs(c_old)} -> {_pairs(c_new)}"
+        if c_old & c_new:
+            env.material.append(f"{line} (items of the others read as new skips or as running again)")
+        else:
+            env.refusals.append(f"{line}: no device/dtype ran on both sides, so every item would read as changed; "
+                                "compare runs made where the same devices are available")
+    return env
 
 
 def build_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -287,10 +397,11 @@ class Comparison:
     old_source: dict[str, Any]
     new_source: dict[str, Any]
     rule: NoiseRule
-    environment: list[str]
+    environment: Environment
     builds: list[str]
     api: list[str]
     items: list[ItemChange]
+    notices: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -299,11 +410,29 @@ class Comparison:
     def counts(self) -> dict[str, int]:
         return {kind: sum(i.kind == kind for i in self.items) for kind in KINDS}
 
+    def label_counts(self) -> dict[str, int]:
+        """Items per label (REGRESSION, MOVED, ...), changes first, in KINDS order."""
+        out: dict[str, int] = {}
+        for change in sorted(self.items, key=lambda c: KINDS.index(c.kind)):
+            out[change.label] = out.get(change.label, 0) + 1
+        return out
+
+    def unchanged_counts(self) -> dict[str, int]:
+        """Unchanged items by how: bitwise identical, within the noise rule, not run on either side."""
+        out: dict[str, int] = {}
+        for change in self.items:
+            if change.kind == "unchanged":
+                out[change.how] = out.get(change.how, 0) + 1
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         return {"baseline": self.old_source, "run": self.new_source, "noise_rule": self.rule.describe(),
-                "environment_differences": self.environment, "build_differences": self.builds, "api_changes": self.api, "counts": self.counts(),
-                "changed": self.changed,
-                "items": [{"nodeid": i.nodeid, "kind": i.kind, "label": i.label, "details": i.details}
+                "environment": {"ignored": self.environment.ignored, "can_change_bits": self.environment.material,
+                                "refusals": self.environment.refusals},
+                "build_differences": self.builds, "api_changes": self.api, "api_notices": self.notices,
+                "counts": self.counts(),
+                "label_counts": self.label_counts(), "changed": self.changed,
+                "items": [{"nodeid": i.nodeid, "kind": i.kind, "label": i.label, "how": i.how, "details": i.details}
                           for i in self.items]}
 
 
@@ -318,8 +447,9 @@ def compare(old: dict[str, Any], new: dict[str, Any], rule: NoiseRule = NoiseRul
             changes.append(ItemChange(nodeid, "removed item", "REMOVED ITEM", [f"baseline: {_state(before)}"]))
         else:
             changes.append(compare_item(nodeid, before, after, rule))
-    return Comparison(old["source"], new["source"], rule, environment_differences(old, new),
-                      build_differences(old, new), compare_api(old.get("api") or {}, new.get("api") or {}), changes)
+    api_old, api_new = old.get("api") or {}, new.get("api") or {}
+    return Comparison(old["source"], new["source"], rule, environment_rule(old, new), build_differences(old, new),
+                      compare_api(api_old, api_new), changes, compare_notices(api_old, api_new))
 
 
 def _side(source: dict[str, Any]) -> str:
@@ -327,27 +457,40 @@ def _side(source: dict[str, Any]) -> str:
     return f"torch {v.get('torch')}, mindspore {v.get('mindspore')} (run {source.get('run_id')})"
 
 
-def render(result: Comparison, accepted_environment: bool) -> str:
-    """The compare as text: header, environment, API changes, then items grouped by kind, changes first."""
+def summary_lines(result: Comparison, names: tuple[str, str] = ("baseline", "run")) -> list[str]:
+    """The opening of a compare: both sides, counts per status, API changes, then what else differs."""
     v_old, v_new = result.old_source.get("versions") or {}, result.new_source.get("versions") or {}
-    lines = [f"baseline: {_side(result.old_source)}", f"run:      {_side(result.new_source)}"]
+    width = max(len(n) for n in names) + 1
+    lines = [f"{names[0] + ':':<{width}} {_side(result.old_source)}", f"{names[1] + ':':<{width}} {_side(result.new_source)}"]
+    counts = ", ".join(f"{n} {label}" for label, n in result.label_counts().items())
+    how = ", ".join(f"{n} {h}" for h, n in result.unchanged_counts().items())
+    lines.append(f"items: {len(result.items)}: {counts}" + (f" ({how})" if how else ""))
+    lines.append(f"API changes: {len(result.api)}" if result.api else "API changes: none")
+    lines += [f"  {line}" for line in result.api]
+    lines += [f"  (not an API change) {line}" for line in result.notices]
     moved_versions = [f"{k} {v_old.get(k)} -> {v_new.get(k)}" for k in v_old if v_old.get(k) != v_new.get(k)]
     lines.append("versions: " + ("; ".join(moved_versions) or "identical"))
-    if result.environment:
-        head = "WARNING: different environment (accepted with --accept-environment)" if accepted_environment \
-            else "different environment"
-        lines += [f"{head}:", *(f"  {line}" for line in result.environment)]
-    else:
-        lines.append("machine: same fingerprint (CPU, OS, threads, GPUs, devices/dtypes that ran)")
+    lines += result.environment.describe()
     lines += [f"build: {line}" for line in result.builds]
     lines.append(f"noise rule: {result.rule.describe()}")
-    lines.append("API changes:" if result.api else "API changes: none")
-    lines += [f"  {line}" for line in result.api]
-    counts = result.counts()
-    lines.append(f"items: {len(result.items)}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
-    for kind in KINDS:
-        for change in (c for c in result.items if c.kind == kind):
+    return lines
+
+
+def render(result: Comparison, verbose: bool = False, names: tuple[str, str] = ("baseline", "run")) -> str:
+    """The compare as text: the summary, then the changed items grouped by kind; unchanged ones with -v."""
+    lines = summary_lines(result, names)
+    changed = [c for kind in KINDS if kind != "unchanged" for c in result.items if c.kind == kind]
+    lines.append(f"changes: {len(changed)} items" if changed else "changes: none")
+    for change in changed:
+        lines.append(f"  {change.label:<10} {change.nodeid}")
+        lines += [f"      {d}" for d in change.details]
+    unchanged = [c for c in result.items if c.kind == "unchanged"]
+    if verbose:
+        lines.append(f"unchanged: {len(unchanged)} items")
+        for change in unchanged:
             lines.append(f"  {change.label:<10} {change.nodeid}")
             lines += [f"      {d}" for d in change.details]
+    elif unchanged:
+        lines.append(f"unchanged: {len(unchanged)} items (listed with -v)")
     lines.append("result: " + ("CHANGED (exit 1)" if result.changed else "no change (exit 0)"))
     return "\n".join(lines)

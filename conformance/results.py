@@ -1,7 +1,10 @@
 """Run folders, streamed JSONL, summary.json: always written to a temporary name, then renamed.
 
-Layout: reports/<run-id>/{summary.json, steps/<item>.jsonl, run.log, index.html} and reports/latest,
-a symlink replaced atomically once a run has finished, so it always points at a complete run.
+Layout: reports/<run-id>/{summary.json, steps/<item>.jsonl, index.html, items/<item>.html, logs/} and
+reports/latest, a symlink replaced atomically once a run has finished, so it always points at a complete
+run. logs/ (made by the plugin) holds each process's own log, controller.log and gw<N>.log, created
+only when something is logged (framework warnings, worker CPU pins), MindSpore's glog files, and the
+compile artefacts (rank_0/, kernel_meta/) a run left in the working directory.
 """
 from __future__ import annotations
 

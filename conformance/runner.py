@@ -16,6 +16,7 @@ including the first and the last step. The primary and device pairs are compared
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,10 +25,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import backends, models
+from . import attribution, backends, models
 from .case import QUANTITIES, Item, Tolerance
 from .compare import diff, nonfinite
 from .errors import FrameworkError
+from .oracles import formula_metrics
 from .pipeline import Checker
 from .results import StepWriter
 from .verdict import PairTracker, judge
@@ -141,52 +143,13 @@ def _read(side: Side, keep: bool) -> None:
     side.values = {k: [a.copy() for a in v] for k, v in values.items()} if keep else values
 
 
-def _oracle_bounds(tolerance: Tolerance, dtype: str) -> dict[str, tuple[float, float, float]]:
-    """Per quantity (atol x eps(dtype), rtol, ulp or -1): against an oracle, atol counts eps(dtype) x the
-    element's operand magnitude."""
-    eps = float(np.finfo(dtype).eps)
-    out = {}
-    for quantity in ("params", "state"):
-        bound = tolerance.for_quantity(quantity)
-        out[quantity] = (bound.atol * eps, float(bound.rtol), -1.0 if bound.ulp is None else float(bound.ulp))
-    return out
-
-
-def _oracle_tensor(formula: Any, pre: dict[str, list[np.ndarray]], post: dict[str, list[np.ndarray]], i: int,
-                   grad: np.ndarray | None, count: int, hparams: dict[str, Any], name: str, dtype: str,
-                   tolerance: Tolerance, bounds: dict[str, tuple[float, float, float]]) -> dict[str, dict[str, Any]]:
-    """params/m/u metrics of one tensor against the framework's formula, stepped in float64 from the
-    framework's own pre-step values and the gradient it received (a parameter that received none must
-    come back bit-identical). One compiled pass where it applies, else the formula's arrays and diff."""
-    p, m, u = (pre[k][i] for k in ("params", "m", "u"))
-    after = tuple(post[k][i] for k in ("params", "m", "u"))
-    if grad is not None:
-        fused = formula.check((p, m, u), grad, count, hparams, name, after, dtype, bounds)
-        if fused is not None:
-            return fused
-        res = formula(p, m, u, grad, count, hparams, name)  # NaN/Inf inputs are data, compared in compare
-        expected = ((res.p, res.scale_p), (res.m, res.scale_m), (res.u, res.scale_u))
-    else:
-        expected = tuple((x.astype(np.float64), np.zeros(x.shape)) for x in (p, m, u))
-    out = {}
-    for key, value, (oracle, scale) in zip(("params", "m", "u"), after, expected):
-        quantity = "params" if key == "params" else "state"
-        out[key] = diff(value, oracle, dtype, tolerance.for_quantity(quantity), bounds[quantity][0] * scale)
-    return out
-
-
 def _oracle_metrics(side: Side, obs: "Observation", names: list[str], dtype: str,
                     tolerance: Tolerance) -> dict[str, dict[str, dict]]:
     """Per quantity, per tensor metrics of `side` against its own formula at this step (as _compare's)."""
     hparams, pre, grads, counts = obs.oracle_inputs[side.label]
     formula = backends.get(side.framework).formula
-    bounds = _oracle_bounds(tolerance, dtype)
-    tensors = [_oracle_tensor(formula, pre, obs.values[side.label], i, grads[i], counts[i], hparams, name, dtype,
-                              tolerance, bounds) for i, name in enumerate(names)]
-    return {"params": {name: t["params"] for name, t in zip(names, tensors)},
-            "state": {**{f"m:{name}": t["m"] for name, t in zip(names, tensors)},
-                      **{f"u:{name}": t["u"] for name, t in zip(names, tensors)}},
-            "loss": {}}
+    return formula_metrics(formula, pre, obs.values[side.label], grads, counts, obs.step, hparams, names, dtype,
+                           tolerance)
 
 
 def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses: dict[str, float | None],
@@ -296,9 +259,45 @@ def _observe(sides: dict[str, Side], step: int, received: dict[str, list[np.ndar
                        {label: side.loss for label, side in sides.items()}, oracle_inputs)
 
 
+def _as_fed_to(item: Item, grads: list, source: str, framework: str, shapes: list[tuple[int, ...]]) -> list:
+    """The gradients `source` received, as `framework` would have been fed them: its prescale factor
+    instead of the source's, and a missing gradient kept missing or given as zeros by its policy."""
+    factor = item.case.gradients.factor(framework) / item.case.gradients.factor(source)
+    zeros = backends.get(framework).missing_grad == "zeros"
+    out = []
+    for g, shape in zip(grads, shapes):
+        if g is None:
+            out.append(np.zeros(shape, dtype=item.dtype) if zeros else None)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                out.append(g if factor == 1.0 else np.asarray(g * factor, dtype=g.dtype))
+    return out
+
+
+def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, names: dict[str, list[str]],
+                       labels: tuple[str, str]) -> dict[str, attribution.Side] | None:
+    """Both sides of a pair as attribution needs them, or None on a step without oracle inputs. The right
+    side is stepped from the left side's state on the left side's inputs (see attribution), so it is
+    given the left side's gradients as it would have been fed them."""
+    if not all(label in obs.oracle_inputs for label in labels):
+        return None
+    out = {}
+    for label in labels:
+        hparams, pre, grads, counts = obs.oracle_inputs[label]
+        out[label] = attribution.Side(backends.get(sides[label].framework).formula, hparams, pre, obs.values[label],
+                                      grads, counts, names[label])
+    left, right = labels
+    fed = _as_fed_to(item, out[left].grads, sides[left].framework, sides[right].framework,
+                     [p.shape for p in out[left].pre["params"]])
+    out[right] = dataclasses.replace(out[right], grads=fed)
+    return out
+
+
 def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[str, list[str]],
-            trackers: dict[str, PairTracker], writer: StepWriter) -> Callable[[Observation], None]:
-    """The per-step checks: oracles (when due), non-finite tracking, every pair compared, one JSONL line."""
+            trackers: dict[str, PairTracker], writer: StepWriter,
+            attributor: attribution.Attributor | None) -> Callable[[Observation], None]:
+    """The per-step checks: oracles (when due), non-finite tracking, every pair compared, the primary
+    pair's divergence attributed where it leaves its tolerance, one JSONL line."""
     def check(obs: Observation) -> None:
         for label, side in sides.items():
             _track_nonfinite(side, obs.step, obs.values[label], obs.losses[label])
@@ -311,6 +310,9 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             else:
                 continue
             trackers[pair.label].update(obs.step, metrics)
+            if attributor is not None and pair.label == attributor.pair_label:
+                attributor.update(obs.step, metrics,
+                                  lambda: _attribution_sides(item, sides, obs, names, (pair.left, pair.right)))
             record["pairs"][pair.label] = metrics
         if any(v is not None for v in obs.losses.values()):
             record["loss"] = obs.losses
@@ -354,8 +356,10 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     error: FrameworkError | None = None
     threaded = parameters >= PIPELINE_PARAMS
     last = item.case.steps
+    primary = next((pair for pair in pairs if pair.role == "primary"), None)
+    attributor = attribution.Attributor(primary.label, primary.left, primary.right, item) if primary else None
     with StepWriter(path) as writer:
-        checker = Checker(_checks(item, sides, pairs, names, trackers, writer), threaded)
+        checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor), threaded)
         try:
             for step in range(1, last + 1):
                 replay = next(replay_stream) if replay_stream is not None else None
@@ -373,6 +377,7 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
                 checker.submit(_observe(sides, step, received, due, keep), holds_views=not keep)
         finally:
             checker.close()
-    entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started)
+    entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started,
+                  attributor.as_dict() if attributor else None)
     entry["oracle"] = {"stride": stride, "setting": item.case.oracle_stride, "steps_checked": checked}
     return entry

@@ -2,10 +2,16 @@
 
 The schema is data; `validate()` turns jsonschema's findings into CaseErrors that name the key, say
 what is allowed and, for a misspelt key, suggest the closest valid one.
+
+`"type": "number"` means a *finite* number here (see _finite_number): NaN and infinity are refused in
+every numeric field the schema declares, so a new field is covered without a line of its own. The one
+place they are the point, the gradient pattern `nonfinite: [{step, value}]`, says so with the custom
+type `nonfinite`.
 """
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from typing import Any, Iterable
 
@@ -23,6 +29,35 @@ MAX_MEMORY_MB = int(os.environ.get("CONFORMANCE_MAX_MEMORY_MB", 16_384))
 # Cases one `matrix:` may expand into (before devices x dtypes).
 MAX_MATRIX = int(os.environ.get("CONFORMANCE_MAX_MATRIX", 1_000))
 
+
+def _finite_number(checker: Any, instance: Any) -> bool:
+    """JSON Schema's `number`, finite. A NaN tolerance makes every comparison false, so `expect: diverge`
+    would pass whatever the frameworks do; a NaN lr or eps makes both sides NaN and "agree". YAML reads
+    `.nan`, `.inf`, `-.inf` (and `1e999`) as numbers, so the schema must refuse them itself."""
+    if isinstance(instance, bool) or not isinstance(instance, (int, float)):
+        return False
+    try:
+        return math.isfinite(instance)
+    except OverflowError:  # an integer beyond float64's range: it would become inf (or raise) downstream
+        return False
+
+
+def _nonfinite_value(instance: Any) -> bool:
+    """NaN or +-infinity as YAML reads it (a float), or an integer too large for a float64."""
+    return not isinstance(instance, bool) and isinstance(instance, (int, float)) and not _finite_number(None, instance)
+
+
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({
+    "number": _finite_number,
+    # 2020-12's integer does not ask `number`; a 400-digit integer would pass `integer` while the bound
+    # keywords (they check `number` first) skip it: `steps: 1000...0` would bypass MAX_STEPS
+    "integer": lambda checker, instance: (jsonschema.Draft202012Validator.TYPE_CHECKER.is_type(instance, "integer")
+                                          and _finite_number(checker, instance)),
+    # NaN or +-infinity where they are the point (the `nonfinite` gradient pattern)
+    "nonfinite": lambda checker, instance: isinstance(instance, float) and not math.isfinite(instance),
+})
+Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
+
 _NUM = {"type": "number"}
 _POS_INT = {"type": "integer", "minimum": 1}
 _BOUND = {
@@ -38,13 +73,19 @@ _TOLERANCE = {
 }
 
 
+# `cause:` one id of cases/causes.yaml or a list of them (the loader checks they exist), or `unknown`
+_CAUSE = {"oneOf": [{"type": "string", "minLength": 1},
+                    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True}]}
+
+
 def _STEP_VALUE(key: str, value: dict) -> dict:
     return {"type": "object", "additionalProperties": False, "required": ["step", key],
             "properties": {"step": _POS_INT, key: value}}
 
 
-def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
-    """Schema of one case; `framework_extras` maps each framework to its native-only options."""
+def case_schema(framework_extras: dict[str, dict[str, dict]]) -> dict[str, Any]:
+    """Schema of one case; `framework_extras` maps each framework to its native-only options (and
+    each option to the schema of its value)."""
     optimizer_props: dict[str, Any] = {
         "defaults": {"enum": ["neutral", "native"]},
         "lr": {"oneOf": [{"type": "number", "exclusiveMinimum": 0},
@@ -57,7 +98,8 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
         "weight_decay": {"type": "number", "minimum": 0},
     }
     for name, extras in framework_extras.items():
-        optimizer_props[name] = {"type": "object", "propertyNames": {"enum": sorted(extras)}}
+        optimizer_props[name] = {"type": "object", "propertyNames": {"enum": sorted(extras)},
+                                 "properties": dict(extras)}
     return {
         "type": "object",
         "additionalProperties": False,
@@ -98,8 +140,8 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
                                     "zero_fraction": {"type": "number", "minimum": 0, "maximum": 1},
                                     "sign_flip": {"type": "boolean"},
                                     "spikes": {"type": "array", "items": _STEP_VALUE("scale", _NUM)},
-                                    "nonfinite": {"type": "array",
-                                                  "items": _STEP_VALUE("value", {"enum": ["nan", "inf", "-inf"]})},
+                                    "nonfinite": {"type": "array", "items": _STEP_VALUE("value", {"oneOf": [
+                                        {"enum": ["nan", "inf", "-inf"]}, {"type": "nonfinite"}]})},
                                     "missing": {"type": "array", "items": {"type": "string"}},
                                     "missing_until": _POS_INT,
                                     "prescale": {"type": "object", "propertyNames": {"enum": sorted(framework_extras)},
@@ -117,6 +159,7 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
             "oracle_stride": {"oneOf": [{"const": "auto"}, _POS_INT]},
             "expect": {"enum": ["conform", "diverge", "error", "nonfinite"]},
             "reason": {"type": "string", "minLength": 1},
+            "cause": _CAUSE,
             "error_contains": {"type": "string", "minLength": 1},
             "oracle_expect": {"type": "object", "propertyNames": {"enum": sorted(framework_extras)},
                               "additionalProperties": {"enum": ["conform", "diverge", "nonfinite"]}},
@@ -125,7 +168,7 @@ def case_schema(framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
             "matrix": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
         },
         "if": {"properties": {"expect": {"enum": ["diverge", "error", "nonfinite"]}}, "required": ["expect"]},
-        "then": {"required": ["reason"]},
+        "then": {"required": ["reason", "cause"]},
     }
 
 
@@ -150,6 +193,7 @@ def probe_schema(frameworks: Iterable[str]) -> dict[str, Any]:
             "behaviour": {"type": "object", "propertyNames": {"enum": names}, "minProperties": 1,
                           "additionalProperties": behaviour},
             "reason": {"type": "string", "minLength": 1},
+            "cause": _CAUSE,
         },
     }
 
@@ -165,11 +209,12 @@ def api_schema(frameworks: Iterable[str]) -> dict[str, Any]:
             "class": {"type": "string"},
             "params": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
             "reason": {"type": "string", "minLength": 1},
+            "cause": _CAUSE,
         },
     }
 
 
-def schema_for(entry: Any, framework_extras: dict[str, Iterable[str]]) -> dict[str, Any]:
+def schema_for(entry: Any, framework_extras: dict[str, dict[str, dict]]) -> dict[str, Any]:
     """Which kind of entry this is: a probe, an API check, or (default) a numerical case."""
     if isinstance(entry, dict) and "probe" in entry:
         return probe_schema(framework_extras)
@@ -192,9 +237,42 @@ def _subschema(schema: dict, path: list) -> dict:
     return node
 
 
+def _range(node: dict) -> str:
+    """A node's bounds in words (` >= 0 and <= 1`), empty if it has none."""
+    bounds = [f"{word} {node[key]}" for key, word in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                       ("maximum", "<="), ("exclusiveMaximum", "<")) if key in node]
+    return (" " + " and ".join(bounds)) if bounds else ""
+
+
+def _describe(node: dict) -> str:
+    """What a schema node allows, in words (`a finite number > 0, or a list of: a finite number > 0`)."""
+    if "enum" in node:
+        return "one of " + ", ".join(str(v) for v in node["enum"])
+    if "const" in node:
+        return str(node["const"])
+    for key in ("oneOf", "anyOf"):
+        if key in node:
+            return ", or ".join(_describe(branch) for branch in node[key])
+    types = node.get("type", [])
+    words = {"number": "a finite number" + _range(node), "integer": "a whole number" + _range(node),
+             "null": "null", "boolean": "true or false", "string": "text", "object": "a mapping",
+             "array": "a list of: " + _describe(node.get("items", {})) if "items" in node else "a list",
+             "nonfinite": ".nan, .inf or -.inf"}
+    return " or ".join(words[t] for t in ([types] if isinstance(types, str) else types)) or "any value"
+
+
+def _shown(value: float | int) -> str:
+    """A non-finite value as the user wrote it in YAML."""
+    if isinstance(value, int):
+        return f"{str(value)[:8]}... ({len(str(abs(value)))} digits, beyond a float64)"
+    return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+
+
 def _explain(error: jsonschema.ValidationError, schema: dict) -> tuple[list, str]:
     """(path to the offending key, message saying what is allowed)."""
     path = list(error.absolute_path)
+    if _nonfinite_value(error.instance):
+        return path, f"{_shown(error.instance)} is not a finite number; allowed here: {_describe(error.schema)}"
     if error.validator == "additionalProperties":
         allowed = sorted(_subschema(schema, path).get("properties", {}))
         extra = [k for k in error.instance if k not in allowed]
@@ -219,17 +297,16 @@ def _explain(error: jsonschema.ValidationError, schema: dict) -> tuple[list, str
         if inner:
             return _explain(jsonschema.exceptions.best_match(inner), schema)
     if error.validator == "oneOf":
-        options = [s.get("enum") or s.get("type") for s in error.validator_value]
-        return path, f"{error.instance!r} is not allowed here; allowed: {options}"
+        return path, f"{error.instance!r} is not allowed here; allowed: {_describe(error.schema)}"
     if error.validator == "maximum" and path and path[-1] == "steps":
         return path, (f"{error.instance} steps exceeds the limit of {MAX_STEPS}; "
                       "set CONFORMANCE_MAX_STEPS to raise it deliberately")
     return path, error.message
 
 
-def validate(entry: Any, framework_extras: dict[str, Iterable[str]]) -> list[tuple[list, str]]:
+def validate(entry: Any, framework_extras: dict[str, dict[str, dict]]) -> list[tuple[list, str]]:
     """All problems of one case entry as (key path, message), most specific first."""
     schema = schema_for(entry, framework_extras)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = Validator(schema)
     errors = sorted(validator.iter_errors(entry), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
     return [_explain(e, schema) for e in errors]

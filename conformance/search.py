@@ -11,10 +11,12 @@ shrinks every category separately (report_multiple_bugs). Hypothesis stops gener
 failure, so the search runs rounds: a round ignores the categories earlier rounds found, until the budget
 is spent. The loop only restarts Hypothesis; drawing, targeting and shrinking are Hypothesis's.
 
-Known causes are recognised from the input alone (so shrinking keeps a finding in its category):
-dtype float64 (MindSpore computes it in float32), betas whose float32 rounding moves (1 - b1) or b1^t
-beyond the bound, eps lost in float16 with exact zeros, zero gradients, MindSpore's decay name filter,
-eps comparable to the gradients (eps placement), and gradients that overflow the dtype.
+A torch~mindspore divergence is labelled by its attribution (conformance/attribution.py: the smallest
+set of formula and hyper-parameter switches that reproduces one framework's step with the other's
+formula, mapped to the ids of cases/causes.yaml), not by features of the input; a found case declares
+those ids as its `cause:` (`unknown` when nothing known explains it). Since the oracles model each
+framework's precision, any departure of a framework from its own oracle is `unexplained`, except an
+overflow (the exact result beyond the dtype's range).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed, setti
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
+from . import causes as causes_registry
 from . import loader, models, runner
 from .case import Case, Item
 from .errors import CaseError
@@ -210,73 +213,17 @@ def log_score(ratio: float) -> float:
 
 # ------------------------------------------------------------------------------- known causes
 
-def _received(entry: dict) -> list[np.ndarray]:
-    """The gradients each framework receives, rounded to the dtype (as the runner feeds them)."""
-    case_model = loader._model(entry["model"])  # noqa: SLF001 - the loader's own reading of `model:`
-    names = models.init_arrays_names(case_model)
-    init = models.init_arrays(case_model)
-    spec = loader._gradients(entry["gradients"])  # noqa: SLF001
-    stream = models.generated_gradients(spec, names, [init[n].shape for n in names])
-    with np.errstate(over="ignore"):
-        return [np.asarray(np.concatenate([g.ravel() for g in next(stream)]), dtype=entry["dtype"])
-                for _ in range(entry["steps"])]
+# An oracle departure the harness itself explains: the exact float64 result lies beyond the dtype's range
+# and the framework's value is infinite (an overflow, not a difference between implementations).
+OVERFLOW = "result-overflows-dtype"
 
 
-def betas_float32_error(beta1: float, steps: int) -> float:
-    """Worst relative error, over steps 1..steps, of MindSpore's float32 (1 - b1) and (1 - b1^t) against
-    the exact values (MindSpore holds beta1 and beta1_power as float32; torch uses Python floats)."""
-    b32 = np.float32(beta1)
-    worst = abs(float(1 - np.float64(b32)) - (1 - beta1)) / max(1 - beta1, 1e-300)
-    power = np.float32(1.0)
-    for t in range(1, steps + 1):
-        power = np.float32(power * b32)
-        exact = 1 - beta1 ** t
-        if exact > 0:
-            worst = max(worst, abs(float(1 - np.float64(power)) - exact) / exact)
-    return worst
-
-
-def causes(entry: dict) -> list[str]:
-    """Known causes of divergence present in this input, most specific first (input features only)."""
-    opt, dtype = entry["optimizer"], entry["dtype"]
-    beta1, eps, grads = opt["betas"][0], opt["eps"], entry["gradients"]
-    received = _received(entry)
-    found = []
-    if dtype == "float64":
-        found.append("float64-computed-in-float32")
-    # 4 eps32 relative: the oracle bound is 8 ULP, and (1 - b1) and b1^t errors reach m and the step
-    if betas_float32_error(beta1, entry["steps"]) > 4 * float(np.finfo(np.float32).eps):
-        found.append("betas-rounded-to-float32")
-    zeros = any(bool((g == 0).any()) for g in received)
-    if dtype == "float16" and zeros and abs(float(np.float16(eps)) - eps) > 1e-3 * eps:
-        found.append("float16-eps-underflow")
-    if any(not np.isfinite(g).all() for g in received):
-        found.append("gradient-overflows-dtype")
-    layers = models.layers(loader._model(entry["model"]))  # noqa: SLF001
-    if opt["weight_decay"] and any(l.kind == "layernorm" or "beta" in l.name or "gamma" in l.name for l in layers):
-        found.append("decay-name-filter")
-    if zeros:
-        found.append("zero-gradient-floor")
-    smallest = min([grads["scale"], *(s["scale"] for s in grads.get("spikes", ()))])
-    if eps > 16 * float(np.finfo(dtype).eps) * smallest or grads.get("spikes"):  # torch's stored u shows eps
-        found.append("eps-placement")  # eps near |g|, or a decayed u after a spike (eps decays in torch)
-    return found
-
-
-# Which known causes account for a departure from the framework's own formula.
-ORACLE_EXPLAINED = {"mindspore~oracle": ("float64-computed-in-float32", "betas-rounded-to-float32"),
-                    "torch~oracle": ("float16-eps-underflow",)}
-CAUSE_TEXT = {
-    "float64-computed-in-float32": "MindSpore computes float64 parameters in float32",
-    "betas-rounded-to-float32": "MindSpore holds beta1 and beta1^t in float32 (betas near 1 lose digits)",
-    "float16-eps-underflow": "eps rounds away in float16, so torch's |0| + eps is 0 and 0/0 is NaN",
-    "gradient-overflows-dtype": "the gradient overflows the dtype (Inf reaches m and u)",
-    "decay-name-filter": "MindSpore skips weight decay for parameters named beta/gamma",
-    "zero-gradient-floor": "torch floors u at eps on a zero gradient, MindSpore keeps 0",
-    "eps-placement": "eps inside torch's max vs added after MindSpore's max",
-    "result-overflows-dtype": "the exact result exceeds the dtype's range, the framework's is infinite",
-    "input-validation": "one framework refuses the hyper-parameters (see cases/input_validation.yaml)",
-}
+def _primary_cause(result: dict) -> str:
+    """The attributed causes of a torch~mindspore divergence (cases/causes.yaml ids, joined by '+'), or
+    `unexplained`: found by computation (conformance/attribution.py), not guessed from the input."""
+    attribution = result.get("attribution") or {}
+    found = sorted(attribution.get("causes") or [])
+    return "+".join(found) if found and attribution.get("explained") else "unexplained"
 
 
 def _overflow(pair: dict, dtype: str) -> bool:
@@ -298,28 +245,32 @@ class Category:
 
     @property
     def explained(self) -> bool:
-        return self.cause in CAUSE_TEXT or self.check == PRIMARY and self.cause != "unexplained"
+        return self.cause != "unexplained"
+
+    @property
+    def cause_ids(self) -> list[str]:
+        """The registry ids this finding is attributed to (for the found case's `cause:`)."""
+        known = causes_registry.load()
+        return [c for c in self.cause.split("+") if c in known]
 
 
 def categories(entry: dict, result: dict) -> list[Category]:
     """Every finding this run holds, most important first: errors, oracle departures, then the primary."""
-    dtype, found = entry["dtype"], causes(entry)
+    dtype = entry["dtype"]
     if result["observed"] == "error":
         error = result.get("error") or {}
         if error.get("step") == 0:  # refused at construction: which inputs each accepts is known ground
-            return [Category("error", "any", "input-validation")]
+            return [Category("error", "any", "input_validation")]
         return [Category("error", dtype, f"{error.get('framework', '?')}:{error.get('type', '?')}")]
     out = []
-    for label in ORACLE_PAIRS:
+    for label in ORACLE_PAIRS:  # the oracles model each framework's precision: a departure is unexplained
         pair = result["pairs"].get(label)
         if pair and pair["observed"] in DEPARTED:
-            known = [c for c in found if c in ORACLE_EXPLAINED[label]]
-            known += ["result-overflows-dtype"] if _overflow(pair, dtype) else []
-            out.append(Category(label, dtype, known[0] if known else "unexplained"))
+            out.append(Category(label, dtype, OVERFLOW if _overflow(pair, dtype) else "unexplained"))
     out.sort(key=lambda c: c.cause != "unexplained")
     primary = result["pairs"].get(PRIMARY)
     if primary and primary["observed"] in DEPARTED:
-        out.append(Category(PRIMARY, dtype, found[0] if found else "unexplained"))
+        out.append(Category(PRIMARY, dtype, _primary_cause(result)))
     return out
 
 
@@ -345,7 +296,7 @@ class Finding:
 def fingerprint(entry: dict) -> str:
     """Stable over runs and machines: the canonical JSON of the input, without its id."""
     data = {k: v for k, v in entry.items() if k not in ("id", "description", "reason", "expect", "oracle_expect",
-                                                        "tolerance")}
+                                                        "tolerance", "cause")}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -471,13 +422,21 @@ def _reason(finding: Finding) -> str:
         what = "torch and MindSpore diverge"
     else:
         what = f"{cat.check.split('~')[0]} departs from its own formula's float64 oracle"
-    why = (f"known cause: {CAUSE_TEXT[cat.cause]}" if cat.cause in CAUSE_TEXT
-           else "UNEXPLAINED by the known causes" if cat.cause == "unexplained" else f"error {cat.cause}")
+    known = causes_registry.load()
+    if cat.cause_ids:
+        why = "attributed: " + "; ".join(f"{c} ({known[c].title})" for c in cat.cause_ids)
+    elif cat.cause == OVERFLOW:
+        why = "the exact result exceeds the dtype's range, the framework's is infinite"
+    elif cat.cause == "unexplained":
+        why = "UNEXPLAINED: no known cause reproduces it"
+    else:
+        why = f"error {cat.cause}"
     return f"FOUND BY SEARCH, needs review: {what} in {cat.dtype} ({why})."
 
 
 def case_entry(finding: Finding) -> dict:
-    """The finding as a ready case: expectations as observed, so it passes until behaviour changes."""
+    """The finding as a ready case: expectations as observed, so it passes until behaviour changes; its
+    `cause:` the attributed causes (`unknown` where nothing known explains it)."""
     entry = dict(finding.entry)
     result = finding.result
     cat = finding.category
@@ -485,6 +444,10 @@ def case_entry(finding: Finding) -> dict:
     entry["description"] = (f"Found by the divergence search ({cat.key}); scores (log10 of ratio to bound): "
                             f"{_fmt_scores(finding.scores)}.")
     entry["expect"] = "error" if result["observed"] == "error" else result["observed"]
+    if entry["expect"] != "conform":
+        primary = _primary_cause(result) if entry["expect"] != "error" else cat.cause
+        ids = [c for c in primary.split("+") if c in causes_registry.load()]
+        entry["cause"] = ids or causes_registry.UNKNOWN
     entry["reason"] = _reason(finding)
     oracle = {label.split("~")[0]: result["pairs"][label]["observed"] for label in ORACLE_PAIRS
               if result.get("pairs", {}).get(label, {}).get("observed") in DEPARTED}

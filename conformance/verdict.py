@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from .attribution import MAX_SWITCHES
 from .case import QUANTITIES, Item, Tolerance
+from .causes import UNKNOWN
 from .compare import fmt, ulp_distance, worst
 from .errors import FrameworkError, first_line
 
@@ -145,6 +147,12 @@ def _failure_message(item: Item, tracker: PairTracker, unexplained: bool) -> str
     return "\n".join(lines)
 
 
+def _cause_message(item: Item, tracker: PairTracker, problem: str) -> str:
+    """An item that diverged as expected but for another cause than the one it declares."""
+    return "\n".join([f"{_header(item)}: {tracker.label} diverges as expected, but {problem}",
+                      *_divergence_lines(tracker, item.dtype), f"  rerun: {rerun_command(item)}"])
+
+
 def _judge_error(item: Item, error: FrameworkError | None) -> dict[str, Any]:
     """An item whose framework raised, or that expected it to: the framework's behaviour, not a crash."""
     rerun = f"\n  rerun: {rerun_command(item)}"
@@ -169,8 +177,40 @@ def _blank(pair: dict | None, key: str) -> dict[str, dict | None]:
     return pair[key] if pair else {q: None for q in QUANTITIES}
 
 
+def _fmt_residual(r: dict[str, Any]) -> str:
+    where = f", largest abs {fmt(r['max_abs'])} in {r['tensor']}" if r.get("tensor") else ""
+    return f"{r['outside']} elements outside the oracle bound{where}"
+
+
+def cause_problem(item: Item, attribution: dict[str, Any] | None) -> str | None:
+    """Why the attributed causes contradict the case's declared `cause:`, in the case's language; None when
+    they agree (or nothing was attributed: no step with both sides' oracle inputs)."""
+    if attribution is None or item.case.expect not in ("diverge", "nonfinite"):
+        return None
+    declared, found = set(item.case.causes), set(attribution["causes"])
+    step = next(r for r in (attribution["worst"], attribution["first"]) if r is not None and
+                (not r["explained"] or r is attribution["first"]))
+    left, right = attribution["pair"].split("~")
+    at = (f"at step {step['step']} ({right}'s formula stepped from {left}'s state: "
+          f"{_fmt_residual(step['residual_before'])}; with {', '.join(step['switches']) or 'no switch'} from "
+          f"{left}: {_fmt_residual(step['residual_after'])})")
+    if not attribution["explained"]:
+        if declared == {UNKNOWN}:
+            return None
+        return (f"the divergence is unexplained: no set of up to {MAX_SWITCHES} known switches "
+                f"({', '.join(step.get('tried', [])) or 'none differ'}) reproduces {left}'s step {at}; if this is "
+                "a new difference, declare `cause: unknown` with its reason, or add it to cases/causes.yaml")
+    if declared == {UNKNOWN}:
+        return f"the case declares cause unknown, while the divergence is attributed to {', '.join(sorted(found))} {at}"
+    if found != declared:
+        return (f"the case declares cause {', '.join(sorted(declared))}, while the divergence is attributed to "
+                f"{', '.join(sorted(found)) or 'no cause'} {at}")
+    return None
+
+
 def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: dict[str, str],
-          error: FrameworkError | None, jsonl: Path, seconds: float) -> dict[str, Any]:
+          error: FrameworkError | None, jsonl: Path, seconds: float,
+          attribution: dict[str, Any] | None = None) -> dict[str, Any]:
     """The item's summary.json entry, with `outcome` and, when it did not pass, a `message`."""
     primary = next((t for t in trackers.values() if t.role == "primary"), None)
     controls = [t for t in trackers.values() if t.role != "primary"]
@@ -178,7 +218,8 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
     entry: dict[str, Any] = {
         "nodeid": item.nodeid, "case": item.case.id, "file": item.case.file, "line": item.case.line,
         "device": item.device, "dtype": item.dtype, "expect": item.case.expect,
-        "reason": item.case.reason if item.case.expect == "diverge" else None,
+        "reason": item.case.reason if item.case.expect != "conform" else None,
+        "cause": list(item.case.causes), "attribution": attribution,
         "description": item.case.description, "source": item.case.source_text,
         "steps": max((t.steps for t in trackers.values()), default=0), "requested_steps": item.case.steps,
         "first_divergent_step": primary.first["step"] if primary and primary.first else None,
@@ -204,6 +245,9 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         why = "; ".join(f"{label}: {reason}" for label, reason in skipped.items()) or "no comparable pair"
         held = f" (control checks that ran and held: {', '.join(t.label for t in controls)})" if controls else ""
         entry.update(observed="skipped", outcome="skipped", reason=why + held)
+    elif primary.observed == item.case.expect and (problem := cause_problem(item, attribution)):
+        entry.update(observed=primary.observed, outcome="failed",
+                     message=_cause_message(item, primary, problem))
     elif primary.observed == item.case.expect:
         entry.update(observed=primary.observed, outcome="passed")
     else:

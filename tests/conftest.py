@@ -62,6 +62,7 @@ cases:
     devices: [cpu]
     tolerance: {params: {atol: 2.5e-7}, state: {rtol: 1.0e-3}}
     expect: diverge
+    cause: eps_placement
     reason: "eps placement <script>alert(1)</script>: torch max(b2*u, |g|+eps), MindSpore m/(max(b2*v, |g|)+eps)"
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -73,6 +74,34 @@ def test_every_broken_case_is_one_error_item_and_the_good_case_still_runs(projec
     assert (tagged["file"], tagged["line"], tagged["column"]) == ("cases/tagged.yaml", 2, 5)
     assert "tags that build Python objects are not allowed" in tagged["message"]
     assert not (project.path / "reports" / "latest" / "steps" / "big__cpu-float32.jsonl").exists()
+
+
+NAN_TOLERANCE = case_yaml("nan_tolerance", expect="diverge", reason="a check that cannot fail",
+                          tolerance="{params: {atol: .nan}, state: {atol: 1.0e-6}}")
+
+
+def test_a_file_that_is_not_utf8_is_one_error_item_and_every_other_case_runs(project):
+    """3,000 random bytes beside good cases: pytest collection used to stop at a UnicodeDecodeError
+    ("Interrupted: 1 error during collection", nothing ran). Now: one error item naming the file and
+    where decoding failed; a `.nan` tolerance is refused the same way; the good case passes."""
+    (project.path / "cases" / "x.yaml").write_bytes(random.Random(14).randbytes(3000))
+    _write(project, "good.yaml", "cases:\n" + case_yaml("good", steps=3) + NAN_TOLERANCE)
+    result = project.runpytest_subprocess("-q")
+    result.assert_outcomes(passed=1, failed=2)
+    assert "Interrupted" not in result.stdout.str() and "UnicodeDecodeError" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*cases/x.yaml:1:5: not UTF-8 text: byte 0xe5 at byte offset 4 cannot be decoded*"])
+    result.stdout.fnmatch_lines(["*cases/good.yaml:16: case 'nan_tolerance': key 'tolerance.params.atol': .nan is "
+                                 "not a finite number; allowed here: a finite number >= 0*"])
+    items = _items(_summary(project))
+    assert items["cases/good.yaml::good[cpu-float32]"]["outcome"] == "passed"
+    undecodable = items["cases/x.yaml::[error]"]
+    assert undecodable["outcome"] == "error"
+    assert {k: undecodable["error"][k] for k in ("file", "line", "column", "case", "key")} == \
+        {"file": "cases/x.yaml", "line": 1, "column": 5, "case": None, "key": None}
+    nan = items["cases/good.yaml::nan_tolerance[error]"]
+    assert nan["outcome"] == "error" and nan["error"]["line"] == 16 and nan["error"]["key"] == "tolerance.params.atol"
+    page = (project.path / "reports" / "latest" / "index.html").read_text(encoding="utf-8")
+    assert "cases/x.yaml:1:5: not UTF-8 text" in page and "nan_tolerance" in page
 
 
 def test_limits_are_checked_without_importing_a_framework_and_can_be_raised(project):

@@ -99,7 +99,8 @@ def test_matrix_that_repeats_an_id_is_a_duplicate(tmp_path):
 
 def test_shipped_cases_all_load():
     root = Path(__file__).resolve().parents[1]
-    results = load_all(sorted((root / "cases").rglob("*.yaml")), root)
+    files = sorted(p for p in (root / "cases").rglob("*.yaml") if p.name != "causes.yaml")  # the registry
+    results = load_all(files, root)
     errors = [str(r) for r in results if isinstance(r, CaseError)]
     assert not errors and len(results) >= 4
 
@@ -123,6 +124,7 @@ LAUGHS = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9) if i else ', '.jo
      + ", optimizer.lr: " + str([i + 1 for i in range(30)]) + "}}\n", 2, "1200 cases, over the limit of 1000; set CONFORMANCE_MAX_MATRIX"),
     ("cases:\n  - {id: a, model: {kind: linear}, steps: 1, data: {batch: 1000000000}}\n", 2,
      "over the limit of 16384 MiB; set CONFORMANCE_MAX_MEMORY_MB"),
+    ("cases:\n  - {id: a\x01}\n", 2, "cases/c.yaml:2:11: invalid YAML: character U+0001 is not allowed"),
 ])
 def test_hostile_documents_become_one_error_each(tmp_path, text, line, words):
     results = load_file(_write(tmp_path, text), "cases/c.yaml")
@@ -134,3 +136,68 @@ def test_merge_keys_may_be_overridden(tmp_path):
     path = _write(tmp_path, "defaults: &d {model: {kind: linear}, steps: 1}\ncases:\n  - {<<: *d, id: a, steps: 4}\n")
     (case,) = load_file(path)
     assert isinstance(case, Case) and case.steps == 4
+
+
+@pytest.mark.parametrize("spelling, shown", [(".nan", ".nan"), (".NaN", ".nan"), (".NAN", ".nan"), (".inf", ".inf"),
+                                             (".Inf", ".inf"), ("+.inf", ".inf"), ("-.inf", "-.inf"),
+                                             ("-.INF", "-.inf"), ("1e999", ".inf"), ("-1e999", "-.inf")])
+def test_every_yaml_spelling_of_nan_and_infinity_is_refused(tmp_path, spelling, shown):
+    path = _write(tmp_path, "cases:\n  - {id: good, model: {kind: linear}, steps: 1}\n"
+                            "  - {id: a, model: {kind: linear}, steps: 1, tolerance: {params: {atol: X}}}\n"
+                            .replace("X", spelling))
+    good, bad = load_file(path, "cases/c.yaml")
+    assert isinstance(good, Case) and isinstance(bad, CaseError)
+    assert (bad.file, bad.line, bad.case_id, bad.key) == ("cases/c.yaml", 3, "a", "tolerance.params.atol")
+    assert bad.message == f"{shown} is not a finite number; allowed here: a finite number >= 0"
+
+
+def test_a_probe_may_still_ask_how_a_framework_takes_nan(tmp_path):
+    """Input-validation probes hand their hyper-parameters to the constructor as given: a NaN lr is a
+    question for the frameworks there, not a broken case."""
+    path = _write(tmp_path, "cases:\n  - {id: p, probe: {hparams: {lr: .nan}}, behaviour: {torch: accepts}}\n")
+    (probe,) = load_file(path, "cases/c.yaml")
+    assert not isinstance(probe, CaseError) and probe.probe["hparams"]["lr"] != probe.probe["hparams"]["lr"]
+
+
+def test_a_folder_named_like_a_case_file_is_one_error(tmp_path):
+    (tmp_path / "x.yaml").mkdir()
+    (error,) = load_file(tmp_path / "x.yaml", "cases/x.yaml")
+    assert isinstance(error, CaseError) and error.file == "cases/x.yaml" and "is a folder" in error.message
+
+
+def test_an_unreadable_file_is_one_error(tmp_path, monkeypatch):
+    path = _write(tmp_path, "cases:\n  - {id: a, model: {kind: linear}, steps: 1}\n")
+
+    def refuse(self):  # what chmod 000 does for a user other than root (tests may run as root)
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    (error,) = load_file(path, "cases/c.yaml")
+    assert isinstance(error, CaseError) and error.file == "cases/c.yaml"
+    assert "cannot read the file (Permission denied); check" in error.message
+
+
+GOOD = "cases:\n  - {id: a, description: café, model: {kind: linear}, steps: 1}\n"
+
+
+@pytest.mark.parametrize("data, where, words", [
+    (GOOD.encode("latin-1"), (2, 29), "byte 0xe9 at byte offset 35 cannot be decoded (invalid continuation byte)"),
+    (GOOD.encode()[:36], (2, 29), "byte 0xc3 at byte offset 35 cannot be decoded (unexpected end of data)"),
+    (GOOD.encode("utf-16"), (1, 1), "the file is UTF-16 or UTF-32 text (it starts with that byte-order mark)"),
+    (GOOD.encode("utf-16-le"), (1, 2), "a NUL byte at byte offset 1: a case file is text"),
+    (GOOD.encode().replace(b"linear", b"lin\0ear"), (2, 49), "a NUL byte at byte offset 56"),
+])
+def test_bytes_that_are_not_utf8_text_are_one_error_with_offset_line_and_column(tmp_path, data, where, words):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(data)
+    (error,) = load_file(path, "cases/c.yaml")
+    assert isinstance(error, CaseError) and (error.file, error.line, error.column) == ("cases/c.yaml", *where)
+    assert words in error.message and "save it as UTF-8" in error.message
+
+
+def test_a_utf8_byte_order_mark_and_crlf_are_read_as_plain_utf8(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode())
+    (case,) = load_file(path, "cases/c.yaml")
+    assert isinstance(case, Case) and case.description == "café" and case.line == 2
+    assert case.source_text == GOOD.splitlines(keepends=True)[1]

@@ -54,6 +54,7 @@ def test_expected_divergence_that_turns_into_nan_is_reported_as_nan(tmp_path):
     steps: 3
     devices: [cpu]
     expect: diverge
+    cause: loss_scale_division
     reason: MindSpore divides gradients by loss_scale
 """)
     entry = run_item_cpu(case, tmp_path)
@@ -93,6 +94,7 @@ def test_judge_says_nonfinite_not_a_distance(tmp_path):
     model: {kind: linear}
     steps: 2
     expect: diverge
+    cause: eps_placement
     reason: eps placement
 """)
     tracker = _tracker()

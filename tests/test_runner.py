@@ -41,6 +41,7 @@ def test_oracle_check_catches_a_framework_that_leaves_its_formula(tmp_path, monk
     gradients: {mode: replay, seed: 3, scale: 1.0e-8}
     steps: 3
     expect: diverge
+    cause: eps_placement
     reason: eps placement
 """)
     torch_backend = backends.get("torch")
@@ -152,6 +153,7 @@ def test_checks_on_a_thread_record_exactly_what_inline_checks_record(tmp_path, m
     steps: 40
     oracle_stride: 3
     expect: diverge
+    cause: eps_placement
     reason: eps placement
 """)
     entries = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 
-from conformance import loader, search
+from conformance import loader, models, search
 from conformance.errors import CaseError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +31,9 @@ def test_sign_flip_alternates_the_replayed_gradient():
     entry = {"model": {"kind": "linear", "in": 1, "out": 1},
              "gradients": {"mode": "replay", "distribution": "constant", "scale": 2.0, "sign_flip": True},
              "steps": 4, "dtype": "float32"}
-    assert [float(g[0]) for g in search._received(entry)] == [2.0, -2.0, 2.0, -2.0]
+    spec = loader._gradients(entry["gradients"])  # noqa: SLF001 - the loader's reading of `gradients:`
+    stream = models.generated_gradients(spec, ["dense0.weight", "dense0.bias"], [(1, 1), (1,)])
+    assert [float(next(stream)[0][0, 0]) for _ in range(4)] == [2.0, -2.0, 2.0, -2.0]
 
 
 def test_budget_reads_examples_or_time_and_says_what_it_wants():
@@ -48,13 +50,6 @@ def test_fingerprint_ignores_the_id_and_expectations_but_not_the_input():
     assert search.fingerprint(entry) != search.fingerprint({**entry, "steps": 4})
 
 
-def test_betas_near_one_lose_digits_in_float32_and_ordinary_betas_do_not():
-    assert search.betas_float32_error(0.999, 10) > 1e-5  # float32(0.999): 1 - b1 off by 1.3e-5
-    assert search.betas_float32_error(0.5, 100) == 0.0  # exact in float32
-    assert search.betas_float32_error(0.9, 10) < 4 * 1.2e-7
-    assert search.betas_float32_error(0.99, 1) > 4 * 1.2e-7  # found by the search: 11 ULP in m at step 1
-
-
 def _entry(**changes) -> dict:
     entry = {"model": {"kind": "linear", "in": 2, "out": 2},
              "gradients": {"mode": "replay", "seed": 1, "distribution": "normal", "scale": 1.0},
@@ -67,21 +62,6 @@ def _entry(**changes) -> dict:
         else:
             entry[section] = value
     return entry
-
-
-@pytest.mark.parametrize("changes, cause", [
-    ({"dtype": "float64"}, "float64-computed-in-float32"),
-    ({"optimizer__betas": [0.9999, 0.999]}, "betas-rounded-to-float32"),
-    ({"dtype": "float16", "gradients__zero_fraction": 0.5}, "float16-eps-underflow"),
-    ({"dtype": "float16", "gradients__scale": 1e6}, "gradient-overflows-dtype"),
-    ({"optimizer__weight_decay": 0.1, "model": {"kind": "linear", "in": 2, "out": 2, "names": ["gamma_proj"]}},
-     "decay-name-filter"),
-    ({"gradients__distribution": "zeros"}, "zero-gradient-floor"),
-    ({"optimizer__eps": 0.1}, "eps-placement"),
-])
-def test_known_causes_are_recognised_from_the_input(changes, cause):
-    assert search.causes(_entry()) == []
-    assert cause in search.causes(_entry(**changes))
 
 
 def _pair(role: str, observed: str, ulp: float, abs_: float = 0.0) -> dict:
@@ -97,15 +77,30 @@ def test_ratio_to_the_bound_agrees_with_the_verdict():
     assert search.pair_ratio(_pair("primary", "diverge", ulp=float("inf"), abs_=float("inf"))) == search.SCORE_CAP
 
 
-def test_unexplained_oracle_departures_come_first():
-    result = {"observed": "diverge", "pairs": {
+def test_findings_are_labelled_by_attribution_and_oracle_departures_come_first():
+    attribution = {"pair": "torch~mindspore", "causes": ["float64_in_float32", "eps_placement"], "explained": True}
+    result = {"observed": "diverge", "attribution": attribution, "pairs": {
         "torch~mindspore": {"observed": "diverge"}, "torch~oracle": {"observed": "diverge"},
-        "mindspore~oracle": {"observed": "diverge"}}}
+        "mindspore~oracle": {"observed": "conform"}}}
     found = search.categories(_entry(dtype="float64"), result)
     assert [c.key for c in found] == ["torch~oracle|float64|unexplained",
-                                      "mindspore~oracle|float64|float64-computed-in-float32",
-                                      "torch~mindspore|float64|float64-computed-in-float32"]
+                                      "torch~mindspore|float64|eps_placement+float64_in_float32"]
     assert not found[0].explained and found[1].explained
+    assert found[1].cause_ids == ["eps_placement", "float64_in_float32"]
+    unexplained = search.categories(_entry(), {**result, "attribution": {**attribution, "explained": False}})
+    assert unexplained[-1].key == "torch~mindspore|float32|unexplained"
+
+
+def test_a_found_case_declares_its_attributed_causes():
+    attribution = {"pair": "torch~mindspore", "causes": ["decay_name_filter"], "explained": True}
+    result = {"observed": "diverge", "attribution": attribution, "pairs": {"torch~mindspore": {"observed": "diverge"}}}
+    (category,) = search.categories(_entry(), result)
+    entry = search.case_entry(search.Finding(category, _entry(), result, {}))
+    assert entry["cause"] == ["decay_name_filter"] and entry["expect"] == "diverge"
+    assert "attributed: decay_name_filter (MindSpore skips weight decay" in entry["reason"]
+    lost = {**result, "attribution": {**attribution, "explained": False}}
+    (category,) = search.categories(_entry(), lost)
+    assert search.case_entry(search.Finding(category, _entry(), lost, {}))["cause"] == "unknown"
 
 
 def _search(cwd: Path, *args: str) -> dict:

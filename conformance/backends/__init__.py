@@ -30,8 +30,9 @@ def get(name: str) -> Backend:
     return importlib.import_module(_MODULES[name]).BACKEND
 
 
-def extras() -> dict[str, frozenset[str]]:
-    """Framework name -> native-only optimizer options its adapter accepts under `optimizer.<name>:`."""
+def extras() -> dict[str, dict[str, dict]]:
+    """Framework name -> {native-only option its adapter accepts under `optimizer.<name>:` -> JSON Schema
+    of the option's value}."""
     return {name: get(name).extra_options for name in _MODULES}
 
 

@@ -51,7 +51,8 @@ class Session(Protocol):
 
 class Backend(Protocol):
     name: str
-    extra_options: frozenset[str]  # native-only options accepted under `optimizer.<name>:`
+    # native-only options accepted under `optimizer.<name>:`, each with the JSON Schema of its value
+    extra_options: dict[str, dict[str, Any]]
     formula: Formula  # float64 oracle of this framework's documented update
 
     def unavailable(self, device: str, dtype: str) -> str | None:
@@ -96,12 +97,31 @@ def import_problem(module: str, load: Callable[[], Any]) -> str | None:
     return None
 
 
-def describe_signature(dotted: str, signature: inspect.Signature, neutral: dict[str, str]) -> dict[str, Any]:
-    """A constructor signature as JSON-able data; `neutral` maps native parameter names to neutral ones."""
+def doc_notices(doc: str | None) -> list[str]:
+    """The `.. warning::` blocks of a reStructuredText docstring, each as one line: how frameworks announce
+    changes to come (mindspore.nn.AdaMax since 2.9.0: the learning_rate -> lr rename)."""
+    notices, lines = [], (doc or "").splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().lower() != ".. warning::":
+            continue
+        indent = len(line) - len(line.lstrip())
+        body = []
+        for following in lines[i + 1:]:
+            if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                break
+            body.append(following.strip())
+        notices.append(" ".join(" ".join(body).split()))
+    return [n for n in notices if n]
+
+
+def describe_signature(dotted: str, signature: inspect.Signature, neutral: dict[str, str],
+                       doc: str | None = None) -> dict[str, Any]:
+    """A constructor signature as JSON-able data; `neutral` maps native parameter names to neutral ones;
+    `notices` holds the class docstring's warnings (announced changes)."""
     params = {}
     for name, param in signature.parameters.items():
         if name in ("self", "params") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         default = None if param.default is inspect.Parameter.empty else repr(param.default)
         params[name] = {"default": default, "neutral": neutral.get(name)}
-    return {"class": dotted, "params": params, "mapping": dict(neutral)}
+    return {"class": dotted, "params": params, "mapping": dict(neutral), "notices": doc_notices(doc)}

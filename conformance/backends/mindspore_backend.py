@@ -96,14 +96,6 @@ def _init_signature() -> inspect.Signature:
     return inspect.signature(init)
 
 
-def native_defaults() -> dict[str, Any]:
-    """nn.AdaMax's defaults as installed, under neutral names (introspected, never typed here)."""
-    params = _init_signature().parameters
-    return {"lr": params["learning_rate"].default, "betas": (params["beta1"].default, params["beta2"].default),
-            "eps": params["eps"].default, "weight_decay": params["weight_decay"].default,
-            "loss_scale": params["loss_scale"].default}
-
-
 def _native_name(neutral: str, kinds: dict[str, str]) -> str:
     layer, role = neutral.rsplit(".", 1)
     return f"{layer}.{_LAYERNORM_NATIVE[role]}" if kinds[layer] == "layernorm" else neutral
@@ -202,7 +194,7 @@ class MindSporeSession:
 
 class MindSporeBackend:
     name = "mindspore"
-    extra_options = frozenset({"loss_scale", "param_groups"})
+    extra_options = {"loss_scale": {"type": "number", "exclusiveMinimum": 0}, "param_groups": {"type": "boolean"}}
     missing_grad = "zeros"  # nn.AdaMax takes one gradient per parameter: a frozen one gets zeros
     formula = staticmethod(oracles.mindspore_adamax)
 
@@ -223,7 +215,7 @@ class MindSporeBackend:
     def api(self) -> dict[str, Any]:
         neutral = {"learning_rate": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "eps": "eps",
                    "weight_decay": "weight_decay"}
-        return describe_signature("mindspore.nn.AdaMax", _init_signature(), neutral)
+        return describe_signature("mindspore.nn.AdaMax", _init_signature(), neutral, _ms().nn.AdaMax.__doc__)
 
     def probe(self, request: dict[str, Any]) -> None:
         ms = _bind("cpu")

@@ -42,14 +42,15 @@ class ExperimentalAdamaxSession(MindSporeSession):
 
 class ExperimentalAdamaxBackend(MindSporeBackend):
     name = "mindspore_experimental"
-    extra_options = frozenset({"maximize"})
+    extra_options = {"maximize": {"type": "boolean"}}
     missing_grad = "zeros"
     formula = staticmethod(oracles.torch_adamax)
 
     def api(self) -> dict[str, Any]:
         signature = inspect.signature(_ms().experimental.optim.Adamax.__init__)
         return describe_signature("mindspore.experimental.optim.Adamax", signature,
-                                  {native: neutral for neutral, native in NATIVE_NAMES.items()})
+                                  {native: neutral for neutral, native in NATIVE_NAMES.items()},
+                                  _ms().experimental.optim.Adamax.__doc__)
 
     def _probe_optimizer(self, ms, params: list, hparams: dict[str, Any], lr_tensor: Any):
         kwargs = {NATIVE_NAMES[k]: (tuple(v) if isinstance(v, list) else v) for k, v in hparams.items()}

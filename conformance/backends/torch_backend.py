@@ -127,7 +127,8 @@ class TorchSession:
 class TorchBackend:
     name = "torch"
     missing_grad = "skip"  # a parameter whose .grad is None is not touched (state, step count)
-    extra_options = frozenset({"foreach", "maximize", "differentiable", "capturable"})
+    extra_options = {"foreach": {"type": ["boolean", "null"]}, "maximize": {"type": "boolean"},
+                     "differentiable": {"type": "boolean"}, "capturable": {"type": "boolean"}}
     formula = staticmethod(oracles.torch_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
@@ -143,7 +144,8 @@ class TorchBackend:
 
     def api(self) -> dict[str, Any]:
         return describe_signature("torch.optim.Adamax", inspect.signature(_torch().optim.Adamax.__init__),
-                                  {native: neutral for neutral, native in NATIVE_NAMES.items()})
+                                  {native: neutral for neutral, native in NATIVE_NAMES.items()},
+                                  _torch().optim.Adamax.__doc__)
 
     def probe(self, request: dict[str, Any]) -> None:
         torch = _torch()

@@ -89,8 +89,8 @@ def baseline(args: argparse.Namespace, extra: list[str]) -> int:
     if target.exists():
         try:
             old = release.load(target)
-            counts = release.compare(old, data).counts()
-            print("against the previous baseline: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+            counts = release.compare(old, data).label_counts()
+            print("against the previous baseline: " + ", ".join(f"{n} {label}" for label, n in counts.items()))
         except release.BaselineError as exc:
             print(f"previous baseline unreadable ({exc}); replacing it", file=sys.stderr)
     atomic_write_text(target, text)

@@ -1,8 +1,13 @@
-"""`compare`: what changed between the committed baseline and a run (e.g. of another framework release).
+"""`compare`: what changed between a reference (the committed baseline, or a run of the pinned versions
+on this machine) and a run, e.g. of another framework release.
+
+It opens with counts per status and the optimizer API changes, then names how the two environments
+differ (ignored where that cannot change bits, such as a kernel build string; named where it can, such
+as the CPU ISA level or thread counts), then lists the changed items; unchanged ones only with -v.
 
 Exit status, for CI gates: 0 nothing changed, 1 something changed (an item or the optimizer API),
-2 the inputs cannot be read, 3 refused because the two sides ran on different machines or covered
-different devices/dtypes (pass --accept-environment to compare anyway).
+2 no comparison was made: an input cannot be read, or comparing would mislead (an interrupted run, or no
+device/dtype that ran on both sides; the message says what to do, --accept-environment compares anyway).
 """
 from __future__ import annotations
 
@@ -19,14 +24,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("baseline", help="baseline file (cases/baseline.json), or a run folder to compare two runs")
     parser.add_argument("run", help="run folder, e.g. reports/latest, or its summary.json")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also list the unchanged items")
     parser.add_argument("--factor", type=float, default=release.NoiseRule.factor,
                         help="a figure moved if it changed by more than this factor (default: %(default)s)")
     parser.add_argument("--min-ulp", type=float, default=release.NoiseRule.min_ulp,
                         help="quantities within this many ULP on both sides never count as moved (default: %(default)s)")
     parser.add_argument("--accept-environment", action="store_true",
-                        help="compare although machine or device/dtype coverage differ (reported as a warning)")
+                        help="compare although the comparison would mislead (reported as a warning)")
     parser.add_argument("--json", metavar="PATH", help="also write the comparison as JSON to PATH")
+    parser.add_argument("--into-report", action="store_true",
+                        help="add a 'Changes since <baseline>' section to the run's index.html (the run must be a "
+                             "run folder; writes changes.json there)")
     parser.set_defaults(func=compare)
+
+
+def rule_from(args: argparse.Namespace) -> release.NoiseRule | None:
+    """The noise rule the options ask for, or None (after saying why) when they make no sense."""
+    if args.factor <= 1:
+        print("compare: --factor must be greater than 1 (2 means 'halved or doubled')", file=sys.stderr)
+        return None
+    if args.min_ulp < 0:
+        print("compare: --min-ulp must be 0 or more (0: every ULP counts)", file=sys.stderr)
+        return None
+    return release.NoiseRule(args.factor, args.min_ulp)
+
+
+def refused(result: release.Comparison, accept: bool, prog: str = "compare") -> bool:
+    """Say why the comparison would mislead and return True, unless accepted (then warn and go on)."""
+    if not result.environment.refusals:
+        return False
+    if accept:
+        print("WARNING: compared although it may mislead (--accept-environment):", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in result.environment.refusals), file=sys.stderr)
+        return False
+    print(f"{prog}: refused: this comparison would mislead:", file=sys.stderr)
+    print("\n".join(f"  {line}" for line in result.environment.refusals), file=sys.stderr)
+    print("(--accept-environment compares anyway)", file=sys.stderr)
+    return True
+
+
+def into_report(run_dir: Path, reference: str, result: release.Comparison) -> Path:
+    """Store the comparison in the run folder and re-render its index with the Changes section."""
+    from ..report import changes, write_index
+    from ..report.merge import load
+
+    changes.write(run_dir, reference, result.as_dict())
+    return write_index(run_dir, load(run_dir))
 
 
 def compare(args: argparse.Namespace, extra: list[str]) -> int:
@@ -35,19 +78,18 @@ def compare(args: argparse.Namespace, extra: list[str]) -> int:
     except release.BaselineError as exc:
         print(f"compare: {exc}", file=sys.stderr)
         return 2
-    if args.factor <= 1:
-        print("compare: --factor must be greater than 1 (2 means 'halved or doubled')", file=sys.stderr)
+    rule = rule_from(args)
+    if rule is None:
         return 2
-    result = release.compare(old, new, release.NoiseRule(args.factor, args.min_ulp))
-    if result.environment and not args.accept_environment:
-        print("compare: refused: the two sides ran in different environments, so figures may differ for reasons "
-              "other than the release:", file=sys.stderr)
-        for line in result.environment:
-            print(f"  {line}", file=sys.stderr)
-        print("rerun the suite on the baseline's machine, refresh the baseline here, or pass "
-              "--accept-environment to compare anyway", file=sys.stderr)
-        return 3
-    print(release.render(result, args.accept_environment))
+    if args.into_report and not (Path(args.run) / "summary.json").exists():
+        print(f"compare: --into-report needs a run folder (with summary.json), not {args.run}", file=sys.stderr)
+        return 2
+    result = release.compare(old, new, rule)
+    if refused(result, args.accept_environment):
+        return 2
+    print(release.render(result, verbose=args.verbose))
     if args.json:
         write_json(Path(args.json), result.as_dict())
+    if args.into_report:
+        print(f"report: {into_report(Path(args.run), args.baseline, result).resolve()}")
     return 1 if result.changed else 0

@@ -1,7 +1,7 @@
 """HTML report of one run, rendered from summary.json and the stored JSONL alone (never from a re-run).
 
-Layout written into the run folder: index.html (header, counts, root causes, the sortable/filterable item
-table) and items/<slug>.html (one page per item: case text, repro command, first divergence, plots).
+Layout written into the run folder: index.html (header, counts, changes since a reference when the run was
+compared (changes.json), root causes, the sortable/filterable item table) and items/<slug>.html (one page per item: case text, repro command, first divergence, plots).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Collection
 
 from .. import results
-from . import pages
+from . import changes, pages
 from .series import read_curves
 
 
@@ -47,7 +47,8 @@ def search_section(run_dir: Path, items: list[dict[str, Any]]) -> dict[str, Any]
     return {"source": "cases under cases/found/ in this run (scores are in each case's description)", "rows": rows}
 
 
-def render_index(run: dict[str, Any], items: list[dict[str, Any]], search: dict[str, Any] | None = None) -> str:
+def render_index(run: dict[str, Any], items: list[dict[str, Any]], search: dict[str, Any] | None = None,
+                 changes: dict[str, Any] | None = None) -> str:
     groups, group_of = pages.cause_groups(items)
     rows = [{"it": e, "slug": pages.item_slug(e), "group": group_of[e["nodeid"]]} for e in items]
     counts: dict[str, int] = {}
@@ -56,7 +57,7 @@ def render_index(run: dict[str, Any], items: list[dict[str, Any]], search: dict[
     return pages.environment().get_template("index.html.j2").render(
         run=run, rows=rows, counts=counts, groups=groups, envs=pages.environments(run, items),
         outcomes=pages.options(items, "outcome"), devices=pages.options(items, "device"),
-        dtypes=pages.options(items, "dtype"), search=search)
+        dtypes=pages.options(items, "dtype"), search=search, changes=changes)
 
 
 def _write_item(job: tuple[Path, dict, dict, str]) -> None:
@@ -84,6 +85,13 @@ def write_report(run_dir: Path, data: dict[str, Any], drawn: Collection[str] = (
     else:
         for job in jobs:
             _write_item(job)
+    return write_index(run_dir, data)
+
+
+def write_index(run_dir: Path, data: dict[str, Any]) -> Path:
+    """Write run_dir/index.html alone (the item pages stay): after a compare added changes.json."""
     path = run_dir / "index.html"
-    results.atomic_write_text(path, render_index(run, items, search_section(run_dir, items)))
+    items = data["items"]
+    html = render_index(data["run"], items, search_section(run_dir, items), changes.section(run_dir, items))
+    results.atomic_write_text(path, html)
     return path
