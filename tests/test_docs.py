@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conformance import causes
-from conformance.report import differences, evidence, impact, render_index
+from conformance.report import differences, impact, measured, render_index
 
 API = {
     "torch": {"class": "torch.optim.Adamax", "params": {
@@ -215,7 +215,7 @@ def test_every_fix_names_a_conforming_case_that_ran(tmp_path):
         if cause.fix and cause.fix_case:
             (slug,) = links
             entry = by_nodeid[cause.fix_case]
-            assert slug == differences.pages.item_slug(entry) and evidence.conforms(entry)
+            assert slug == differences.pages.item_slug(entry) and measured.conforms(entry)
             proven += 1
         else:
             assert not links
@@ -252,8 +252,8 @@ def test_every_figure_on_the_page_equals_the_one_in_summary_json(tmp_path):
     shown = figures(pages["differences.html"])
     assert len(shown) > 20
     for fig in shown:
-        value = evidence.lookup(by_nodeid[fig["item"]], fig["path"])
-        assert fig["text"] == evidence.sig(value), fig
+        value = measured.lookup(by_nodeid[fig["item"]], fig["path"])
+        assert fig["text"] == measured.sig(value), fig
     # the Markdown twin shows the same figures, in the same order
     markdown = pages["differences.md"]
     position = 0
@@ -270,14 +270,14 @@ def test_every_figure_on_the_page_equals_the_one_in_summary_json(tmp_path):
 
 
 def test_figures_use_three_significant_digits_and_ulp_only_where_meaningful():
-    assert evidence.sig(3.3527612686157227e-08) == "3.35e-8"
-    assert evidence.sig(0.00874549150466919) == "8.75e-3"
-    assert evidence.sig(0.11043381690979004) == "0.11" and evidence.sig(10000) == "10,000"
-    assert evidence.sig(float("nan")) == "NaN" and evidence.sig(float("inf")) == "Inf"
-    assert evidence.ulp_meaningful({"a": 0.998, "b": 1.002})
-    assert not evidence.ulp_meaningful({"a": -1e-9, "b": 2e-9})  # across zero
-    assert not evidence.ulp_meaningful({"a": 1e-8, "b": 0.0})
-    assert not evidence.ulp_meaningful({"a": float("nan"), "b": 1.0})
+    assert measured.sig(3.3527612686157227e-08) == "3.35e-8"
+    assert measured.sig(0.00874549150466919) == "8.75e-3"
+    assert measured.sig(0.11043381690979004) == "0.11" and measured.sig(10000) == "10,000"
+    assert measured.sig(float("nan")) == "NaN" and measured.sig(float("inf")) == "Inf"
+    assert measured.ulp_meaningful({"a": 0.998, "b": 1.002})
+    assert not measured.ulp_meaningful({"a": -1e-9, "b": 2e-9})  # across zero
+    assert not measured.ulp_meaningful({"a": 1e-8, "b": 0.0})
+    assert not measured.ulp_meaningful({"a": float("nan"), "b": 1.0})
 
 
 def test_appendix_shows_ulp_only_between_values_of_one_sign(tmp_path):
@@ -374,13 +374,13 @@ def test_docs_on_the_real_tiny_run(tiny_run, tmp_path):
     by_nodeid = {e["nodeid"]: e for e in data["items"]}
     html = paths[1].read_text()
     for fig in figures(html):
-        assert fig["text"] == evidence.sig(evidence.lookup(by_nodeid[fig["item"]], fig["path"]))
+        assert fig["text"] == measured.sig(measured.lookup(by_nodeid[fig["item"]], fig["path"]))
     markdown = paths[0].read_text()
     assert markdown.startswith("# Differences between torch.optim.Adamax and mindspore.nn.AdaMax\n")
     assert f"torch {data['run']['torch']}" in markdown and f"mindspore {data['run']['mindspore']}" in markdown
     assert "| learning\\_rate |" in markdown and "MindSpore only" in markdown  # the introspected interface
     eps = next(e for e in data["items"] if e["case"] == "tiny_eps")
-    if not evidence.item_causes(eps):  # the tiny case names no cause: listed as such in the appendix
+    if not measured.item_causes(eps):  # the tiny case names no cause: listed as such in the appendix
         appendix = paths[2].read_text()
         assert "tiny\\_eps" in appendix.split("## Divergences no cause explains", 1)[1].split("## Checks", 1)[0]
     for page in paths[1::2]:

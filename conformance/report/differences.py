@@ -5,7 +5,7 @@ What to do, Code Example, Edge cases, Evidence; plus an appendix with the detail
 
 One entry per cause of the registry (cases/causes.yaml), never one per case: an item stands for the
 causes attributed to it (or its case declares). Every figure is read from the run's summary.json through
-evidence.Figures; nothing is recomputed. The order of "What to do" is impact.order_key (documented there).
+measured.Figures; nothing is recomputed. The order of "What to do" is impact.order_key (documented there).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import jinja2
 
 from .. import causes as cause_registry
 from .. import results
-from . import evidence, impact, pages
-from .evidence import Figures
+from . import impact, measured, pages
+from .measured import Figures
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
 
@@ -143,7 +143,7 @@ class Page:
         self.registry = cause_registry.load()
 
     def link(self, entry: dict[str, Any]) -> str:
-        return evidence.link(entry, self.report)
+        return measured.link(entry, self.report)
 
     def case_items(self, case_id: str) -> list[dict[str, Any]]:
         """Items of a case (a matrix case by its id prefix) that ran, CPU float32 first."""
@@ -153,7 +153,7 @@ class Page:
 
     def agreeing(self, case_id: str) -> dict[str, Any] | None:
         """The case's first item that ran and conformed, with its figures (None if none did)."""
-        entry = next((e for e in self.case_items(case_id) if evidence.conforms(e)), None)
+        entry = next((e for e in self.case_items(case_id) if measured.conforms(e)), None)
         return self.proof(entry) if entry else None
 
     def proof(self, entry: dict[str, Any]) -> dict[str, Any]:
@@ -165,15 +165,15 @@ class Page:
 
     def cause_entry(self, cause: cause_registry.Cause) -> dict[str, Any]:
         """One cause as the pages show it: the registry's words, the run's evidence, the fix's proof."""
-        mine = [e for e in self.items if evidence.is_evidence(e) and cause.id in evidence.item_causes(e)]
-        sized = [(e, evidence.size(e, Figures())) for e in mine]
+        mine = [e for e in self.items if measured.is_evidence(e) and cause.id in measured.item_causes(e)]
+        sized = [(e, measured.size(e, Figures())) for e in mine]
         # the representative item: one that shows this cause alone if any, then the largest difference
-        sized.sort(key=lambda es: (len(evidence.item_causes(es[0])) > 1, es[1].loud, -es[1].order, es[0]["nodeid"]))
+        sized.sort(key=lambda es: (len(measured.item_causes(es[0])) > 1, es[1].loud, -es[1].order, es[0]["nodeid"]))
         rep = sized[0][0] if sized else None
-        size = evidence.size(rep, self.figs) if rep else None
+        size = measured.size(rep, self.figs) if rep else None
         fix_item = self.by_nodeid.get(cause.fix_case) if cause.fix_case else None
         fix = {"text": cause.fix, "case": cause.fix_case,
-               "proof": self.proof(fix_item) if fix_item and evidence.conforms(fix_item) else None,
+               "proof": self.proof(fix_item) if fix_item and measured.conforms(fix_item) else None,
                "outcome": (fix_item or {}).get("outcome", "not in this run") if cause.fix_case else None}
         return {"id": cause.id, "anchor": f"cause-{cause.id}", "cause": cause, "impact": impact.impact(cause.id),
                 "evidence": [e for e, _ in sized], "rep": rep, "rep_href": self.link(rep) if rep else None,
@@ -203,10 +203,10 @@ def verdict(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """The one-sentence verdict: the top fix's proof (the same update once fixed), how many of the
     cases built to agree (matched settings) did, and how many causes were measured."""
     first = next((e for e in entries if e["fix"]["proof"]), None)
-    matched = [e for e in page.items if e.get("expect") == "conform" and evidence.primary(e)[0] == evidence.PAIR
-               and e.get("outcome") not in pages.NOT_RUN and not evidence.is_search_finding(e)]
+    matched = [e for e in page.items if e.get("expect") == "conform" and measured.primary(e)[0] == measured.PAIR
+               and e.get("outcome") not in pages.NOT_RUN and not measured.is_search_finding(e)]
     return {"first": first, "measured": [e for e in entries if e["rep"]],
-            "agree": sum(evidence.conforms(e) for e in matched), "matched": len(matched)}
+            "agree": sum(measured.conforms(e) for e in matched), "matched": len(matched)}
 
 
 def devices(run: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -259,21 +259,21 @@ def appendix_context(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any
     formula, search findings awaiting review, agreements, input probes, what did not run."""
     items = page.items
     ran = [e for e in items if e.get("outcome") not in pages.NOT_RUN]
-    unexplained = [e for e in ran if e.get("outcome") == "failed" or "unknown" in evidence.item_causes(e)
+    unexplained = [e for e in ran if e.get("outcome") == "failed" or "unknown" in measured.item_causes(e)
                    or (e.get("attribution") or {}).get("explained") is False
-                   or (evidence.is_evidence(e) and not evidence.item_causes(e))]  # declared, but no cause id
+                   or (measured.is_evidence(e) and not measured.item_causes(e))]  # declared, but no cause id
     own_formula = [(e, label, p) for e in ran for label, p in (e.get("pairs") or {}).items()
                    if p.get("role") == "oracle" and p.get("observed") not in (None, "conform")]
-    search = [e for e in ran if evidence.is_search_finding(e)]
-    agree = [e for e in ran if evidence.conforms(e) and evidence.primary(e)[0] and not evidence.is_search_finding(e)]
+    search = [e for e in ran if measured.is_search_finding(e)]
+    agree = [e for e in ran if measured.conforms(e) and measured.primary(e)[0] and not measured.is_search_finding(e)]
     sources: dict[str, str] = {}
     for entry in items:
         if entry.get("source") and entry["case"] not in sources:
             sources[entry["case"]] = textwrap.dedent(entry["source"]).strip("\n")
     return {"unexplained": unexplained, "own_formula": own_formula, "search": search, "agreements": agree,
             "behaviours": behaviours(items), "sources": sources, "link": page.link,
-            "ulp_ok": evidence.ulp_meaningful, "causes_of": evidence.item_causes,
-            "not_run": [e for e in items if e.get("outcome") in pages.NOT_RUN], "primary": evidence.primary}
+            "ulp_ok": measured.ulp_meaningful, "causes_of": measured.item_causes,
+            "not_run": [e for e in items if e.get("outcome") in pages.NOT_RUN], "primary": measured.primary}
 
 
 def behaviours(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
