@@ -44,6 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports-dir", default="reports", help="where run folders go (default: reports/)")
     group.addoption("--run-id", default=None, help="name of this run's folder (default: time + random)")
     group.addoption("--no-html", action="store_true", help="write summary.json but no HTML report")
+    group.addoption("--run-context", default=None, metavar="FILE",
+                    help="a JSON object stored as run.context in summary.json: where and why this run was made "
+                         "(tools/gpu-run records the machine and what it cannot measure there)")
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -75,6 +78,7 @@ class RunState:
         self.frameworks: dict[str, Any] | None = None  # run.api / run.build as a worker described them
         self.described = False  # (worker) this process has sent its description
         self.previous_sigterm: Any = None
+        self.context: dict[str, Any] = {}  # (controller) {"context": --run-context's object}, or {}
 
 
 def _quiet_frameworks(run_dir: Path, name: str) -> None:
@@ -139,6 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = RunState(config)
     config.stash[_STATE] = state
     if not _is_worker(config):
+        state.context = _run_context(config)  # read before anything runs: a bad file stops the run here
         _claim_run_dir(state.run_dir)
         if threading.current_thread() is threading.main_thread():
             state.previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -374,6 +379,20 @@ def _framework_descriptions(complete: bool, from_worker: dict[str, Any] | None) 
     return _describe_frameworks()
 
 
+def _run_context(config: pytest.Config) -> dict[str, Any]:
+    """{"context": the --run-context file's object}, or {} without the option."""
+    path = config.getoption("run_context")
+    if not path:
+        return {}
+    try:
+        context = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"--run-context {path}: cannot read a JSON object there: {exc}") from None
+    if not isinstance(context, dict):
+        raise pytest.UsageError(f"--run-context {path}: holds {type(context).__name__}, not a JSON object")
+    return {"context": context}
+
+
 def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
@@ -434,7 +453,7 @@ class Controller:
                "argv": list(self.config.invocation_params.args), "complete": complete,
                "exitstatus": int(exitstatus), "unfinished": unfinished,
                **results.environment(state.root, _versions()),
-               **_framework_descriptions(complete, state.frameworks)}
+               **_framework_descriptions(complete, state.frameworks), **state.context}
         data = results.summary(run, list(state.entries.values()))
         results.write_json(state.run_dir / "summary.json", data)
         if not self.config.getoption("no_html"):

@@ -236,6 +236,11 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
     if error is None and not sides and not trackers:
         entry.update(observed="skipped", outcome="skipped",
                      reason="; ".join(f"{label}: {why}" for label, why in skipped.items()) or "nothing could run")
+    elif error is None and item.case.expect == "error" and skipped:
+        # the framework meant to raise may be the one that could not run: nothing to judge
+        why = "; ".join(f"{label}: {reason}" for label, reason in skipped.items())
+        entry.update(observed="skipped", outcome="skipped",
+                     reason=f"{why} (the sides that ran raised nothing; the expected error needs every side)")
     elif error is not None or item.case.expect == "error":
         entry.update(_judge_error(item, error))
     elif bad_controls:

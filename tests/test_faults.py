@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import case_yaml
+from tests.conftest import case_yaml, needs_frameworks
 
 
 def _write(project: pytest.Pytester, name: str, text: str) -> Path:
@@ -47,6 +47,7 @@ BROKEN = """cases:
 """
 
 
+@needs_frameworks
 def test_every_broken_case_is_one_error_item_and_the_good_case_still_runs(project):
     _write(project, "broken.yaml", BROKEN)
     _write(project, "tagged.yaml", "cases:\n  - !!python/object/apply:os.system ['echo hacked']\n")
@@ -173,6 +174,7 @@ pytest_plugins = ["conformance.plugin"]
 '''
 
 
+@needs_frameworks
 def test_framework_exception_mid_run_is_an_error_with_its_message_and_step(project):
     project.makeconftest(FAULT_AT_STEP_3)
     _write(project, "a.yaml", "cases:\n" + case_yaml("faulty", steps=6))
@@ -189,6 +191,7 @@ def test_framework_exception_mid_run_is_an_error_with_its_message_and_step(proje
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
 
 
+@needs_frameworks
 def test_framework_refusing_the_configuration_is_an_error_at_step_0(project):
     """Real MindSpore: nn.AdaMax requires eps > 0 (torch accepts 0). No injection."""
     _write(project, "a.yaml", "cases:\n" + case_yaml("zero_eps").replace("{lr: 0.002}", "{lr: 0.002, eps: 0.0}")
@@ -212,6 +215,7 @@ def pytest_runtest_call(item):
 '''
 
 
+@needs_frameworks
 def test_dying_xdist_worker_loses_only_its_item(project):
     project.makeconftest(CRASHER)
     _write(project, "a.yaml", "cases:\n" + case_yaml("before") + case_yaml("doomed") + case_yaml("after"))
@@ -239,6 +243,7 @@ def _wait_for_steps(path: Path, lines: int, proc, timeout: float = 120) -> None:
     raise AssertionError(f"{path} never reached {lines} lines")
 
 
+@needs_frameworks
 @pytest.mark.parametrize("sig, workers", [(signal.SIGINT, []), (signal.SIGTERM, []), (signal.SIGTERM, ["-n", "2"])])
 def test_interrupted_run_is_marked_incomplete_and_latest_is_kept(project, sig, workers):
     _write(project, "a.yaml", "cases:\n" + case_yaml("short", steps=3))
@@ -262,6 +267,7 @@ def test_interrupted_run_is_marked_incomplete_and_latest_is_kept(project, sig, w
     assert not list((project.path / "reports").glob("**/.*.tmp"))
 
 
+@needs_frameworks
 def test_concurrent_runs_do_not_overwrite_each_other(project):
     _write(project, "a.yaml", "cases:\n" + case_yaml("one", steps=30))
     procs = [project.popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -293,6 +299,7 @@ def test_run_id_cannot_leave_the_reports_folder(project, run_id):
     assert not (project.path / "escaped").exists() and not Path("/tmp/escaped").exists()
 
 
+@needs_frameworks
 def test_case_ids_cannot_make_paths_and_reports_dir_is_honoured(project, tmp_path_factory):
     # ids are pattern-checked ([A-Za-z0-9_.=+-]); a matrix value can put a path into an id only to be refused
     _write(project, "a.yaml", "cases:\n" + case_yaml("ok.=+-_", steps=1) + case_yaml("ok.=_-_", steps=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import case_yaml
+from tests.conftest import case_yaml, needs_frameworks
 
 
 def _write(project: pytest.Pytester, name: str, text: str) -> Path:
@@ -29,6 +29,7 @@ def test_collects_items_per_device_and_dtype(project):
                                  "cases/a.yaml::one[[]gpu-float32[]]", "cases/a.yaml::one[[]gpu-float64[]]"])
 
 
+@needs_frameworks
 def test_conform_case_that_diverges_fails_in_the_case_language(project):
     _write(project, "eps.yaml", "cases:\n" + case_yaml("tiny_grads", scale=1e-8,
                                                        tolerance="{params: {atol: 1.0e-9}, state: {ulp: 4}}"))
@@ -46,6 +47,7 @@ def test_conform_case_that_diverges_fails_in_the_case_language(project):
     assert item["observed"] == "diverge" and item["outcome"] == "failed" and item["first_divergent_step"] == 1
 
 
+@needs_frameworks
 def test_expected_divergence_that_conforms_fails_and_says_stale(project):
     _write(project, "s.yaml", "cases:\n" + case_yaml("no_diff", expect="diverge", reason="claimed difference"))
     result = project.runpytest_subprocess("-q")
@@ -53,6 +55,7 @@ def test_expected_divergence_that_conforms_fails_and_says_stale(project):
     result.stdout.fnmatch_lines(["*expected diverge (claimed difference), observed conform*", "*stale*"])
 
 
+@needs_frameworks
 def test_broken_case_fails_alone_and_is_recorded(project):
     _write(project, "mixed.yaml", "cases:\n" + case_yaml("fine") + case_yaml("broken").replace("steps: 5", "stepz: 5"))
     _write(project, "bad.yaml", "cases:\n  - id: x\n    model: {kind: linear\n")
@@ -68,6 +71,7 @@ def test_broken_case_fails_alone_and_is_recorded(project):
     assert items["cases/bad.yaml::[error]"]["observed"] == "error"
 
 
+@needs_frameworks
 def test_duplicate_id_across_files_is_an_error_item(project):
     _write(project, "a.yaml", "cases:\n" + case_yaml("same"))
     _write(project, "b.yaml", "cases:\n" + case_yaml("same"))
@@ -76,6 +80,7 @@ def test_duplicate_id_across_files_is_an_error_item(project):
     result.stdout.fnmatch_lines(["cases/b.yaml:2: case 'same': key 'id': duplicate case id; first defined at cases/a.yaml:2*"])
 
 
+@needs_frameworks
 def test_summary_and_jsonl_have_the_documented_fields(project):
     _write(project, "a.yaml", "cases:\n" + case_yaml("one", steps=4))
     project.runpytest_subprocess("-q").assert_outcomes(passed=1)
@@ -97,6 +102,7 @@ def _verdicts(summary: dict) -> list:
     return [{k: item.get(k) for k in keep} for item in summary["items"]]
 
 
+@needs_frameworks
 def test_parallel_run_equals_serial(project):
     _write(project, "a.yaml", "cases:\n" + case_yaml("one", steps=20) + case_yaml("two", steps=20, scale=1e-8,
                                                                              expect="diverge", reason="eps placement"))

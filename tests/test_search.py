@@ -14,6 +14,7 @@ from hypothesis import given, settings
 
 from conformance import loader, models, search
 from conformance.errors import CaseError
+from tests.conftest import needs_frameworks
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -112,6 +113,7 @@ def _search(cwd: Path, *args: str) -> dict:
     return done
 
 
+@needs_frameworks
 def test_small_real_search_is_deterministic_writes_passing_cases_and_never_rewrites(project):
     """Real frameworks, 16 inputs of <= 4 steps, twice with the same seed into the same folder."""
     root = project.path

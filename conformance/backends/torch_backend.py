@@ -20,6 +20,14 @@ NATIVE_NAMES = {"lr": "lr", "betas": "betas", "eps": "eps", "weight_decay": "wei
 # results did not change with runtime_num_threads (1, 2, 4) on the same inputs, so it is left alone.
 TORCH_THREADS = int(os.environ.get("CONFORMANCE_TORCH_THREADS", "1"))
 LAYERNORM_EPS = 1e-5  # torch's default; the MindSpore adapter sets the same (its own default is 1e-7)
+# The torch device a case's `gpu` means: cuda by default (cuda:1, xpu... where that is the accelerator).
+# `cpu` is a rehearsal of the GPU path on a machine without one (tools/gpu-run --rehearse-on-cpu): every
+# GPU item then runs, CPU against its CPU twin; the run records it (build_info's gpu_device), and its
+# figures are no GPU evidence.
+GPU_DEVICE = os.environ.get("CONFORMANCE_TORCH_GPU_DEVICE", "cuda")
+# Options torch accepts only on devices that support graph capture: a CPU twin of a GPU item runs without
+# them (it is the CPU reference of the same update; with them torch refuses the CPU parameters).
+CAPTURE_ONLY_OPTIONS = ("capturable",)
 
 
 def _torch():
@@ -34,6 +42,16 @@ def _import_problem() -> str | None:
     return import_problem("torch", _torch)
 
 
+def _gpu_problem() -> str | None:
+    """Why a case's `gpu` cannot run on torch here, or None."""
+    kind = GPU_DEVICE.split(":")[0]
+    if kind == "cpu":
+        return None  # a rehearsal (see GPU_DEVICE)
+    if kind == "cuda" and not _torch().cuda.is_available():
+        return "torch has no CUDA device on this machine (torch.cuda.is_available() is False)"
+    return None
+
+
 class TorchSession:
     def __init__(self, spec: SessionSpec):
         torch = _torch()
@@ -41,7 +59,7 @@ class TorchSession:
         torch.set_num_threads(TORCH_THREADS)
         self.torch = torch
         self.dtype = getattr(torch, spec.item.dtype)
-        self.device = torch.device("cuda" if spec.device == "gpu" else "cpu")
+        self.device = torch.device(GPU_DEVICE if spec.device == "gpu" else "cpu")
         self.model = self._build(spec).to(device=self.device, dtype=self.dtype)
         named = dict(self.model.named_parameters())
         self.native_names = list(spec.init)  # torch names are the neutral names
@@ -55,6 +73,8 @@ class TorchSession:
         if self.lr_list:
             kwargs["lr"] = self.lr_list[0]
         kwargs.update(spec.item.case.optimizer.extras.get("torch", {}))
+        if spec.device == "cpu" and spec.item.device == "gpu":  # the CPU twin of a GPU item
+            kwargs = {k: v for k, v in kwargs.items() if k not in CAPTURE_ONLY_OPTIONS}
         self.optimizer = torch.optim.Adamax(self.param_list, **kwargs)
         self.scheduler = self._scheduler(spec.item.case.optimizer.schedule)
         self.steps_done = 0
@@ -121,6 +141,10 @@ class TorchSession:
         out = {neutral: group[native] for neutral, native in NATIVE_NAMES.items()}
         out["betas"] = tuple(out["betas"])
         out["maximize"] = bool(group.get("maximize", False))
+        # which of torch's code paths was asked for (foreach None: torch's default, the multi-tensor path
+        # on CUDA, the single-tensor loop on the CPU); recorded per side, ignored by the oracle
+        out["foreach"] = group.get("foreach")
+        out["capturable"] = bool(group.get("capturable", False))
         return out
 
 
@@ -135,8 +159,8 @@ class TorchBackend:
         problem = _import_problem()
         if problem:
             return problem
-        if device == "gpu" and not _torch().cuda.is_available():
-            return "torch has no CUDA device on this machine (torch.cuda.is_available() is False)"
+        if device == "gpu":
+            return _gpu_problem()
         return None
 
     def version(self) -> str | None:
@@ -170,6 +194,7 @@ class TorchBackend:
                 "threads": TORCH_THREADS,  # what every session pins (set_num_threads), not this process's
                 "interop_threads": torch.get_num_interop_threads(),
                 "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+                "gpu_device": GPU_DEVICE, "gpu_problem": _gpu_problem(),
                 "config": [line.strip() for line in torch.__config__.show().splitlines() if line.strip()]}
 
     def open(self, spec: SessionSpec) -> TorchSession:

@@ -1,7 +1,8 @@
 """Several stored runs -> one run folder (e.g. a CPU run here and a GPU run made elsewhere, or shards).
 
-Items are keyed by node id. When two runs hold the same item, an item that ran beats one that was
-skipped or could not run; otherwise the run named later wins. Every item keeps `origin` (the run it
+Items are keyed by node id. When two runs hold the same item, an item that ran beats one where only
+some checks ran (e.g. a GPU item on a machine without MindSpore: skipped, but its torch~torch@cpu and
+torch~oracle pairs hold figures), which beats one where nothing ran; otherwise the run named later wins. Every item keeps `origin` (the run it
 came from) and `also_in` (the runs whose copy it replaced), and its JSONL is linked or copied along,
 so the merged folder is self-contained and renders like any run.
 """
@@ -29,8 +30,11 @@ def load(run_dir: Path) -> dict[str, Any]:
     return results.read_json(path)
 
 
-def _ran(entry: dict[str, Any]) -> bool:
-    return entry.get("outcome") not in NOT_RUN
+def _ran(entry: dict[str, Any]) -> int:
+    """2: the item ran to a verdict; 1: it was skipped or errored, but some pair recorded figures; 0: neither."""
+    if entry.get("outcome") not in NOT_RUN:
+        return 2
+    return 1 if any(pair.get("steps") for pair in (entry.get("pairs") or {}).values()) else 0
 
 
 def _origins(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -59,7 +63,7 @@ def choose(runs: list[tuple[Path, dict[str, Any]]]) -> dict[str, tuple[dict[str,
                 chosen[entry["nodeid"]] = (entry, run_dir)
                 continue
             old = previous[0]
-            keep_new = _ran(entry) or not _ran(old)
+            keep_new = _ran(entry) >= _ran(old)
             winner, loser = (entry, old) if keep_new else (old, entry)
             note = {"run": loser["origin"]["run"], "outcome": loser.get("outcome")}
             winner = {**winner, "also_in": [*old.get("also_in", []), *entry.get("also_in", []), note]}
