@@ -57,6 +57,7 @@ def item(nodeid: str, expect: str = "diverge", observed: str | None = None, caus
              "steps": steps, "requested_steps": steps,
              "first_divergent_step": divergence["step"] if divergence else None, "first_divergence": divergence,
              "final": metric, "max": metric, "rerun": f"pytest '{nodeid}'",
+             "hparams": {side: {"lr": 0.002} for side in pair.split("~")},
              "pairs": {pair: {"role": "primary", "expect": expect, "observed": observed, "tolerance": TOL,
                               "max": metric, "final": metric, "first_divergence": divergence}},
              "nonfinite": {"torch": {"params": None, "state": None, "loss": None},
@@ -74,7 +75,7 @@ def summary() -> dict:
         item("cases/eps_placement.yaml::eps_small_gradients[cpu-float32]", cause=["eps_placement"], params=1.4117e-4,
              first=(1, 2.6e-8, 1.6e-8)),
         item("cases/dtypes.yaml::float16_zero_gradient_nan[cpu-float16]", expect="nonfinite",
-             cause=["eps_placement", "float16_eps_rounding"], params=float("inf"), first=(1, float("nan"), 0.365),
+             cause=["eps_placement", "float16_rounding"], params=float("inf"), first=(1, float("nan"), 0.365),
              reason=None),
         item("cases/weight_decay.yaml::weight_decay_layernorm_gamma_beta_skipped[cpu-float32]",
              cause=["decay_name_filter"], params=8.745e-3, first=(1, 0.998, 1.002)),
@@ -107,7 +108,9 @@ def summary() -> dict:
                        "mindspore": {"behaviour": "raises", "type": "ValueError", "message": "eps must > 0"}}},
         item("cases/replay.yaml::replay_matched_1000[cpu-float32]", expect="conform", params=5.96e-8, steps=1000),
         item("cases/replay.yaml::replay_matched_1000[gpu-float32]", expect="conform", outcome="skipped",
-             observed="skipped", reason="torch has no CUDA device on this machine"),
+             observed="skipped", reason="torch has no CUDA device on this machine", hparams={},
+             skipped_sides={"torch": "torch has no CUDA device on this machine",
+                            "mindspore": "MindSpore GPU needs an NVIDIA GPU and driver"}),
     ]
     for cause in registry.values():
         if cause.fix_case:
@@ -321,7 +324,8 @@ def test_page_follows_the_upstream_structure_and_corrects_it(tmp_path):
         assert f"**{topic}**" in edge
     evidence_section = markdown.split("## Evidence", 1)[1]
     assert "Run r1" in evidence_section and "cpu: 1 of 2 items ran" not in evidence_section
-    assert "Not measured: gpu (1 items): torch has no CUDA device on this machine" in evidence_section
+    assert "Not measured: torch on gpu (1 items): torch has no CUDA device on this machine" in evidence_section
+    assert "Measured: torch on cpu (" in evidence_section and "Measured: mindspore on cpu (" in evidence_section
     assert "slot: not produced" in evidence_section
 
 

@@ -21,6 +21,7 @@ import jinja2
 from .. import causes as cause_registry
 from .. import results
 from . import impact, measured, pages
+from .evidence import devices as frameworks_on_devices
 from .measured import Figures
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
@@ -51,7 +52,7 @@ ROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "lr": (("default_lr", "schedule_past_period", "lr_list_shorter_than_steps"),
            ("docs_example_matched", "lr_list_per_step")),
     "betas": (("float32_scalars",), ("beta1_power_underflow",)),
-    "eps": (("eps_placement", "float16_eps_rounding"), ("eps_large_gradients_conform",)),
+    "eps": (("eps_placement", "float16_rounding"), ("eps_large_gradients_conform",)),
     "weight_decay": (("decay_name_filter",), ("weight_decay_dense_only",)),
     "foreach": ((), ("torch_implementation_switches",)),
     "maximize": ((), ("torch_maximize_vs_negated_gradients",)),
@@ -209,16 +210,13 @@ def verdict(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any]:
             "agree": sum(measured.conforms(e) for e in matched), "matched": len(matched)}
 
 
-def devices(run: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Devices measured (items that ran) and not measured (every skipped item's reason, once)."""
-    measured = pages.devices([e for e in items if e.get("outcome") not in pages.NOT_RUN])
-    skipped: dict[str, dict[str, Any]] = {}
-    for entry in items:
-        if entry.get("outcome") == "skipped":
-            group = skipped.setdefault(f"{entry.get('device')}: {entry.get('reason') or 'no reason recorded'}",
-                                       {"device": entry.get("device"), "reason": entry.get("reason"), "count": 0})
-            group["count"] += 1
-    return {"measured": measured, "counts": pages.devices(items), "skipped": list(skipped.values())}
+def devices(data: dict[str, Any]) -> dict[str, Any]:
+    """Devices measured: items that ran per device (the index's counts) and, per framework and device,
+    what ran and what could not with the reasons recorded (report/evidence.devices)."""
+    items = data["items"]
+    by_side = frameworks_on_devices(data)
+    return {"counts": pages.devices(items), "measured": by_side["measured"], "not_measured": by_side["not_measured"],
+            "gpu_items": any(e.get("device") == "gpu" for e in items)}
 
 
 def context(data: dict[str, Any], report: str = "", appendix: str = "differences-appendix",
@@ -248,7 +246,7 @@ def context(data: dict[str, Any], report: str = "", appendix: str = "differences
         "what_to_do": [e for e in entries if not impact.is_edge(e["id"])], "edge": edge, "entries": entries,
         "edge_agree": edge_agree,
         "examples": {k: page.agreeing(case) for k, case in EXAMPLE_CASES.items()},
-        "devices": devices(run, data["items"]), "envs": pages.environments(run, data["items"]),
+        "devices": devices(data), "envs": pages.environments(run, data["items"]),
         "history": history, "across": across, "tiers": impact.TIERS, "figs": page.figs,
         **appendix_context(page, entries),
     }

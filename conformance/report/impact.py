@@ -45,7 +45,7 @@ IMPACT: dict[str, Impact] = {
     "lr_list_shorter_than_steps": Impact(3, "a per-step learning-rate list shorter than the run"),
     "float32_scalars": Impact(4, "beta1 or beta2 of 0.999 and above over long runs", "betas near 1"),
     "float64_in_float32": Impact(4, "float64 parameters (rare in training)", "float64"),
-    "float16_eps_rounding": Impact(4, "pure float16 parameters (not mixed precision) with exact-zero gradients",
+    "float16_rounding": Impact(4, "pure float16 parameters (not mixed precision) with exact-zero or tiny gradients",
                                    "float16"),
     "nan_dropped_by_max": Impact(4, "NaN gradients: training has already failed", "NaN and Inf gradients"),
     "lerp_vs_mul_add": Impact(4, "infinite gradients: training has already failed", "NaN and Inf gradients"),
