@@ -215,7 +215,11 @@ def devices(data: dict[str, Any]) -> dict[str, Any]:
     what ran and what could not with the reasons recorded (report/evidence.devices)."""
     items = data["items"]
     by_side = frameworks_on_devices(data)
-    return {"counts": pages.devices(items), "measured": by_side["measured"], "not_measured": by_side["not_measured"],
+    counts = []
+    for device in sorted({e["device"] for e in items if e.get("device")}):
+        mine = [e for e in items if e.get("device") == device]
+        counts.append(f"{device}: {sum(e['outcome'] not in pages.NOT_RUN for e in mine)} of {len(mine)} items ran")
+    return {"counts": counts, "measured": by_side["measured"], "not_measured": by_side["not_measured"],
             "gpu_items": any(e.get("device") == "gpu" for e in items)}
 
 
