@@ -232,11 +232,12 @@ def test_no_declared_case_is_called_undeclared(tmp_path):
     assert "None in this run" in appendix
     for text in pages.values():
         assert "Undeclared" not in text and "undeclared" not in text
-    # the nonfinite item (no reason in an older summary) is declared in the index too
+    # the nonfinite and error items are declared differences in the index too, under their cause
     index = render_index(data["run"], data["items"])
     groups = re.findall(r"<tr><td>(.*?)</td><td class=\"num\">", section(index, '<table id="causes">', "</table>"))
-    nonfinite_group = next(g for g in groups if "nonfinite" in g)
-    assert "declared difference" in nonfinite_group and "no declared" not in nonfinite_group
+    for cause_id in ("nan_dropped_by_max", "lr_list_shorter_than_steps"):
+        assert any(g.startswith("declared") and f"[{cause_id}]" in g for g in groups), groups
+    assert not any("undeclared" in g for g in groups)
 
 
 def test_an_undeclared_divergence_is_listed_as_unexplained_not_as_a_cause(tmp_path):

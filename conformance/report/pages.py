@@ -13,6 +13,7 @@ from typing import Any
 
 import jinja2
 
+from .. import causes
 from ..compare import fmt
 
 NOT_RUN = ("skipped", "error", "crashed")
@@ -64,19 +65,31 @@ def item_slug(entry: dict[str, Any]) -> str:
     return f"{text}-{hashlib.sha1(entry['nodeid'].encode()).hexdigest()[:8]}"
 
 
+def _titles(ids: list[str]) -> str:
+    """Cause ids as their registry titles, ids kept in brackets (an id the registry lacks stays as it is)."""
+    try:
+        known = causes.load()
+    except causes.RegistryError:
+        known = {}
+    return "; ".join(f"{known[i].title} [{i}]" if i in known else i for i in ids)
+
+
 def cause(entry: dict[str, Any]) -> str:
-    """The root cause an item belongs to: its case's declared reason (expect diverge, nonfinite or error),
-    or why it did not run or failed."""
+    """The root cause an item belongs to: the causes its divergence is attributed to (by computation,
+    conformance/attribution.py), else the causes its case declares (errors, NaN/Inf, interface items),
+    else why it did not run or failed."""
     outcome = entry.get("outcome")
     if outcome in NOT_RUN:
         return f"{outcome}: {entry.get('reason') or 'no reason recorded'}"
-    declared = entry.get("expect") not in (None, "conform")  # diverge, nonfinite, error: a declared difference
-    if declared and entry.get("reason"):
+    attribution = entry.get("attribution") or {}
+    if attribution.get("causes") and outcome == "passed":
+        return "attributed: " + _titles(attribution["causes"])
+    if entry.get("cause") and entry.get("expect") != "conform" and outcome == "passed":
+        return "declared: " + _titles(entry["cause"])
+    if entry.get("expect") in ("diverge", "nonfinite", "error") and entry.get("reason"):
         return entry["reason"]
     if outcome == "failed":
         return "undeclared divergence: a case expecting agreement diverged, or a framework left its oracle"
-    if declared:  # summaries written before nonfinite cases kept their reason
-        return f"declared difference (expect: {entry['expect']}; its reason is in the case file)"
     return "no declared difference (cases expecting agreement)"
 
 
