@@ -51,9 +51,18 @@ def load_runs(run_dirs: list[Path]) -> list[ReleaseRun]:
     return out
 
 
+def causes_of(entry: dict[str, Any]) -> list[str]:
+    """The cause ids of an item: attributed by computation where the run attributed it, else declared."""
+    ids = (entry.get("attribution") or {}).get("causes") or entry.get("cause") or []
+    return [ids] if isinstance(ids, str) else list(ids)
+
+
 def group_key(entry: dict[str, Any], by_cause: bool) -> str:
-    if by_cause and entry.get("cause"):
-        return str(entry["cause"])
+    """A row: the item's causes (joined by '+'); a case without one (a conform case that diverged in some
+    release) keeps its own row."""
+    ids = causes_of(entry)
+    if by_cause and ids:
+        return "+".join(ids)
     return f"{entry.get('file')}::{entry.get('case')}"
 
 
@@ -88,7 +97,7 @@ def _same(cells: list[dict[str, Any]]) -> bool:
 
 def rows(runs: list[ReleaseRun]) -> tuple[list[dict[str, Any]], bool]:
     """(rows, grouped by cause?) over every group that diverged in at least one release."""
-    by_cause = any(e.get("cause") for r in runs for e in r.summary["items"])
+    by_cause = any(causes_of(e) for r in runs for e in r.summary["items"])
     groups: dict[str, list[list[dict[str, Any]]]] = {}
     described: dict[str, dict[str, Any]] = {}
     for index, run in enumerate(runs):

@@ -64,7 +64,7 @@ def run_probe(item: Item) -> dict[str, Any]:
     kinds = {o["behaviour"] + o.get("type", "") for o in observed.values()}
     fields: dict[str, Any] = {"behaviour": observed, "skipped_sides": skipped, "probe": case.probe,
                               "observed": "conform" if len(kinds) <= 1 else "diverge",
-                              "reason": case.reason}
+                              "reason": case.reason, "cause": list(case.causes)}
     if wrong:
         message = "\n".join([f"{_header(item)}: a framework's behaviour on this input changed", *wrong,
                              f"  rerun: {rerun_command(item)}"])
@@ -95,7 +95,8 @@ def run_api_check(item: Item) -> dict[str, Any]:
               if name not in case.params]
     drift += [f"  the adapter maps {neutral} to '{native}', which the installed constructor does not take"
               for native, neutral in api.get("mapping", {}).items() if native not in installed]
-    fields = {"api": api, "observed": "diverge" if drift else "conform", "reason": case.reason}
+    fields = {"api": api, "observed": "diverge" if drift else "conform", "reason": case.reason,
+              "cause": list(case.causes)}
     if drift:
         message = "\n".join([f"{_header(item)}: {case.cls} differs from the mapping the suite assumes", *drift,
                              "  update the adapter's mapping and this case once the change is understood",

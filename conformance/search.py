@@ -20,6 +20,7 @@ overflow (the exact result beyond the dtype's range).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -27,13 +28,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import yaml
 from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed, settings, target
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from hypothesis.internal.conjecture import engine as hypothesis_engine
 
 from . import causes as causes_registry
 from . import loader, models, runner
@@ -375,7 +377,7 @@ class Search:
     def run(self) -> dict[str, Any]:
         """Rounds of Hypothesis until the budget is spent; returns the results (findings, figures)."""
         self._started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="conformance-search-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="conformance-search-") as tmp, _shrink_without_clock(self.budget):
             while not self.spent():
                 before = len(self._seen)
                 found = self._round(Path(tmp), set(self.found))
@@ -398,6 +400,26 @@ class Search:
                 "seconds": round(time.monotonic() - self._started, 1), "dtypes": list(self.dtypes),
                 "max_steps": self.max_steps, "best_scores": self.best,
                 "findings": [finding_record(f) for f in self.found.values()]}
+
+
+@contextlib.contextmanager
+def _shrink_without_clock(budget: "Budget") -> Iterator[None]:
+    """With an examples budget, Hypothesis's shrinking stops on the budget alone, not on its wall clock.
+
+    Hypothesis ends shrinking after MAX_SHRINKING_SECONDS (300 s, an engine constant, not a setting); with
+    the real frameworks under load (each input takes seconds) a shrink hit it and the same seed gave
+    another shrunk case. The examples budget already bounds shrinking (it counts distinct inputs run), so
+    the clock is lifted for the search's duration; a wall-clock budget keeps it."""
+    engine = hypothesis_engine if budget.examples is not None else None
+    saved = getattr(engine, "MAX_SHRINKING_SECONDS", None)
+    if saved is None:
+        yield
+        return
+    engine.MAX_SHRINKING_SECONDS = 10 ** 9
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = saved
 
 
 def _fmt_scores(got: dict[str, float]) -> str:

@@ -14,8 +14,11 @@ pytest_plugins = ["pytester"]
 
 
 def case_yaml(id: str, *, steps: int = 5, scale: float = 1.0, expect: str = "conform",
-              tolerance: str = "{params: {atol: 1.0e-6}, state: {atol: 1.0e-6}}", reason: str = "") -> str:
-    """One small replay case on the CPU: real frameworks, the optimizer alone, a few steps."""
+              tolerance: str = "{params: {atol: 1.0e-6}, state: {atol: 1.0e-6}}", reason: str = "",
+              cause: str = "eps_placement") -> str:
+    """One small replay case on the CPU: real frameworks, the optimizer alone, a few steps. A case that
+    expects a difference declares `cause` (these cases' only difference is eps placement, the gradients
+    being eps-sized or the tolerance tight)."""
     lines = [f"  - id: {id}",
              "    model: {kind: linear, in: 2, out: 3}",
              f"    gradients: {{mode: replay, seed: 5, scale: {scale}}}",
@@ -26,6 +29,8 @@ def case_yaml(id: str, *, steps: int = 5, scale: float = 1.0, expect: str = "con
              f"    expect: {expect}"]
     if reason:
         lines.append(f"    reason: {reason}")
+    if expect != "conform":
+        lines.append(f"    cause: {cause}")
     return "\n".join(lines) + "\n"
 
 

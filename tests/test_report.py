@@ -116,26 +116,6 @@ def test_report_on_a_folder_without_summary_says_what_to_pass(tmp_path):
     assert done.returncode == 2 and "no summary.json here" in done.stderr
 
 
-def test_docs_page_figures_come_from_the_run(tiny_run, tmp_path):
-    done = cli("docs", str(tiny_run), "--out", str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    page = (tmp_path / "differences.md").read_text()
-    data = results.read_json(tiny_run / "summary.json")
-    eps = next(e for e in data["items"] if e["case"] == "tiny_eps")
-    first = eps["first_divergence"]
-    assert page.startswith("# Differences between torch.optim.Adamax and mindspore.nn.AdaMax\n")
-    assert "| lr | lr | 0.002 | learning\\_rate | 0.001 | different name; different default: 0.002 vs 0.001 |" in page
-    assert "loss\\_scale" in page and "has no such parameter" in page
-    section = page.split("## Observed differences", 1)[1].split("## Where they agree", 1)[0]
-    assert section.count("\n### ") == 1 and "\\<script\\>" in section
-    assert f"Shows at step {first['step']} in {first['quantity']}" in section
-    assert f"{first['a']:.9g}" in section and f"{eps['max']['params']['abs']:.9g}" in section
-    assert eps["rerun"] in section
-    assert f"torch {data['run']['torch']}" in page and f"mindspore {data['run']['mindspore']}" in page
-    html = (tmp_path / "differences.html").read_text()
-    assert "&lt;script&gt;" in html and "<script>alert" not in html
-
-
 def test_markdown_escaping_and_fences():
     assert md("a|b *c* <x>\nnext") == "a\\|b \\*c\\* \\<x\\> next"
     assert fence("plain") == "```" and fence("has ```` four") == "`````"

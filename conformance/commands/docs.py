@@ -1,5 +1,5 @@
-"""`docs`: the "Differences between torch.optim.Adamax and mindspore.nn.AdaMax" page (Markdown + HTML)
-from a stored run; every figure on it is that run's."""
+"""`docs`: the "Differences between torch.optim.Adamax and mindspore.nn.AdaMax" page and its appendix
+(Markdown + HTML) from a stored run; every figure on them is that run's."""
 from __future__ import annotations
 
 import argparse
@@ -8,20 +8,31 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("docs", help="write differences.md/.html (API differences, measured) from a run")
+    parser = sub.add_parser("docs", help="write the API-differences page and its appendix (measured) from a run")
     parser.add_argument("run_dir", help="a run folder, e.g. reports/latest")
-    parser.add_argument("--out", default=None, help="folder for differences.md/.html (default: the run folder)")
+    parser.add_argument("--out", default=None, help="folder for the pages (default: the run folder)")
+    parser.add_argument("--report-url", default=None,
+                        help="where the run's HTML report will be published (default: the run folder, relative)")
+    parser.add_argument("--history", default=None, metavar="URL",
+                        help="link for the Evidence section's 'AdaMax behaviour across releases'")
+    parser.add_argument("--across", default=None, metavar="FILE.md",
+                        help="a Markdown 'AdaMax across frameworks' table to include in the Evidence section")
     parser.set_defaults(func=docs)
 
 
 def docs(args: argparse.Namespace, extra: list[str]) -> int:
+    from ..causes import RegistryError
     from ..report.differences import write_docs
+    from ..report.impact import ImpactMissing
     from ..report.merge import RunDirError, load
 
+    run_dir = Path(args.run_dir)
     try:
-        data = load(Path(args.run_dir))
-        paths = write_docs(data, Path(args.out) if args.out else Path(args.run_dir))
-    except (RunDirError, ValueError) as exc:
+        across = Path(args.across).read_text(encoding="utf-8") if args.across else None
+        data = load(run_dir)
+        paths = write_docs(data, Path(args.out) if args.out else run_dir, run_dir=run_dir,
+                           report_url=args.report_url, history=args.history, across=across)
+    except (RunDirError, RegistryError, ImpactMissing, OSError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
     for path in paths:

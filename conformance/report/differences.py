@@ -1,12 +1,16 @@
-"""The API-differences page for documentation, built from one stored run (Markdown and its HTML twin).
+"""The documentation page "Differences between torch.optim.Adamax and mindspore.nn.AdaMax", built from one
+stored run, in the upstream API-mapping page's structure so a docs maintainer can publish it in its place:
+title, both signatures as installed, Differences (a verdict and the Categories/.../Difference table),
+What to do, Code Example, Edge cases, Evidence; plus an appendix with the details.
 
-Everything on it comes from the run: the parameter mapping from summary["run"]["api"] (introspected
-from the installed frameworks when the run was made), the figures from the items' recorded verdicts.
-Nothing is typed by hand, so the page is only as current as the run it was made from.
+One entry per cause of the registry (cases/causes.yaml), never one per case: an item stands for the
+causes attributed to it (or its case declares). Every figure is read from the run's summary.json through
+measured.Figures; nothing is recomputed. The order of "What to do" is impact.order_key (documented there).
 """
 from __future__ import annotations
 
 import ast
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -14,10 +18,55 @@ from typing import Any
 
 import jinja2
 
+from .. import causes as cause_registry
 from .. import results
-from . import pages
+from . import impact, measured, pages
+from .evidence import devices as frameworks_on_devices
+from .measured import Figures
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
+
+PAGE_PAIR = ("torch", "mindspore")  # the page documents torch.optim.Adamax against mindspore.nn.AdaMax
+DOC_URLS = {
+    "torch.optim.Adamax": "https://pytorch.org/docs/stable/generated/torch.optim.Adamax.html",
+    "mindspore.nn.AdaMax": "https://www.mindspore.cn/docs/en/master/api_python/nn/mindspore.nn.AdaMax.html",
+    "mindspore.experimental.optim.Adamax": "https://www.mindspore.cn/docs/en/master/api_python/experimental/"
+                                           "optim/mindspore.experimental.optim.Adamax.html",
+}
+UPSTREAM_TORCH_CLASS = "torch.optim.AdaMax"  # what the upstream page calls torch's class
+
+# The upstream page's Difference cells, so this page can say in words where the measurements contradict them.
+UPSTREAM = {
+    "params": "Consistent function",
+    "lr": "Same function, different parameter names and default values",
+    "betas": "Same function, different parameter names",
+    "eps": "Consistent function",
+    "weight_decay": "Consistent function",
+    "loss_scale": "MindSpore loss_scale is the gradient scaling factor, and PyTorch does not have this parameter",
+}
+
+# Each parameter row of the Differences table: the causes acting through that parameter, and the cases
+# whose agreement shows the parameter maps as the table says (case ids; a matrix case by its prefix).
+ROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "params": (("global_vs_per_parameter_step", "float64_in_float32"), ("frozen_parameter_missing_gradient",)),
+    "lr": (("default_lr", "schedule_past_period", "lr_list_shorter_than_steps"),
+           ("docs_example_matched", "lr_list_per_step")),
+    "betas": (("float32_scalars",), ("beta1_power_underflow",)),
+    "eps": (("eps_placement", "float16_rounding"), ("eps_large_gradients_conform",)),
+    "weight_decay": (("decay_name_filter",), ("weight_decay_dense_only",)),
+    "foreach": ((), ("torch_implementation_switches",)),
+    "maximize": ((), ("torch_maximize_vs_negated_gradients",)),
+    "differentiable": (("torch_option_constraints",), ()),
+    "capturable": (("torch_option_constraints",), ()),
+    "loss_scale": (("loss_scale_division",), ("loss_scale_prescaled_gradients",)),
+}
+
+# Edge-case topics with a case showing where the two still agree (the edge is narrow).
+EDGE_AGREEING = {"float16": "float16_nonzero_gradients", "betas near 1": "beta1_power_underflow"}
+
+# The Code Example's variants: each the case that proves it gives torch's behaviour.
+EXAMPLE_CASES = {"matched": "docs_example_matched", "groups": "weight_decay_layernorm_param_groups",
+                 "experimental": "experimental_adamax_docs_example_autograd"}
 
 
 def md(text: Any) -> str:
@@ -38,83 +87,195 @@ def _markdown_env() -> jinja2.Environment:
     return env
 
 
-def _value(text: str) -> Any:
+def _value(text: str | None) -> Any:
     try:
-        return ast.literal_eval(text)
+        return ast.literal_eval(text) if text is not None else None
     except (ValueError, SyntaxError):
         return text
 
 
+def signature(spec: dict[str, Any]) -> list[str]:
+    """The constructor's parameters as introspected (name=default), `params` first as in the upstream page."""
+    return ["params", *(f"{name}={spec['default']}" if spec["default"] is not None else name
+                        for name, spec in spec["params"].items())]
+
+
 def mapping(api: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows joining each framework's constructor parameters by their neutral meaning."""
+    """Rows joining each framework's constructor parameters by their neutral meaning, `params` first."""
     frameworks = list(api)
-    concepts: dict[str, dict[str, list[tuple[str, str, str | None]]]] = {}
+    concepts: dict[str, dict[str, list[tuple[str, str, str | None]]]] = {
+        "params": {fw: [("params", None, "params")] for fw in frameworks}}
     for framework in frameworks:
         for native, spec in api[framework]["params"].items():
             neutral = spec.get("neutral")
-            key = neutral.split("[")[0] if neutral else f"{framework}:{native}"
+            key = neutral.split("[")[0] if neutral else native
             concepts.setdefault(key, {}).setdefault(framework, []).append((native, spec["default"], neutral))
     return [_row(key, sides, frameworks, api) for key, sides in concepts.items()]
 
 
-def _combined_default(params: list[tuple[str, str, str | None]]) -> Any:
+def _combined_default(params: list[tuple[str, str | None, str | None]]) -> Any:
     if len(params) == 1:
         return _value(params[0][1])
-    ordered = sorted(params, key=lambda p: p[2] or "")
-    return tuple(_value(p[1]) for p in ordered)
+    return tuple(_value(p[1]) for p in sorted(params, key=lambda p: p[2] or ""))
 
 
 def _row(key: str, sides: dict[str, list], frameworks: list[str], api: dict[str, Any]) -> dict[str, Any]:
-    cells = {fw: {"names": [p[0] for p in sides.get(fw, [])], "defaults": [p[1] for p in sides.get(fw, [])]}
-             for fw in frameworks}
+    names = {fw: [p[0] for p in sides.get(fw, [])] for fw in frameworks}
     present = [fw for fw in frameworks if sides.get(fw)]
-    notes = []
     if len(present) < len(frameworks):
-        missing = [api[fw]["class"] for fw in frameworks if fw not in present]
-        notes.append(f"only in {api[present[0]]['class']}; {', '.join(missing)} has no such parameter")
-    else:
-        names = [tuple(cells[fw]["names"]) for fw in frameworks]
-        if len({len(n) for n in names}) > 1:
-            notes.append(" vs ".join(f"{len(n)} parameter{'s' if len(n) > 1 else ''} ({', '.join(n)})" for n in names))
-        elif len(set(names)) > 1:
-            notes.append("different name")
-        defaults = [_combined_default(sides[fw]) for fw in frameworks]
-        notes.append("same default" if all(d == defaults[0] for d in defaults)
-                     else "different default: " + " vs ".join(str(d) for d in defaults))
-    return {"concept": key.split(":", 1)[-1], "cells": cells, "difference": "; ".join(notes)}
+        only = "PyTorch" if present == [frameworks[0]] else "MindSpore"
+        return {"concept": key, "names": names, "interface": f"{only} only", "defaults": None}
+    same_names = len({tuple(n) for n in names.values()}) == 1
+    defaults = [_combined_default(sides[fw]) for fw in frameworks]
+    same_default = all(d == defaults[0] for d in defaults)
+    text = ("same name" if same_names else "different names") + (
+        "" if defaults == [None] * len(defaults) else ", same default" if same_default
+        else f", different defaults ({' vs '.join(map(str, defaults))})")
+    return {"concept": key, "names": names, "interface": text[0].upper() + text[1:], "defaults": defaults}
 
 
-def _primary_diverged(entry: dict[str, Any]) -> bool:
-    """A measured numerical difference: a finite divergence or one side turning NaN/Inf."""
-    return (entry.get("observed") in ("diverge", "nonfinite") and bool(primary(entry))
-            and entry.get("outcome") not in pages.NOT_RUN)
+class Page:
+    """Everything both pages show, read once from a summary: items by node id and case, cause entries."""
+
+    def __init__(self, data: dict[str, Any], report: str) -> None:
+        self.run, self.items, self.report = data["run"], data["items"], report
+        self.figs = Figures()
+        self.by_nodeid = {e["nodeid"]: e for e in self.items}
+        self.registry = cause_registry.load()
+
+    def link(self, entry: dict[str, Any]) -> str:
+        return measured.link(entry, self.report)
+
+    def case_items(self, case_id: str) -> list[dict[str, Any]]:
+        """Items of a case (a matrix case by its id prefix) that ran, CPU float32 first."""
+        mine = [e for e in self.items if e.get("case") == case_id or str(e.get("case", "")).startswith(case_id + ".")]
+        ran = [e for e in mine if e.get("outcome") not in pages.NOT_RUN]
+        return sorted(ran, key=lambda e: (e.get("device") != "cpu", e.get("dtype") != "float32", e["nodeid"]))
+
+    def agreeing(self, case_id: str) -> dict[str, Any] | None:
+        """The case's first item that ran and conformed, with its figures (None if none did)."""
+        entry = next((e for e in self.case_items(case_id) if measured.conforms(e)), None)
+        return self.proof(entry) if entry else None
+
+    def proof(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A conforming item as shown: link, max |Δparam| and steps (figures from summary.json)."""
+        has_params = ((entry.get("max") or {}).get("params") or {}).get("abs") is not None
+        return {"entry": entry, "case": entry["case"], "href": self.link(entry),
+                "abs": self.figs(entry, "max.params.abs") if has_params else None,
+                "steps": self.figs(entry, "steps") if entry.get("steps") else None}
+
+    def cause_entry(self, cause: cause_registry.Cause) -> dict[str, Any]:
+        """One cause as the pages show it: the registry's words, the run's evidence, the fix's proof."""
+        mine = [e for e in self.items if measured.is_evidence(e) and cause.id in measured.item_causes(e)]
+        sized = [(e, measured.size(e, Figures())) for e in mine]
+        # the representative item: one that shows this cause alone if any, then the largest difference
+        sized.sort(key=lambda es: (len(measured.item_causes(es[0])) > 1, es[1].loud, -es[1].order, es[0]["nodeid"]))
+        rep = sized[0][0] if sized else None
+        size = measured.size(rep, self.figs) if rep else None
+        fix_item = self.by_nodeid.get(cause.fix_case) if cause.fix_case else None
+        fix = {"text": cause.fix, "case": cause.fix_case,
+               "proof": self.proof(fix_item) if fix_item and measured.conforms(fix_item) else None,
+               "outcome": (fix_item or {}).get("outcome", "not in this run") if cause.fix_case else None}
+        return {"id": cause.id, "anchor": f"cause-{cause.id}", "cause": cause, "impact": impact.impact(cause.id),
+                "evidence": [e for e, _ in sized], "rep": rep, "rep_href": self.link(rep) if rep else None,
+                "size": size, "fix": fix,
+                "key": impact.order_key(cause.id, size.loud if size else True, size.order if size else 0.0)}
+
+    def entries(self) -> list[dict[str, Any]]:
+        return sorted((self.cause_entry(c) for c in self.registry.values()), key=lambda e: e["key"])
 
 
-def sections(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One section per observed difference: declared ones grouped by reason, undeclared ones by case."""
-    groups: dict[str, dict[str, Any]] = {}
+def difference_rows(page: Page, api: dict[str, Any], entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Categories/Subcategories/PyTorch/MindSpore/Difference table: the introspected interface, the
+    causes acting through each parameter with their measured case, the cases where it maps cleanly."""
+    rows = []
+    for number, row in enumerate(mapping(api), 1):
+        related, agreeing = ROWS.get(row["concept"], ((), ()))
+        shown = [entries[c] for c in related if c in entries and entries[c]["rep"]]
+        proofs = [p for p in (page.agreeing(case) for case in agreeing) if p]
+        upstream = UPSTREAM.get(row["concept"])
+        contradicted = bool(shown) and upstream == "Consistent function"
+        rows.append({**row, "number": number, "causes": shown, "agree": proofs,
+                     "upstream": upstream if contradicted else None})
+    return rows
+
+
+def verdict(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one-sentence verdict: the top fix's proof (the same update once fixed), how many of the
+    cases built to agree (matched settings) did, and how many causes were measured."""
+    first = next((e for e in entries if e["fix"]["proof"]), None)
+    matched = [e for e in page.items if e.get("expect") == "conform" and measured.primary(e)[0] == measured.PAIR
+               and e.get("outcome") not in pages.NOT_RUN and not measured.is_search_finding(e)]
+    return {"first": first, "measured": [e for e in entries if e["rep"]],
+            "agree": sum(measured.conforms(e) for e in matched), "matched": len(matched)}
+
+
+def devices(data: dict[str, Any]) -> dict[str, Any]:
+    """Devices measured: items that ran per device (the index's counts) and, per framework and device,
+    what ran and what could not with the reasons recorded (report/evidence.devices)."""
+    items = data["items"]
+    by_side = frameworks_on_devices(data)
+    counts = []
+    for device in sorted({e["device"] for e in items if e.get("device")}):
+        mine = [e for e in items if e.get("device") == device]
+        counts.append(f"{device}: {sum(e['outcome'] not in pages.NOT_RUN for e in mine)} of {len(mine)} items ran")
+    return {"counts": counts, "measured": by_side["measured"], "not_measured": by_side["not_measured"],
+            "gpu_items": any(e.get("device") == "gpu" for e in items)}
+
+
+def context(data: dict[str, Any], report: str = "", appendix: str = "differences-appendix",
+            history: str | None = None, across: str | None = None) -> dict[str, Any]:
+    """What the main page and its appendix render. `report`: the run's HTML report folder (URL or path
+    ending in /), `appendix`: the appendix's file stem; `history` and `across` fill the Evidence slots
+    that other commands produce (a link to "AdaMax behaviour across releases", an "AdaMax across
+    frameworks" table in Markdown)."""
+    run = data["run"]
+    api = {name: spec for name, spec in (run.get("api") or {}).items() if name in PAGE_PAIR}
+    if len(api) < 2:
+        raise ValueError("this run's summary.json has no run.api for both frameworks; rerun the suite with "
+                         "both torch and mindspore installed, then run `docs` on that run")
+    page = Page(data, report)
+    entries = page.entries()
+    by_id = {e["id"]: e for e in entries}
+    left, right = PAGE_PAIR
+    edge = {topic: [e for e in entries if e["impact"].topic == topic] for topic in impact.EDGE_TOPICS}
+    edge_agree = {topic: page.agreeing(case) for topic, case in EDGE_AGREEING.items()}
+    experimental = (run.get("api") or {}).get("mindspore_experimental")
+    return {
+        "title": f"Differences between {api[left]['class']} and {api[right]['class']}", "api": api,
+        "left": left, "right": right, "run": run, "report": report, "appendix": appendix,
+        "doc_urls": DOC_URLS, "upstream_torch_class": UPSTREAM_TORCH_CLASS,
+        "signatures": {fw: signature(api[fw]) for fw in api}, "experimental": experimental,
+        "verdict": verdict(page, entries), "rows": difference_rows(page, api, by_id),
+        "what_to_do": [e for e in entries if not impact.is_edge(e["id"])], "edge": edge, "entries": entries,
+        "edge_agree": edge_agree,
+        "examples": {k: page.agreeing(case) for k, case in EXAMPLE_CASES.items()},
+        "devices": devices(data), "envs": pages.environments(run, data["items"]),
+        "history": history, "across": across, "tiers": impact.TIERS, "figs": page.figs,
+        **appendix_context(page, entries),
+    }
+
+
+def appendix_context(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The appendix's extra material: items no cause explains, checks of a framework against its own
+    formula, search findings awaiting review, agreements, input probes, what did not run."""
+    items = page.items
+    ran = [e for e in items if e.get("outcome") not in pages.NOT_RUN]
+    unexplained = [e for e in ran if e.get("outcome") == "failed" or "unknown" in measured.item_causes(e)
+                   or (e.get("attribution") or {}).get("explained") is False
+                   or (measured.is_evidence(e) and not measured.item_causes(e))]  # declared, but no cause id
+    own_formula = [(e, label, p) for e in ran for label, p in (e.get("pairs") or {}).items()
+                   if p.get("role") == "oracle" and p.get("observed") not in (None, "conform")]
+    search = [e for e in ran if measured.is_search_finding(e)]
+    agree = [e for e in ran if measured.conforms(e) and measured.primary(e)[0] and not measured.is_search_finding(e)]
+    sources: dict[str, str] = {}
     for entry in items:
-        if not _primary_diverged(entry):
-            continue
-        declared = entry.get("expect") in ("diverge", "nonfinite")
-        title = entry["reason"] if declared and entry.get("reason") else f"Undeclared difference in case {entry['case']}"
-        group = groups.setdefault(title, {"title": title, "declared": declared, "entries": []})
-        group["entries"].append(entry)
-    out = []
-    for group in groups.values():
-        group["entries"].sort(key=lambda e: (e["first_divergent_step"] or 0, e["nodeid"]))
-        group["first"] = group["entries"][0]
-        group["cases"] = sorted({(e["case"], e.get("file"), e.get("line")) for e in group["entries"]}, key=str)
-        source = next((e["source"] for e in group["entries"] if e.get("source")), None)
-        group["source"] = textwrap.dedent(source).strip("\n") if source else None
-        out.append(group)
-    # reviewed cases first; a search's findings (cases/found/, "needs review") after them
-    return sorted(out, key=lambda g: (not g["declared"], g["title"].startswith("FOUND BY SEARCH"), g["title"]))
-
-
-def agreements(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Numerical cases that expect agreement and held (interface items have their own table)."""
-    return [e for e in items if e.get("expect") == "conform" and e.get("outcome") == "passed" and primary(e)]
+        if entry.get("source") and entry["case"] not in sources:
+            sources[entry["case"]] = textwrap.dedent(entry["source"]).strip("\n")
+    return {"unexplained": unexplained, "own_formula": own_formula, "search": search, "agreements": agree,
+            "behaviours": behaviours(items), "sources": sources, "link": page.link,
+            "ulp_ok": measured.ulp_meaningful, "causes_of": measured.item_causes,
+            "not_run": [e for e in items if e.get("outcome") in pages.NOT_RUN], "primary": measured.primary}
 
 
 def behaviours(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -128,45 +289,30 @@ def behaviours(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 for fw, b in observed.items()}
         probe = entry.get("probe") or {}
         shown = ", ".join(f"{k}: {v}" for k, v in probe.items())
-        rows.append({"case": entry["case"], "description": entry.get("description") or shown,
+        rows.append({"entry": entry, "case": entry["case"], "description": entry.get("description") or shown,
                      "same": entry.get("observed") == "conform", **said})
     return sorted(rows, key=lambda r: (r["same"], r["case"]))
 
 
-def primary(entry: dict[str, Any]) -> dict[str, Any]:
-    """The item's torch~mindspore pair (role primary), or an empty dict."""
-    return next((p for p in (entry.get("pairs") or {}).values() if p.get("role") == "primary"), {})
+def report_href(run_dir: Path, out_dir: Path, report_url: str | None) -> str:
+    """Where the pages link the run's HTML report: `report_url` if given, else the run folder relative to
+    the pages (so the folder can be moved or published as a whole)."""
+    if report_url:
+        return report_url.rstrip("/") + "/"
+    rel = os.path.relpath(run_dir.resolve(), out_dir.resolve())
+    return "" if rel == "." else rel.replace(os.sep, "/") + "/"
 
 
-PAGE_PAIR = ("torch", "mindspore")  # the page documents torch.optim.Adamax against mindspore.nn.AdaMax
-
-
-def _is_page_pair(entry: dict[str, Any]) -> bool:
-    """Items that compare the documented pair (not, e.g., the experimental control optimizer)."""
-    pairs = entry.get("pairs") or {}
-    return not pairs or "~".join(PAGE_PAIR) in pairs or entry.get("behaviour") is not None
-
-
-def context(data: dict[str, Any]) -> dict[str, Any]:
-    run = data["run"]
-    items = [e for e in data["items"] if _is_page_pair(e)]
-    api = {name: spec for name, spec in (run.get("api") or {}).items() if name in PAGE_PAIR}
-    if len(api) < 2:
-        raise ValueError("this run's summary.json has no run.api for both frameworks; rerun the suite with "
-                         "both torch and mindspore installed, then run `docs` on that run")
-    left, right = PAGE_PAIR
-    return {"title": f"Differences between {api[left]['class']} and {api[right]['class']}", "api": api,
-            "left": left, "right": right, "mapping": mapping(api), "sections": sections(items),
-            "agreements": agreements(items), "behaviours": behaviours(items), "envs": pages.environments(run, items), "run": run,
-            "not_run": [e for e in items if e.get("outcome") in pages.NOT_RUN], "primary": primary}
-
-
-def write_docs(data: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    """Write differences.md and differences.html into out_dir; return both paths."""
-    ctx = context(data)
-    markdown = _markdown_env().get_template("differences.md.j2").render(**ctx)
-    html = pages.environment().get_template("differences.html.j2").render(**ctx)
-    md_path, html_path = out_dir / "differences.md", out_dir / "differences.html"
-    results.atomic_write_text(md_path, markdown)
-    results.atomic_write_text(html_path, html)
-    return md_path, html_path
+def write_docs(data: dict[str, Any], out_dir: Path, run_dir: Path | None = None, report_url: str | None = None,
+               history: str | None = None, across: str | None = None) -> list[Path]:
+    """Write differences.md/.html and differences-appendix.md/.html into out_dir; return the paths."""
+    report = report_href(run_dir or out_dir, out_dir, report_url)
+    ctx = context(data, report=report, history=history, across=across)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, template in (("differences", "differences"), (ctx["appendix"], "differences_appendix")):
+        for suffix, env in ((".md", _markdown_env()), (".html", pages.environment())):
+            path = out_dir / f"{stem}{suffix}"
+            results.atomic_write_text(path, env.get_template(f"{template}{suffix}.j2").render(**ctx))
+            written.append(path)
+    return written
