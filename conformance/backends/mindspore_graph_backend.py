@@ -47,7 +47,8 @@ class GraphAdaMaxBackend(MindSporeBackend):
     formula = staticmethod(oracles.mindspore_adamax)
 
     def api(self) -> dict[str, Any]:
-        return {**super().api(), "class": "mindspore.nn.AdaMax (GRAPH_MODE)"}
+        # the constructor is nn.AdaMax's: its announced changes are recorded once, under `mindspore`
+        return {**super().api(), "class": "mindspore.nn.AdaMax (GRAPH_MODE)", "notices": []}
 
     def open(self, spec: SessionSpec) -> GraphAdaMaxSession:
         return GraphAdaMaxSession(spec)
