@@ -125,3 +125,19 @@ def describe_signature(dotted: str, signature: inspect.Signature, neutral: dict[
         default = None if param.default is inspect.Parameter.empty else repr(param.default)
         params[name] = {"default": default, "neutral": neutral.get(name)}
     return {"class": dotted, "params": params, "mapping": dict(neutral), "notices": doc_notices(doc)}
+
+
+def decay_as_none_kwargs(hparams: dict[str, Any], native_names: dict[str, Any]) -> dict[str, Any]:
+    """Neutral hyper-parameters -> keywords of an optimizer that takes betas as two names where its table
+    says so, a weight_decay of 0 as None (Keras and Paddle then add no decay op at all) and one learning
+    rate (a per-step list gives its first value; the adapter applies the rest step by step)."""
+    out: dict[str, Any] = {}
+    for neutral, value in hparams.items():
+        native = native_names[neutral]
+        if isinstance(native, tuple):
+            out.update({n: float(v) for n, v in zip(native, value)})
+        elif neutral == "weight_decay":
+            out[native] = float(value) or None
+        else:
+            out[native] = value[0] if isinstance(value, (list, tuple)) else float(value)
+    return out

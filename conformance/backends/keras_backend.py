@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import models, oracles
-from .base import SessionSpec, describe_signature, import_problem
+from .base import SessionSpec, decay_as_none_kwargs, describe_signature, import_problem
 
 NATIVE_NAMES = {"lr": "learning_rate", "betas": ("beta_1", "beta_2"), "eps": "epsilon", "weight_decay": "weight_decay"}
 LAYERNORM_EPS = 1e-5  # torch's default (Keras's LayerNormalization defaults to 1e-3)
@@ -51,17 +51,8 @@ def _import_problem() -> str | None:
 
 
 def native_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
-    """Neutral hyper-parameters -> keras.optimizers.Adamax keywords (weight_decay 0 -> None: no decay op)."""
-    out: dict[str, Any] = {}
-    for neutral, value in hparams.items():
-        native = NATIVE_NAMES[neutral]
-        if isinstance(native, tuple):
-            out.update({n: float(v) for n, v in zip(native, value)})
-        elif neutral == "weight_decay":
-            out[native] = float(value) or None
-        else:
-            out[native] = value[0] if isinstance(value, (list, tuple)) else float(value)
-    return out
+    """Neutral hyper-parameters -> this optimizer's keywords (base.decay_as_none_kwargs)."""
+    return decay_as_none_kwargs(hparams, NATIVE_NAMES)
 
 
 class KerasSession:

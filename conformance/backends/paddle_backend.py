@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import models, oracles
-from .base import SessionSpec, describe_signature, import_problem
+from .base import SessionSpec, decay_as_none_kwargs, describe_signature, import_problem
 
 log = logging.getLogger("conformance.paddle")
 NATIVE_NAMES = {"lr": "learning_rate", "betas": ("beta1", "beta2"), "eps": "epsilon", "weight_decay": "weight_decay"}
@@ -77,16 +77,8 @@ def _import_problem() -> str | None:
 
 
 def native_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for neutral, value in hparams.items():
-        native = NATIVE_NAMES[neutral]
-        if isinstance(native, tuple):
-            out.update({n: float(v) for n, v in zip(native, value)})
-        elif neutral == "weight_decay":
-            out[native] = float(value) or None
-        else:
-            out[native] = value[0] if isinstance(value, (list, tuple)) else float(value)
-    return out
+    """Neutral hyper-parameters -> this optimizer's keywords (base.decay_as_none_kwargs)."""
+    return decay_as_none_kwargs(hparams, NATIVE_NAMES)
 
 
 class PaddleSession:
