@@ -90,6 +90,7 @@ class Features:
     moment: str = "lerp"             # "lerp": m + (1-b1)*(g-m) | "mul_add": b1*m + (1-b1)*g
     nan_in_max: str = "propagate"    # "propagate": max(x, NaN) = NaN | "drop": std::max keeps x, drops a NaN |g|
     scalars: str = "float64"         # "float64" | "float32": b1, b2, eps, lr held in float32, beta1_power
+                                     # a float32 running product | "float32_pow": the same, b1**t one float32 pow
                                      # a float32 running product
     float64_compute: str = "float64"  # the dtype float64 parameters are computed in ("float32": MindSpore)
     decay_filter: bool = False       # decay skipped for names holding 'beta'/'gamma' unless grouped
@@ -304,9 +305,10 @@ class Formula:
         beta1, beta2 = (float(b) for b in hp["betas"])
         lr, eps = float(hp["lr"]), float(hp["eps"])
         count = t if f.step_count == "parameter" or step is None else step
-        if f.scalars == "float32":
+        if f.scalars in ("float32", "float32_pow"):
             beta1, beta2, lr, eps = (float(np.float32(x)) for x in (beta1, beta2, lr, eps))
-            power = float32_power(beta1, count)
+            power = (float32_power(beta1, count) if f.scalars == "float32"
+                     else float(np.float32(beta1) ** np.float32(count)))  # one float32 pow
         else:
             power = beta1 ** count  # Python floats, as torch computes its bias correction
         wd = float(hp.get("weight_decay") or 0.0)
@@ -390,6 +392,12 @@ PADDLE = Features(eps="decayed_u", moment="mul_add", scalars="float32")
 # gradient gives u = 1e-8 in the step and no NaN; the stored u rounds to 0). Its bias correction
 # 1 - b1**step is a float32 tensor op (step is a tensor there): evaluated here in float64 and bounded.
 TORCH_COMPILE = Features(float16_ops=False)
+# mindspore.experimental.optim.Adamax 2.10 (mindspore/experimental/optim/adamax.py): torch's eps placement
+# (u = amax(b2*u, |g| + eps)), m = m*b1 + g*(1 - b1), with beta1, beta2, eps Python numbers that the
+# compiled step holds in float32 beside a float32 lr, and the bias correction 1 - b1**step_t one float32
+# pow of an int32 step counted per optimizer step.
+MINDSPORE_EXPERIMENTAL = Features(moment="mul_add", scalars="float32_pow", step_count="global")
+mindspore_experimental_adamax = Formula("mindspore_experimental", MINDSPORE_EXPERIMENTAL)
 torch_compile_adamax = Formula("torch_compile", TORCH_COMPILE)
 keras_adamax = Formula("keras", KERAS)
 optax_adamax = Formula("optax", OPTAX)
@@ -455,6 +463,8 @@ DESCRIPTIONS = {
                       "weight_decay": "L2 into the gradient, every parameter"},
     "mindspore": {"camp": "MindSpore-like", "eps": "denominator: m/(u + eps), u = max(b2*u, |g|)",
                   "weight_decay": "L2 into the gradient, skipped for names holding beta/gamma"},
+    "mindspore_experimental": {"camp": "torch-like", "eps": "inside the max: u = max(b2*u, |g| + eps)",
+                               "weight_decay": "L2 into the gradient, every parameter"},
     "keras": {"camp": "MindSpore-like", "eps": "denominator: m/(u + eps), u = max(b2*u, |g|)",
               "weight_decay": "decoupled: p*(1 - wd*lr) before the step, every variable"},
     "optax": {"camp": "torch-like", "eps": "inside the max: u = max(|g| + eps, b2*u)",

@@ -1,8 +1,8 @@
 """Control implementation: mindspore.experimental.optim.Adamax, which follows torch's formula.
 
 It shares MindSpore's model, data and gradient plumbing with the nn.AdaMax adapter and differs only in
-the optimizer, its state names (exp_avg / exp_inf) and its formula (torch's: eps inside the max,
-decay on every parameter). Adding it took this one file and one line in the registry.
+the optimizer, its state names (exp_avg / exp_inf) and its formula (torch's eps inside the max and decay
+on every parameter, with MindSpore's float32 scalars: oracles.MINDSPORE_EXPERIMENTAL). Adding it took this one file and one line in the registry.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class ExperimentalAdamaxBackend(MindSporeBackend):
     package = "mindspore"  # the distribution whose version the run records
     extra_options = {"maximize": {"type": "boolean"}}
     missing_grad = "zeros"
-    formula = staticmethod(oracles.torch_adamax)
+    formula = staticmethod(oracles.mindspore_experimental_adamax)
 
     def api(self) -> dict[str, Any]:
         signature = inspect.signature(_ms().experimental.optim.Adamax.__init__)
