@@ -188,8 +188,9 @@ def cause_problem(item: Item, attribution: dict[str, Any] | None) -> str | None:
     if attribution is None or item.case.expect not in ("diverge", "nonfinite"):
         return None
     declared, found = set(item.case.causes), set(attribution["causes"])
-    step = next(r for r in (attribution["worst"], attribution["first"]) if r is not None and
-                (not r["explained"] or r is attribution["first"]))
+    # the step to quote: an unexplained one (the worst first), else the first divergent step
+    step = next((r for r in (attribution["worst"], attribution["first"]) if r and not r["explained"]),
+                attribution["first"])
     left, right = attribution["pair"].split("~")
     at = (f"at step {step['step']} ({right}'s formula stepped from {left}'s state: "
           f"{_fmt_residual(step['residual_before'])}; with {', '.join(step['switches']) or 'no switch'} from "
