@@ -101,7 +101,7 @@ needs_frameworks = pytest.mark.skipif(_frameworks_missing(), reason="needs torch
 
 def load_case(tmp_path, body: str):
     """The one case of a `cases:` body written to tmp_path/c.yaml (shown as cases/c.yaml)."""
-    from conformance.loader import load_file
+    from conformance.cases.loader import load_file
 
     path = tmp_path / "c.yaml"
     path.write_text("cases:\n" + body, encoding="utf-8")

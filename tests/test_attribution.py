@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conformance import attribution, causes
-from conformance.case import Item
-from conformance.oracles import mindspore_adamax, torch_adamax
-from conformance.runner import run_item
+from conformance.cases import causes
+from conformance.cases.case import Item
+from conformance.engine.runner import run_item
+from conformance.numerics import attribution
+from conformance.numerics.oracles import mindspore_adamax, torch_adamax
 from tests.conftest import load_case, needs_frameworks
 
 HP = {"lr": 0.25, "betas": (0.5, 0.75), "eps": 2.0 ** -10, "weight_decay": 0.0}
@@ -39,8 +40,8 @@ class _Case:
     """The few Item fields attribution reads."""
 
     def __init__(self, dtype="float64", defaults="neutral", schedule=None):
-        from conformance.case import OptimizerSpec
-        from conformance.loader import DEFAULT_ORACLE_TOLERANCE, _tolerance
+        from conformance.cases.case import OptimizerSpec
+        from conformance.cases.loader import DEFAULT_ORACLE_TOLERANCE, _tolerance
         self.dtype = dtype
         self.case = type("C", (), {"oracle_tolerance": _tolerance(None, DEFAULT_ORACLE_TOLERANCE),
                                    "optimizer": OptimizerSpec(defaults=defaults, schedule=schedule)})()
@@ -137,7 +138,7 @@ def test_the_registry_is_valid_and_every_switch_is_a_feature():
 def test_every_fix_case_of_the_registry_exists_and_expects_to_conform():
     from pathlib import Path
 
-    from conformance import loader
+    from conformance.cases import loader
 
     root = Path(__file__).resolve().parents[1]
     for cause in causes.load().values():

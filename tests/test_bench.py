@@ -47,7 +47,7 @@ def test_child_peak_rss_is_its_own_not_its_parents():
     report that: a parent holding 1 GiB starts a child that allocates nothing."""
     import numpy as np
 
-    from conformance.bench import _peak_rss_mib
+    from conformance.bench.measure import _peak_rss_mib
 
     held = np.ones(1 << 27)  # 1 GiB, touched
     root = Path(__file__).resolve().parent.parent

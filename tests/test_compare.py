@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conformance.case import Bound
-from conformance.compare import diff, diff_general, ulp_distance
+from conformance.cases.case import Bound
+from conformance.numerics.diff import diff, diff_general, ulp_distance
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
@@ -104,7 +104,7 @@ def test_diff_ulp_across_signs_zeros_and_extremes_equals_reference(dtype):
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 def test_nonfinite_finds_one_bad_element_anywhere(dtype):
-    from conformance.compare import nonfinite
+    from conformance.numerics.diff import nonfinite
 
     a = np.linspace(-1e4, 1e4, 1001).astype(dtype)
     assert not nonfinite(a) and not nonfinite(a[:0])

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance import causes
-from conformance.report import differences, impact, measured, render_index
+from conformance.cases import causes
+from conformance.report import docs_page, impact, measured
+from conformance.report.markdown import md
+from conformance.report.run_report import render_index
 
 API = {
     "torch": {"class": "torch.optim.Adamax", "params": {
@@ -126,7 +128,7 @@ def summary() -> dict:
 def render(tmp_path: Path, data: dict | None = None) -> dict[str, str]:
     data = data or summary()
     (tmp_path / "summary.json").write_text(json.dumps(data))
-    paths = differences.write_docs(data, tmp_path / "docs", run_dir=tmp_path)
+    paths = docs_page.write_docs(data, tmp_path / "docs", run_dir=tmp_path)
     return {p.name: p.read_text(encoding="utf-8") for p in paths}
 
 
@@ -194,7 +196,7 @@ def test_each_cause_appears_once_never_one_entry_per_case(tmp_path):
     assert sorted(entries) == sorted(registry)  # What to do rows + Edge cases: each cause exactly once
     for cause_id, cause in registry.items():
         assert markdown.count(f'<a id="cause-{cause_id}"></a>') == 1
-        assert markdown.count(f"{differences.md(cause.title)} |") <= 1
+        assert markdown.count(f"{md(cause.title)} |") <= 1
     # eps_placement has two cases (eps_small_gradients, float16_zero_gradient_nan): still one row
     assert len([c for c, _ in what_to_do_rows(html) if c == "eps_placement"]) == 1
     assert "### " not in section(markdown, "## What to do", "## Code Example")
@@ -218,7 +220,7 @@ def test_every_fix_names_a_conforming_case_that_ran(tmp_path):
         if cause.fix and cause.fix_case:
             (slug,) = links
             entry = by_nodeid[cause.fix_case]
-            assert slug == differences.pages.item_slug(entry) and measured.conforms(entry)
+            assert slug == docs_page.pages.item_slug(entry) and measured.conforms(entry)
             proven += 1
         else:
             assert not links
@@ -292,7 +294,7 @@ def test_appendix_shows_ulp_only_between_values_of_one_sign(tmp_path):
     rows = [line for line in appendix.splitlines() if line.startswith("| [cases/")]
 
     def ulp_cell(case: str) -> str:
-        return next(r for r in rows if r.startswith(f"| [cases/{differences.md(case)}")).split(" | ")[6]
+        return next(r for r in rows if r.startswith(f"| [cases/{md(case)}")).split(" | ")[6]
 
     assert ulp_cell("docs_example.yaml::docs_example_defaults[") == "-"
     assert ulp_cell("weight_decay.yaml::weight_decay_layernorm_gamma_beta_skipped[") == "33554"
@@ -352,7 +354,7 @@ def test_counts_match_the_index(tmp_path):
 def test_evidence_slots_take_the_history_link_and_the_frameworks_table(tmp_path):
     data = summary()
     (tmp_path / "summary.json").write_text(json.dumps(data))
-    paths = differences.write_docs(data, tmp_path / "docs", run_dir=tmp_path, history="history.html",
+    paths = docs_page.write_docs(data, tmp_path / "docs", run_dir=tmp_path, history="history.html",
                                    across="| framework | camp |\n| --- | --- |\n| optax | torch |\n")
     markdown = paths[0].read_text()
     assert "[AdaMax behaviour across releases](history.html)" in markdown and "| optax | torch |" in markdown
@@ -370,12 +372,12 @@ def test_hostile_case_text_is_escaped(tmp_path):
 
 
 def test_docs_on_the_real_tiny_run(tiny_run, tmp_path):
-    from conformance import results
+    from conformance.results import storage
 
-    paths = differences.write_docs(results.read_json(tiny_run / "summary.json"), tmp_path, run_dir=tiny_run)
+    paths = docs_page.write_docs(storage.read_json(tiny_run / "summary.json"), tmp_path, run_dir=tiny_run)
     assert [p.name for p in paths] == ["differences.md", "differences.html", "differences-appendix.md",
                                        "differences-appendix.html"]
-    data = results.read_json(tiny_run / "summary.json")
+    data = storage.read_json(tiny_run / "summary.json")
     by_nodeid = {e["nodeid"]: e for e in data["items"]}
     html = paths[1].read_text()
     for fig in figures(html):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 
 from conformance import backends
-from conformance.case import Item
+from conformance.cases.case import Item
+from conformance.cases.loader import load_file
+from conformance.engine.runner import run_item
 from conformance.errors import CaseError
-from conformance.loader import load_file
-from conformance.report import frameworks
-from conformance.runner import run_item
+from conformance.report import frameworks_table
 from tests.conftest import load_case, needs_frameworks
 
 NEW = ("mindspore_graph", "torch_compile", "keras", "optax", "paddle")
@@ -160,7 +160,7 @@ def test_framework_table_reads_every_pair_from_the_run():
                     "mindspore~oracle": _pair("oracle", "conform", "diverge", step=1)},
                     skipped_sides={"paddle": "paddle is not installed in this environment"}),
                 _entry("cases/pair.yaml::two[cpu-float32]", ["torch", "mindspore"], {})]}
-    table = frameworks.build(data)
+    table = frameworks_table.build(data)
     assert table["frameworks"] == fws and len(table["rows"]) == 1  # two-framework items stay out
     cells = table["rows"][0]["cells"]
     assert cells["mindspore"]["text"].startswith("differs from step 3 (params dense0.weight): max params abs 0.00015 (12 ULP)")
@@ -168,21 +168,21 @@ def test_framework_table_reads_every_pair_from_the_run():
     imps = {i["name"]: i for i in table["implementations"]}
     assert imps["torch"]["defaults"]["lr"] == "0.002" and imps["torch"]["checked"] == 1
     assert imps["mindspore"]["departed"] == ["cases/m.yaml::eps[cpu-float32]"]
-    markdown = frameworks.render_markdown(table)
+    markdown = frameworks_table.render_markdown(table)
     assert "own formula: diverge, UNEXPLAINED" in markdown and "eps placement \\<b\\>" in markdown
-    html = frameworks.render_html(table)
+    html = frameworks_table.render_html(table)
     assert "eps placement &lt;b&gt;" in html and "<b>" not in html
 
 
 def test_framework_table_is_none_without_nway_items():
-    assert frameworks.build({"run": {}, "items": [_entry("cases/a.yaml::a[cpu-float32]", ["torch", "mindspore"], {})]}) is None
+    assert frameworks_table.build({"run": {}, "items": [_entry("cases/a.yaml::a[cpu-float32]", ["torch", "mindspore"], {})]}) is None
 
 
 def test_new_formulas_match_their_sources_written_out():
     """The Keras, optax and Paddle oracles against the updates as their sources write them (float64)."""
     import numpy as np
 
-    from conformance import oracles
+    from conformance.numerics import oracles
 
     rng = np.random.default_rng(3)
     p, m, u, g = (rng.normal(size=50) for _ in range(4))
@@ -212,7 +212,7 @@ def test_keras_float16_rounds_u_plus_eps_and_torch_compile_keeps_eps():
     computes in float32 (u = eps, a zero step)."""
     import numpy as np
 
-    from conformance import oracles
+    from conformance.numerics import oracles
 
     zeros = np.zeros(2, np.float16)
     hp = {"lr": 0.002, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conformance import backends
-from conformance.case import Case
+from conformance.cases.case import Case
+from conformance.cases.loader import build_case, load_file
+from conformance.cases.schema import case_schema, validate
 from conformance.errors import CaseError
-from conformance.loader import build_case, load_file
-from conformance.schema import case_schema, validate
 
 # CI runs a few hundred examples per test; CONFORMANCE_FUZZ_EXAMPLES=5000 for a longer hunt.
 EXAMPLES = int(os.environ.get("CONFORMANCE_FUZZ_EXAMPLES", "300"))

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import backends, results
-from conformance.report import evidence
+from conformance import backends
+from conformance.report import devices
+from conformance.results import storage
 
 ROOT = Path(__file__).resolve().parents[1]
 # small GPU items: one that conforms on both devices, one that needs CUDA's graph capture
@@ -72,7 +73,7 @@ def test_rehearsal_runs_the_gpu_items_against_their_cpu_twin_and_oracle(rehearsa
     assert {p.name for p in out.iterdir()} == OUT_FILES, done.stdout + done.stderr
     # what the device tool brings back: at most 8 files of plain names, each under 16 MiB
     assert all(re.fullmatch(r"[A-Za-z0-9._-]+", p.name) and p.stat().st_size < 16 * 2**20 for p in out.iterdir())
-    data = results.read_json(out / "summary.json")
+    data = storage.read_json(out / "summary.json")
     assert data["run"]["context"]["rehearsal"] is True and data["run"]["context"]["tool"] == "tools/gpu-run"
     assert data["run"]["build"]["torch"]["gpu_device"] == "cpu"
     items = {e["nodeid"]: e for e in data["items"]}
@@ -95,7 +96,7 @@ def test_rehearsal_runs_the_gpu_items_against_their_cpu_twin_and_oracle(rehearsa
 def test_unpacked_rehearsal_merges_with_a_cpu_run_and_states_what_was_measured(rehearsal, tmp_path):
     out, _ = rehearsal
     gpu_dir = _tool("gpu-unpack").unpack(out, tmp_path / "gpu")
-    data = results.read_json(gpu_dir / "summary.json")
+    data = storage.read_json(gpu_dir / "summary.json")
     assert all((gpu_dir / e["jsonl"]).stat().st_size > 0 for e in data["items"] if e["outcome"] != "error")
     # a CPU run of the same GPU item: skipped there (no CUDA), so the GPU run's copy, with figures, wins
     reports = tmp_path / "reports"
@@ -107,11 +108,11 @@ def test_unpacked_rehearsal_merges_with_a_cpu_run_and_states_what_was_measured(r
     done = subprocess.run([sys.executable, "-m", "conformance", "report", str(gpu_dir), str(reports / "cpu"),
                            "--out", str(merged)], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    summary = results.read_json(merged / "summary.json")
+    summary = storage.read_json(merged / "summary.json")
     item = {e["nodeid"]: e for e in summary["items"]}[CONFORMING]
     assert item["origin"]["run"] == data["run"]["id"] and "torch~torch@cpu" in item["pairs"]
     assert (merged / "index.html").exists()
-    found = evidence.devices(summary)
+    found = devices.devices(summary)
     gpu_rows = [r for r in found["measured"] if (r["framework"], r["device"]) == ("torch", "gpu")]
     assert gpu_rows and gpu_rows[0]["rehearsal"] and gpu_rows[0]["runs"] == [data["run"]["id"]]
     if backends.get("mindspore").unavailable("cpu", "float32"):  # the torch-only environment, as on the GPU machine
@@ -127,7 +128,7 @@ def test_without_a_gpu_the_gpu_items_skip_with_the_reason_and_the_command_succee
     done = _gpu_run(out, "--", CONFORMING)
     assert done.returncode == 0, done.stdout + done.stderr
     assert {p.name for p in out.iterdir()} == OUT_FILES
-    (entry,) = results.read_json(out / "summary.json")["items"]
+    (entry,) = storage.read_json(out / "summary.json")["items"]
     assert entry["outcome"] == "skipped" and _no_cuda() in entry["reason"]
     assert entry["pairs"] == {}
 
@@ -186,7 +187,7 @@ def test_evidence_counts_sides_that_ran_and_keeps_each_reason():
             "skipped_sides": {"mindspore": "mindspore is not installed in this environment",
                               "mindspore@cpu": "mindspore is not installed in this environment"}}
     probe = {"nodeid": "p", "device": "cpu", "dtype": "float32", "skipped_sides": {"mindspore": "absent"}}
-    found = evidence.devices({"run": run, "items": [item, {**item, "dtype": "float16"}, probe]})
+    found = devices.devices({"run": run, "items": [item, {**item, "dtype": "float16"}, probe]})
     assert found["measured"] == [
         {"framework": "torch", "device": "cpu", "items": 2, "dtypes": ["float16", "float32"], "runs": ["g"],
          "machines": ["Some CPU"], "rehearsal": False},

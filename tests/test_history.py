@@ -6,8 +6,8 @@ import copy
 import json
 from pathlib import Path
 
-from conformance import history
 from conformance.__main__ import main
+from conformance.release import across_releases
 from tests.test_release import AGREE, EPS, _item, real_summary  # noqa: F401  (the module-scoped real run)
 
 NOTICE = "Non-backward-compatible change after version 2.9.0: `learning_rate` will be renamed to `lr`"
@@ -66,7 +66,7 @@ def test_history_groups_by_cause_when_items_carry_one(real_summary, tmp_path):
         entry["cause"] = "eps-<placement>"
         entry.pop("attribution", None)  # an attributed cause would take precedence over the declared one
     run = _release(tagged, "2.9.0", tmp_path)
-    data = history.history(history.load_runs([run]))
+    data = across_releases.history(across_releases.load_runs([run]))
     assert data["by_cause"] and [r["key"] for r in data["rows"]] == ["eps-<placement>"]
     assert data["rows"][0]["cells"][0] == {**data["rows"][0]["cells"][0], "status": "present", "ran": 2,
                                             "diverged": 1}

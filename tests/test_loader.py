@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.case import Case
+from conformance.cases.case import Case
+from conformance.cases.loader import load_all, load_file
 from conformance.errors import CaseError
-from conformance.loader import load_all, load_file
 
 
 def _write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:

@@ -7,12 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance.case import Bound, Item, Tolerance
-from conformance.compare import diff
-from conformance.verdict import PairTracker, judge
+from conformance.cases.case import Bound, Item, Tolerance
+from conformance.numerics.diff import diff
+from conformance.results.verdict import PairTracker, judge
 from tests.conftest import load_case, needs_frameworks
-
-
 
 
 @pytest.mark.parametrize("a, b, agree", [
@@ -68,7 +66,9 @@ def test_expected_divergence_that_turns_into_nan_is_reported_as_nan(tmp_path):
 
 
 def run_item_cpu(case, tmp_path: Path) -> dict:
-    from conformance.runner import run_item  # imports the adapters, not the frameworks
+    from conformance.engine.runner import (
+        run_item,  # imports the adapters, not the frameworks
+    )
 
     return run_item(Item(case, "cpu", case.dtypes[0]), tmp_path / "steps")
 

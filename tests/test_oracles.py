@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conformance import compiled, oracles
-from conformance.case import Bound
-from conformance.compare import diff
-from conformance.oracles import Features, mindspore_adamax, torch_adamax
+from conformance.cases.case import Bound
+from conformance.numerics import compiled, oracles
+from conformance.numerics.diff import diff
+from conformance.numerics.oracles import Features, mindspore_adamax, torch_adamax
 
 FORMULAS = {"torch": torch_adamax, "mindspore": mindspore_adamax}
 EPS = 2.0 ** -10

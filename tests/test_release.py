@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance import environments, release
+from conformance import numbers
 from conformance.__main__ import main
 from conformance.commands.baseline import pins
+from conformance.release import baseline as baselines
+from conformance.release import comparison, rules, virtualenvs
 from tests.conftest import _frameworks_missing, case_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +64,7 @@ def _compare(tmp_path: Path, old: dict, new: dict, *options: str, capsys) -> tup
 
 
 def _kinds(old: dict, new: dict) -> dict[str, tuple[str, str]]:
-    result = release.compare(release.from_summary(old), release.from_summary(new))
+    result = comparison.compare(baselines.from_summary(old), baselines.from_summary(new))
     return {c.nodeid: (c.kind, c.label) for c in result.items}
 
 
@@ -103,11 +105,11 @@ def test_figure_moved_beyond_the_factor_is_reported_within_it_is_not(real_summar
     code, out, _ = _compare(tmp_path, real_summary, new, capsys=capsys)
     assert code == 1
     assert _kinds(real_summary, new)[EPS] == ("moved", "MOVED")
-    assert f"max state abs: {release.fmt(old_abs)} -> {release.fmt(old_abs * 3)} (x3)" in out
+    assert f"max state abs: {numbers.fmt(old_abs)} -> {numbers.fmt(old_abs * 3)} (x3)" in out
 
     figures["abs"] = old_abs * 1.5  # within x2: a changed figure, but not beyond the rule
     assert _kinds(real_summary, new)[EPS] == ("unchanged", "UNCHANGED")
-    result = release.compare(release.from_summary(real_summary), release.from_summary(new))
+    result = comparison.compare(baselines.from_summary(real_summary), baselines.from_summary(new))
     assert "within the noise rule" in next(c for c in result.items if c.nodeid == EPS).details[0]
 
 
@@ -118,12 +120,12 @@ def test_moves_within_a_few_ulp_are_noise_and_the_divergent_step_always_counts(r
     base = copy.deepcopy(real_summary)
     _item(base, AGREE)["final"]["params"] = {"abs": 0.0, "rel": 0.0, "ulp": 0.0}
     assert _kinds(base, new)[AGREE][0] == "unchanged"
-    assert not release.NoiseRule().moved(0.0, 1e-7, 0.0, 2.0)  # within 4 ULP on both sides: noise
-    assert release.NoiseRule(min_ulp=1).moved(0.0, 1e-7, 0.0, 2.0)  # the floor is min_ulp, read by moved
-    assert release.NoiseRule(min_ulp=1e9).moved(1.0, 5.0, 3.0, float("nan"))  # NaN ULP is never within
-    assert not release.NoiseRule(min_ulp=0).moved(1.0, 1.5, 10.0, 20.0)  # within the factor
-    rule = release.NoiseRule(min_ulp=1)
-    result = release.compare(release.from_summary(base), release.from_summary(new), rule)
+    assert not rules.NoiseRule().moved(0.0, 1e-7, 0.0, 2.0)  # within 4 ULP on both sides: noise
+    assert rules.NoiseRule(min_ulp=1).moved(0.0, 1e-7, 0.0, 2.0)  # the floor is min_ulp, read by moved
+    assert rules.NoiseRule(min_ulp=1e9).moved(1.0, 5.0, 3.0, float("nan"))  # NaN ULP is never within
+    assert not rules.NoiseRule(min_ulp=0).moved(1.0, 1.5, 10.0, 20.0)  # within the factor
+    rule = rules.NoiseRule(min_ulp=1)
+    result = comparison.compare(baselines.from_summary(base), baselines.from_summary(new), rule)
     assert next(c for c in result.items if c.nodeid == AGREE).kind == "moved"
 
     _item(new, EPS)["first_divergent_step"] = 7
@@ -196,13 +198,13 @@ def test_a_different_kernel_build_alone_is_ignored_and_said_so(real_summary, tmp
 
 
 def test_os_strings_split_into_what_can_and_cannot_change_bits():
-    assert release.os_parts("Linux-6.18.44-fc-v769-x86_64-with-glibc2.36") == {
+    assert rules.os_parts("Linux-6.18.44-fc-v769-x86_64-with-glibc2.36") == {
         "system": "Linux", "kernel": "6.18.44-fc-v769", "arch": "x86_64", "libc": "glibc2.36"}
-    env = release.Environment()
-    release._os_differences("macOS-14.2-arm64-arm-64bit", "macOS-14.3-arm64-arm-64bit", env)
+    env = rules.Environment()
+    rules._os_differences("macOS-14.2-arm64-arm-64bit", "macOS-14.3-arm64-arm-64bit", env)
     assert env.ignored == [] and env.material[0].startswith("operating system and its math libraries: ")
-    env = release.Environment()
-    release._os_differences("Linux-6.1-x86_64-with-glibc2.36", "Linux-6.2-aarch64-with-glibc2.36", env)
+    env = rules.Environment()
+    rules._os_differences("Linux-6.1-x86_64-with-glibc2.36", "Linux-6.2-aarch64-with-glibc2.36", env)
     assert env.material == ["CPU architecture: other kernels: 'x86_64' -> 'aarch64'"]
     assert env.ignored == ["kernel build: '6.1' -> '6.2'"]
 
@@ -256,7 +258,7 @@ def test_baseline_command_writes_reviewed_text_and_refuses_unpinned_runs(real_su
     target = tmp_path / "baseline.json"
     assert main(["baseline", str(run), "--write", str(target), "--requirements", str(requirements)]) == 0
     written = json.loads(target.read_text())
-    assert written["format"] == release.FORMAT and set(written["items"]) == {AGREE, EPS}
+    assert written["format"] == baselines.FORMAT and set(written["items"]) == {AGREE, EPS}
     assert written["source"]["versions"]["mindspore"] == version
     assert written["items"][EPS]["max"] == _item(real_summary, EPS)["max"]
     assert main(["compare", str(target), str(run)]) == 0
@@ -274,7 +276,7 @@ def test_baseline_command_writes_reviewed_text_and_refuses_unpinned_runs(real_su
 
 def test_committed_baseline_comes_from_the_pins_and_tox_defaults_repeat_them():
     pinned = pins(ROOT / "requirements.txt")
-    baseline = release.load(ROOT / "cases" / "baseline.json")
+    baseline = baselines.load(ROOT / "cases" / "baseline.json")
     for name in ("torch", "mindspore"):
         assert baseline["source"]["versions"][name].split("+")[0] == pinned[name]
     tox = configparser.ConfigParser(interpolation=None)
@@ -286,18 +288,18 @@ def test_committed_baseline_comes_from_the_pins_and_tox_defaults_repeat_them():
 
 # ---------------------------------------------------------------- validate: like with like on this machine
 
-def _stored(envs: Path, reports: Path, pair: environments.Release, summary: dict) -> Path:
+def _stored(envs: Path, reports: Path, pair: virtualenvs.Release, summary: dict) -> Path:
     """A release environment that needs no install (its python runs this one, with its packages) and a
     stored run made in it."""
     python = envs / pair.name / "bin" / "python"
     python.parent.mkdir(parents=True)
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
-    (envs / pair.name / environments.STAMP).write_text(json.dumps(environments.stamp(pair, ROOT)))
+    (envs / pair.name / virtualenvs.STAMP).write_text(json.dumps(virtualenvs.stamp(pair, ROOT)))
     run_dir = reports / pair.name / f"{pair.name}-stored"
     run_dir.mkdir(parents=True)
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    (run_dir / environments.FINGERPRINT).write_text(json.dumps(environments.fingerprint(python, ROOT, [])))
+    (run_dir / virtualenvs.FINGERPRINT).write_text(json.dumps(virtualenvs.fingerprint(python, ROOT, [])))
     return run_dir
 
 
@@ -308,14 +310,14 @@ def test_validate_compares_two_runs_of_this_machine_and_the_baseline_across_mach
     envs, reports = tmp_path / "envs", tmp_path / "reports"
     reference = copy.deepcopy(real_summary)
     reference["run"].update(id="pinned-here", mindspore=pinned["mindspore"])
-    _stored(envs, reports, environments.Release(pinned["torch"], pinned["mindspore"]), reference)
+    _stored(envs, reports, virtualenvs.Release(pinned["torch"], pinned["mindspore"]), reference)
     candidate = copy.deepcopy(reference)
     candidate["run"].update(id="candidate-here", mindspore="2.9.0")
     _item(candidate, AGREE).update(observed="diverge", outcome="failed", first_divergent_step=2)  # doctored
-    candidate_dir = _stored(envs, reports, environments.Release(pinned["torch"], "2.9.0"), candidate)
+    candidate_dir = _stored(envs, reports, virtualenvs.Release(pinned["torch"], "2.9.0"), candidate)
     (candidate_dir / "index.html").write_text("stale")
-    other_machine = release.from_summary(copy.deepcopy(reference))
-    reference_os = release.os_parts(reference["run"]["platform"])
+    other_machine = baselines.from_summary(copy.deepcopy(reference))
+    reference_os = rules.os_parts(reference["run"]["platform"])
     other_machine["source"]["machine"]["os"] = reference["run"]["platform"].replace(reference_os["kernel"], "0.0-other")
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(other_machine))
@@ -340,41 +342,42 @@ def test_validate_compares_two_runs_of_this_machine_and_the_baseline_across_mach
 
 
 def test_a_stored_run_is_reused_only_while_its_fingerprint_matches(real_summary, tmp_path):
-    pair = environments.Release("2.13.0", "2.9.0")
+    pair = virtualenvs.Release("2.13.0", "2.9.0")
     run_dir = _stored(tmp_path / "envs", tmp_path / "reports", pair, real_summary)
-    wanted = json.loads((run_dir / environments.FINGERPRINT).read_text())
-    assert environments.reusable_run(tmp_path / "reports" / pair.name, wanted) == run_dir
+    wanted = json.loads((run_dir / virtualenvs.FINGERPRINT).read_text())
+    assert virtualenvs.reusable_run(tmp_path / "reports" / pair.name, wanted) == run_dir
     for key, value in (("packages", [*wanted["packages"], "mindspore==2.9.1"]), ("suite", "other"),
                        ("run_args", ["-k", "eps"])):
-        assert environments.reusable_run(tmp_path / "reports" / pair.name, {**wanted, key: value}) is None
+        assert virtualenvs.reusable_run(tmp_path / "reports" / pair.name, {**wanted, key: value}) is None
     machine = {**wanted["machine"], "settings": {"OMP_NUM_THREADS": "4"}}
-    assert environments.reusable_run(tmp_path / "reports" / pair.name, {**wanted, "machine": machine}) is None
+    assert virtualenvs.reusable_run(tmp_path / "reports" / pair.name, {**wanted, "machine": machine}) is None
     interrupted = copy.deepcopy(real_summary)
     interrupted["run"]["complete"] = False
     (run_dir / "summary.json").write_text(json.dumps(interrupted))
-    assert environments.reusable_run(tmp_path / "reports" / pair.name, wanted) is None
-    with pytest.raises(environments.ReleaseEnvError, match="give a release number such as 2.9.0"):
-        environments.Release("2.13.0", "../x")
+    assert virtualenvs.reusable_run(tmp_path / "reports" / pair.name, wanted) is None
+    with pytest.raises(virtualenvs.ReleaseEnvError, match="give a release number such as 2.9.0"):
+        virtualenvs.Release("2.13.0", "../x")
 
 
 def test_suite_digest_follows_what_decides_results_only(tmp_path):
-    for path, text in (("cases/a.yaml", "cases: []"), ("conformance/runner.py", "x = 1"), ("conftest.py", ""),
+    for path, text in (("cases/a.yaml", "cases: []"), ("conformance/engine/runner.py", "x = 1"), ("conftest.py", ""),
                        ("conformance/report/page.py", "y = 1"), (".tox/env/lib/conftest.py", "")):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
-    digest = environments.suite_digest(tmp_path)
+    digest = virtualenvs.suite_digest(tmp_path)
     (tmp_path / "conformance/report/page.py").write_text("y = 2")  # presentation: the figures stay
     (tmp_path / ".tox/env/lib/conftest.py").write_text("z = 1")  # a virtualenv's files are not the suite's
-    (tmp_path / "conformance/release.py").write_text("reads runs")
-    assert environments.suite_digest(tmp_path) == digest
-    (tmp_path / "conformance/runner.py").write_text("x = 2")
-    assert environments.suite_digest(tmp_path) != digest
+    (tmp_path / "conformance/release/baseline.py").parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "conformance/release/baseline.py").write_text("reads runs")
+    assert virtualenvs.suite_digest(tmp_path) == digest
+    (tmp_path / "conformance/engine/runner.py").write_text("x = 2")
+    assert virtualenvs.suite_digest(tmp_path) != digest
     (tmp_path / "cases/a.yaml").write_text("cases: [] # edited")
-    assert environments.suite_digest(tmp_path) != digest
+    assert virtualenvs.suite_digest(tmp_path) != digest
 
 
 def test_changes_section_of_a_merged_report_shows_each_items_origin(real_summary, tmp_path, capsys):
-    from conformance.report.merge import merge
+    from conformance.results.merge import merge
 
     halves = []
     for run_id, keep in (("half-a", AGREE), ("half-b", EPS)):

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conformance import results
-from conformance.report.differences import fence, md
+from conformance.report.markdown import fence, md
 from conformance.report.series import read_curves
+from conformance.results import storage
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ def rows(index_html: str) -> list[str]:
 
 
 def test_run_writes_index_and_one_page_per_item(tiny_run):
-    data = results.read_json(tiny_run / "summary.json")
+    data = storage.read_json(tiny_run / "summary.json")
     html = (tiny_run / "index.html").read_text()
     assert len(rows(html)) == len(data["items"]) == 3
     for entry in data["items"]:
@@ -48,7 +48,7 @@ def test_case_text_is_escaped_everywhere(tiny_run):
 
 
 def test_item_page_states_the_recorded_first_divergence(tiny_run):
-    entry = next(e for e in results.read_json(tiny_run / "summary.json")["items"] if e["case"] == "tiny_eps")
+    entry = next(e for e in storage.read_json(tiny_run / "summary.json")["items"] if e["case"] == "tiny_eps")
     first = entry["first_divergence"]
     page = (tiny_run / "items" / "tiny_eps__cpu-float32.html").read_text()
     row = page.split("<h2>First divergence</h2>", 1)[1].split("</table>", 1)[0]
@@ -58,7 +58,7 @@ def test_item_page_states_the_recorded_first_divergence(tiny_run):
 
 def test_downsampling_keeps_each_windows_max_and_bounds_the_points(tmp_path):
     path, spike_step, steps = tmp_path / "long.jsonl", 12_345, 25_000
-    with results.StepWriter(path) as writer:
+    with storage.StepWriter(path) as writer:
         for step in range(1, steps + 1):
             value = 1.0 if step == spike_step else 1e-7 * (1 + step % 7)
             metric = {"abs": value, "rel": value, "ulp": 3.0, "at": [0], "a": 0.0, "b": 0.0, "bad": 0}
@@ -86,19 +86,19 @@ def test_rerender_reads_stored_results_only(tiny_run, tmp_path):
 def test_merge_keys_by_item_prefers_items_that_ran_and_shows_origin(tiny_run, tmp_path):
     """Shards: each half of the run in its own folder; the second also holds a skipped copy of an item
     that ran in the first (as a machine without that device would record it)."""
-    data = results.read_json(tiny_run / "summary.json")
+    data = storage.read_json(tiny_run / "summary.json")
     ran = [e for e in data["items"] if e["outcome"] != "skipped"]
     first, second = tmp_path / "a", tmp_path / "b"
     for folder, items, run_id in ((first, ran, "a"), (second, [e for e in data["items"] if e not in ran], "b")):
         shutil.copytree(tiny_run / "steps", folder / "steps")
-        results.write_json(folder / "summary.json", {"run": {**data["run"], "id": run_id}, "items": items})
+        storage.write_json(folder / "summary.json", {"run": {**data["run"], "id": run_id}, "items": items})
     shadow = {**ran[0], "outcome": "skipped", "observed": "skipped", "reason": "no such device here"}
-    extra = results.read_json(second / "summary.json")
-    results.write_json(second / "summary.json", {**extra, "items": [*extra["items"], shadow]})
+    extra = storage.read_json(second / "summary.json")
+    storage.write_json(second / "summary.json", {**extra, "items": [*extra["items"], shadow]})
     out = tmp_path / "merged"
     done = cli("report", str(first), str(second), "--out", str(out))
     assert done.returncode == 0, done.stderr
-    merged = results.read_json(out / "summary.json")
+    merged = storage.read_json(out / "summary.json")
     by_id = {e["nodeid"]: e for e in merged["items"]}
     assert set(by_id) == {e["nodeid"] for e in data["items"]}
     assert by_id[ran[0]["nodeid"]]["outcome"] == ran[0]["outcome"]
@@ -122,5 +122,5 @@ def test_markdown_escaping_and_fences():
 
 
 def test_summary_entries_carry_the_case_text(tiny_run):
-    for entry in results.read_json(tiny_run / "summary.json")["items"]:
+    for entry in storage.read_json(tiny_run / "summary.json")["items"]:
         assert entry["source"].lstrip().startswith(f"- id: {entry['case']}")

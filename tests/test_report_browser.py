@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import results
+from conformance.results import storage
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -45,7 +45,7 @@ def visible_rows(browser) -> int:
 
 
 def test_index_lists_every_item_and_filters_hide_rows(browser, tiny_run):
-    items = results.read_json(tiny_run / "summary.json")["items"]
+    items = storage.read_json(tiny_run / "summary.json")["items"]
     browser.get((tiny_run / "index.html").as_uri())
     assert visible_rows(browser) == len(items) == 3
     Select(browser.find_element(By.ID, "f-outcome")).select_by_visible_text("skipped")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from conformance.report import write_report
+from conformance.report.run_report import write_report
 
 HOSTILE = "<script>alert('x')</script>\"'><img src=x onerror=alert(1)>"
 

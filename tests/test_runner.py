@@ -5,11 +5,12 @@ import dataclasses
 
 import pytest
 
-from conformance import backends, oracles
-from conformance.case import Item
+from conformance import backends
+from conformance.cases.case import Item
+from conformance.cases.loader import load_file
+from conformance.engine.runner import run_item
 from conformance.errors import CaseError
-from conformance.runner import run_item
-from conformance.loader import load_file
+from conformance.numerics import oracles
 from tests.conftest import load_case, needs_frameworks
 
 pytestmark = needs_frameworks
@@ -94,7 +95,7 @@ def test_oracle_stride_checks_every_kth_step_plus_first_and_last(tmp_path):
 
 
 def test_oracle_stride_auto_is_every_step_for_small_models(tmp_path):
-    from conformance.runner import AUTO_ORACLE_PARAMS, oracle_stride
+    from conformance.engine.runner import AUTO_ORACLE_PARAMS, oracle_stride
 
     case = load_case(tmp_path, """
   - id: auto
@@ -122,8 +123,8 @@ def test_no_framework_writes_into_the_gradients_it_is_given(tmp_path, extras):
     it after the step: every adapter's step must leave it as it was."""
     import numpy as np
 
-    from conformance import models
     from conformance.backends.base import SessionSpec
+    from conformance.engine import models
 
     case = load_case(tmp_path, f"""
   - id: shared_grads
@@ -144,7 +145,7 @@ def test_no_framework_writes_into_the_gradients_it_is_given(tmp_path, extras):
 def test_checks_on_a_thread_record_exactly_what_inline_checks_record(tmp_path, monkeypatch):
     """Large models check each step on a second thread (pipeline.Checker) while the frameworks step:
     forced on for a small model, every figure and every JSONL byte must match the inline run."""
-    from conformance import runner
+    from conformance.engine import runner
 
     case = load_case(tmp_path, """
   - id: threaded
@@ -170,7 +171,7 @@ def test_checks_on_a_thread_record_exactly_what_inline_checks_record(tmp_path, m
 
 
 def test_a_failing_checker_thread_surfaces_in_the_main_thread():
-    from conformance.pipeline import Checker
+    from conformance.engine.checker import Checker
 
     def broken(observation):
         raise ValueError(f"bad {observation}")
@@ -190,7 +191,7 @@ def test_a_slow_checker_holds_the_frameworks_back_instead_of_queueing_copies():
     one is in progress, however many steps are submitted (memory does not grow with the step count)."""
     import threading
 
-    from conformance.pipeline import PENDING, Checker
+    from conformance.engine.checker import PENDING, Checker
 
     gate = threading.Semaphore(0)
     alive = {"now": 0, "most": 0}

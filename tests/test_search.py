@@ -12,17 +12,19 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 
-from conformance import loader, models, search
+from conformance.cases import loader
+from conformance.engine import models
 from conformance.errors import CaseError
+from conformance.search import engine, found_cases, scoring, strategies
 from tests.conftest import needs_frameworks
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @settings(max_examples=60, deadline=None, database=None)
-@given(search.entries(max_steps=20))
+@given(strategies.entries(max_steps=20))
 def test_every_draw_is_a_valid_case(tmp_path_factory, entry):
-    case = search.load_case(entry, tmp_path_factory.mktemp("draw"))
+    case = engine.load_case(entry, tmp_path_factory.mktemp("draw"))
     assert not isinstance(case, CaseError)
     assert case.gradients.mode == "replay" and case.devices == ("cpu",)
     assert case.dtypes == (entry["dtype"],) and case.steps == entry["steps"]
@@ -38,17 +40,17 @@ def test_sign_flip_alternates_the_replayed_gradient():
 
 
 def test_budget_reads_examples_or_time_and_says_what_it_wants():
-    assert search.Budget.parse("300") == search.Budget(examples=300)
-    assert search.Budget.parse("90s").seconds == 90 and search.Budget.parse("20m").seconds == 1200
-    assert "not deterministic" in search.Budget.parse("1m").describe()
+    assert engine.Budget.parse("300") == engine.Budget(examples=300)
+    assert engine.Budget.parse("90s").seconds == 90 and engine.Budget.parse("20m").seconds == 1200
+    assert "not deterministic" in engine.Budget.parse("1m").describe()
     with pytest.raises(ValueError, match="number of examples"):
-        search.Budget.parse("lots")
+        engine.Budget.parse("lots")
 
 
 def test_fingerprint_ignores_the_id_and_expectations_but_not_the_input():
     entry = {"id": "a", "steps": 3, "optimizer": {"lr": 0.1}}
-    assert search.fingerprint(entry) == search.fingerprint({**entry, "id": "b", "expect": "diverge"})
-    assert search.fingerprint(entry) != search.fingerprint({**entry, "steps": 4})
+    assert found_cases.fingerprint(entry) == found_cases.fingerprint({**entry, "id": "b", "expect": "diverge"})
+    assert found_cases.fingerprint(entry) != found_cases.fingerprint({**entry, "steps": 4})
 
 
 def _entry(**changes) -> dict:
@@ -72,10 +74,10 @@ def _pair(role: str, observed: str, ulp: float, abs_: float = 0.0) -> dict:
 
 
 def test_ratio_to_the_bound_agrees_with_the_verdict():
-    assert search.pair_ratio(_pair("primary", "diverge", ulp=80, abs_=1e-3)) == pytest.approx(10.0)
-    assert search.pair_ratio(_pair("primary", "conform", ulp=80, abs_=1e-9)) <= 1.0  # abs saved it
-    assert search.pair_ratio(_pair("oracle", "diverge", ulp=4)) == 1.0  # element-wise atol decided
-    assert search.pair_ratio(_pair("primary", "diverge", ulp=float("inf"), abs_=float("inf"))) == search.SCORE_CAP
+    assert scoring.pair_ratio(_pair("primary", "diverge", ulp=80, abs_=1e-3)) == pytest.approx(10.0)
+    assert scoring.pair_ratio(_pair("primary", "conform", ulp=80, abs_=1e-9)) <= 1.0  # abs saved it
+    assert scoring.pair_ratio(_pair("oracle", "diverge", ulp=4)) == 1.0  # element-wise atol decided
+    assert scoring.pair_ratio(_pair("primary", "diverge", ulp=float("inf"), abs_=float("inf"))) == scoring.SCORE_CAP
 
 
 def test_findings_are_labelled_by_attribution_and_oracle_departures_come_first():
@@ -83,25 +85,25 @@ def test_findings_are_labelled_by_attribution_and_oracle_departures_come_first()
     result = {"observed": "diverge", "attribution": attribution, "pairs": {
         "torch~mindspore": {"observed": "diverge"}, "torch~oracle": {"observed": "diverge"},
         "mindspore~oracle": {"observed": "conform"}}}
-    found = search.categories(_entry(dtype="float64"), result)
+    found = scoring.categories(_entry(dtype="float64"), result)
     assert [c.key for c in found] == ["torch~oracle|float64|unexplained",
                                       "torch~mindspore|float64|eps_placement+float64_in_float32"]
     assert not found[0].explained and found[1].explained
     assert found[1].cause_ids == ["eps_placement", "float64_in_float32"]
-    unexplained = search.categories(_entry(), {**result, "attribution": {**attribution, "explained": False}})
+    unexplained = scoring.categories(_entry(), {**result, "attribution": {**attribution, "explained": False}})
     assert unexplained[-1].key == "torch~mindspore|float32|unexplained"
 
 
 def test_a_found_case_declares_its_attributed_causes():
     attribution = {"pair": "torch~mindspore", "causes": ["decay_name_filter"], "explained": True}
     result = {"observed": "diverge", "attribution": attribution, "pairs": {"torch~mindspore": {"observed": "diverge"}}}
-    (category,) = search.categories(_entry(), result)
-    entry = search.case_entry(search.Finding(category, _entry(), result, {}))
+    (category,) = scoring.categories(_entry(), result)
+    entry = found_cases.case_entry(found_cases.Finding(category, _entry(), result, {}))
     assert entry["cause"] == ["decay_name_filter"] and entry["expect"] == "diverge"
     assert "attributed: decay_name_filter (MindSpore skips weight decay" in entry["reason"]
     lost = {**result, "attribution": {**attribution, "explained": False}}
-    (category,) = search.categories(_entry(), lost)
-    assert search.case_entry(search.Finding(category, _entry(), lost, {}))["cause"] == "unknown"
+    (category,) = scoring.categories(_entry(), lost)
+    assert found_cases.case_entry(found_cases.Finding(category, _entry(), lost, {}))["cause"] == "unknown"
 
 
 def _search(cwd: Path, *args: str) -> dict:
@@ -144,8 +146,8 @@ def test_report_lists_the_search_findings_with_their_scores(tiny_run, tmp_path):
     """A run folder holding a search.json gets a Search section (text escaped like the rest)."""
     import shutil
 
-    from conformance.report import write_report
-    from conformance.report.merge import load
+    from conformance.report.run_report import write_report
+    from conformance.results.merge import load
 
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)

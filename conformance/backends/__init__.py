@@ -12,8 +12,8 @@ import os
 import sys
 from functools import lru_cache
 
-from .. import oracles
-from .base import Backend
+from conformance.backends.base import Backend
+from conformance.numerics import oracles
 
 _MODULES = {
     "torch": "conformance.backends.torch_backend",

@@ -14,8 +14,8 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from ..case import Item
-from ..oracles import Formula
+from conformance.cases.case import Item
+from conformance.numerics.oracles import Formula
 
 
 @dataclass(frozen=True)

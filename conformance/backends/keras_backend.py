@@ -24,8 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import models, oracles
-from .base import SessionSpec, decay_as_none_kwargs, describe_signature, import_problem
+from conformance.backends.base import (
+    SessionSpec,
+    decay_as_none_kwargs,
+    describe_signature,
+    import_problem,
+)
+from conformance.engine import models
+from conformance.numerics import oracles
 
 NATIVE_NAMES = {"lr": "learning_rate", "betas": ("beta_1", "beta_2"), "eps": "epsilon", "weight_decay": "weight_decay"}
 LAYERNORM_EPS = 1e-5  # torch's default (Keras's LayerNormalization defaults to 1e-3)

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import models, oracles
-from .base import SessionSpec, describe_signature, import_problem
+from conformance.backends.base import SessionSpec, describe_signature, import_problem
+from conformance.engine import models
+from conformance.numerics import oracles
 
 log = logging.getLogger("conformance.mindspore")
 

@@ -11,9 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import oracles
-from .base import SessionSpec, describe_signature
-from .mindspore_backend import MindSporeBackend, MindSporeSession, _ms
+from conformance.backends.base import SessionSpec, describe_signature
+from conformance.backends.mindspore_backend import (
+    MindSporeBackend,
+    MindSporeSession,
+    _ms,
+)
+from conformance.numerics import oracles
 
 NATIVE_NAMES = {"lr": "lr", "betas": "betas", "eps": "eps", "weight_decay": "weight_decay"}
 

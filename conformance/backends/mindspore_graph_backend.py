@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
-from .. import oracles
-from .base import SessionSpec
-from .mindspore_backend import MindSporeBackend, MindSporeSession
+from conformance.backends.base import SessionSpec
+from conformance.backends.mindspore_backend import MindSporeBackend, MindSporeSession
+from conformance.numerics import oracles
 
 
 class GraphAdaMaxSession(MindSporeSession):

@@ -23,8 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import models, oracles
-from .base import SessionSpec, decay_as_none_kwargs, describe_signature, import_problem
+from conformance.backends.base import (
+    SessionSpec,
+    decay_as_none_kwargs,
+    describe_signature,
+    import_problem,
+)
+from conformance.engine import models
+from conformance.numerics import oracles
 
 log = logging.getLogger("conformance.paddle")
 NATIVE_NAMES = {"lr": "learning_rate", "betas": ("beta1", "beta2"), "eps": "epsilon", "weight_decay": "weight_decay"}
@@ -39,7 +45,7 @@ def _load_mindspore_first() -> None:
     symbols come first); the other order works. Where MindSpore is installed, its adapter loads it
     before paddle, whichever case a process runs first."""
     if importlib.util.find_spec("mindspore") is not None:
-        from . import get
+        from conformance.backends import get
 
         get("mindspore").unavailable("cpu", "float32")
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import models, oracles
-from .base import SessionSpec, describe_signature, import_problem
+from conformance.backends.base import SessionSpec, describe_signature, import_problem
+from conformance.engine import models
+from conformance.numerics import oracles
 
 # neutral hyper-parameter -> torch.optim.Adamax keyword (identical here; stated so the mapping is explicit)
 NATIVE_NAMES = {"lr": "lr", "betas": "betas", "eps": "eps", "weight_decay": "weight_decay"}

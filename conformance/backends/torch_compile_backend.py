@@ -16,9 +16,9 @@ import shutil
 import time
 from typing import Any
 
-from .. import oracles
-from .base import SessionSpec
-from .torch_backend import TorchBackend, TorchSession, _torch
+from conformance.backends.base import SessionSpec
+from conformance.backends.torch_backend import TorchBackend, TorchSession, _torch
+from conformance.numerics import oracles
 
 
 class CompiledStepSession(TorchSession):

@@ -15,8 +15,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from .. import release
-from ..results import atomic_write_text
+from conformance.release import baseline, comparison
+from conformance.results.storage import atomic_write_text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--requirements", default="requirements.txt",
                         help="where the pins are read from (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="write even if the run is not a clean pinned run")
-    parser.set_defaults(func=baseline)
+    parser.set_defaults(func=run)
 
 
 def pins(path: Path) -> dict[str, str]:
@@ -66,10 +66,10 @@ def problems(data: dict, pinned: dict[str, str]) -> list[str]:
     return found
 
 
-def baseline(args: argparse.Namespace, extra: list[str]) -> int:
+def run(args: argparse.Namespace, extra: list[str]) -> int:
     try:
-        data = release.load(args.run)
-    except release.BaselineError as exc:
+        data = baseline.load(args.run)
+    except baseline.BaselineError as exc:
         print(f"baseline: {exc}", file=sys.stderr)
         return 2
     requirements = Path(args.requirements)
@@ -88,10 +88,10 @@ def baseline(args: argparse.Namespace, extra: list[str]) -> int:
     target = Path(args.write)
     if target.exists():
         try:
-            old = release.load(target)
-            counts = release.compare(old, data).label_counts()
+            old = baseline.load(target)
+            counts = comparison.compare(old, data).label_counts()
             print("against the previous baseline: " + ", ".join(f"{n} {label}" for label, n in counts.items()))
-        except release.BaselineError as exc:
+        except baseline.BaselineError as exc:
             print(f"previous baseline unreadable ({exc}); replacing it", file=sys.stderr)
     atomic_write_text(target, text)
     v = data["source"]["versions"]

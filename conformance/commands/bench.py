@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..bench import LOADS, SIZES
+from conformance.bench.measure import LOADS, SIZES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..bench import main
+    from conformance.bench.measure import main
 
     return main(args)

@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import release
-from ..results import write_json
+from conformance.release import baseline, comparison, rules
+from conformance.results.storage import write_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,9 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("baseline", help="baseline file (cases/baseline.json), or a run folder to compare two runs")
     parser.add_argument("run", help="run folder, e.g. reports/latest, or its summary.json")
     parser.add_argument("-v", "--verbose", action="store_true", help="also list the unchanged items")
-    parser.add_argument("--factor", type=float, default=release.NoiseRule.factor,
+    parser.add_argument("--factor", type=float, default=rules.NoiseRule.factor,
                         help="a figure moved if it changed by more than this factor (default: %(default)s)")
-    parser.add_argument("--min-ulp", type=float, default=release.NoiseRule.min_ulp,
+    parser.add_argument("--min-ulp", type=float, default=rules.NoiseRule.min_ulp,
                         help="quantities within this many ULP on both sides never count as moved (default: %(default)s)")
     parser.add_argument("--accept-environment", action="store_true",
                         help="compare although the comparison would mislead (reported as a warning)")
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=compare)
 
 
-def rule_from(args: argparse.Namespace) -> release.NoiseRule | None:
+def rule_from(args: argparse.Namespace) -> rules.NoiseRule | None:
     """The noise rule the options ask for, or None (after saying why) when they make no sense."""
     if args.factor <= 1:
         print("compare: --factor must be greater than 1 (2 means 'halved or doubled')", file=sys.stderr)
@@ -46,10 +46,10 @@ def rule_from(args: argparse.Namespace) -> release.NoiseRule | None:
     if args.min_ulp < 0:
         print("compare: --min-ulp must be 0 or more (0: every ULP counts)", file=sys.stderr)
         return None
-    return release.NoiseRule(args.factor, args.min_ulp)
+    return rules.NoiseRule(args.factor, args.min_ulp)
 
 
-def refused(result: release.Comparison, accept: bool, prog: str = "compare") -> bool:
+def refused(result: comparison.Comparison, accept: bool, prog: str = "compare") -> bool:
     """Say why the comparison would mislead and return True, unless accepted (then warn and go on)."""
     if not result.environment.refusals:
         return False
@@ -63,10 +63,11 @@ def refused(result: release.Comparison, accept: bool, prog: str = "compare") -> 
     return True
 
 
-def into_report(run_dir: Path, reference: str, result: release.Comparison) -> Path:
+def into_report(run_dir: Path, reference: str, result: comparison.Comparison) -> Path:
     """Store the comparison in the run folder and re-render its index with the Changes section."""
-    from ..report import changes, write_index
-    from ..report.merge import load
+    from conformance.report import changes
+    from conformance.report.run_report import write_index
+    from conformance.results.merge import load
 
     changes.write(run_dir, reference, result.as_dict())
     return write_index(run_dir, load(run_dir))
@@ -74,8 +75,8 @@ def into_report(run_dir: Path, reference: str, result: release.Comparison) -> Pa
 
 def compare(args: argparse.Namespace, extra: list[str]) -> int:
     try:
-        old, new = release.load(args.baseline), release.load(args.run)
-    except release.BaselineError as exc:
+        old, new = baseline.load(args.baseline), baseline.load(args.run)
+    except baseline.BaselineError as exc:
         print(f"compare: {exc}", file=sys.stderr)
         return 2
     rule = rule_from(args)
@@ -84,10 +85,10 @@ def compare(args: argparse.Namespace, extra: list[str]) -> int:
     if args.into_report and not (Path(args.run) / "summary.json").exists():
         print(f"compare: --into-report needs a run folder (with summary.json), not {args.run}", file=sys.stderr)
         return 2
-    result = release.compare(old, new, rule)
+    result = comparison.compare(old, new, rule)
     if refused(result, args.accept_environment):
         return 2
-    print(release.render(result, verbose=args.verbose))
+    print(comparison.render(result, verbose=args.verbose))
     if args.json:
         write_json(Path(args.json), result.as_dict())
     if args.into_report:

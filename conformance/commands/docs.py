@@ -21,10 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def docs(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..causes import RegistryError
-    from ..report.differences import write_docs
-    from ..report.impact import ImpactMissing
-    from ..report.merge import RunDirError, load
+    from conformance.cases.causes import RegistryError
+    from conformance.report.docs_page import write_docs
+    from conformance.report.impact import ImpactMissing
+    from conformance.results.merge import RunDirError, load
 
     run_dir = Path(args.run_dir)
     try:

@@ -14,8 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def frameworks(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..report.frameworks import write
-    from ..report.merge import RunDirError, load
+    from conformance.report.frameworks_table import write
+    from conformance.results.merge import RunDirError, load
 
     try:
         paths = write(load(Path(args.run_dir)), Path(args.out) if args.out else Path(args.run_dir))

@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import environments
-from ..history import history, load_runs
-from .validate import pinned_release
+from conformance.commands.validate import pinned_release
+from conformance.release import virtualenvs
+from conformance.release.across_releases import history, load_runs
 
 RELEASES = ("2.8.0", "2.9.0", "2.10.0")
 
@@ -28,32 +28,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--runs", nargs="+", type=Path, help="render these stored run folders; run nothing")
     parser.add_argument("--out", type=Path, default=Path("reports/history"), help="where the page goes (default: %(default)s)")
     parser.add_argument("--requirements", default="requirements.txt", help="where the pins are read (default: %(default)s)")
-    parser.add_argument("--envs-dir", default=str(environments.ENVS_DIR), help="virtualenvs (default: %(default)s)")
+    parser.add_argument("--envs-dir", default=str(virtualenvs.ENVS_DIR), help="virtualenvs (default: %(default)s)")
     parser.add_argument("--reports-dir", default="reports/releases", help="runs, one folder per pair (default: %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="run every release again even if a stored run matches")
     parser.set_defaults(func=run_history, accepts_extra=True)
 
 
-def pairs(args: argparse.Namespace) -> list[environments.Release]:
+def pairs(args: argparse.Namespace) -> list[virtualenvs.Release]:
     pinned = pinned_release(Path(args.requirements))
-    out = [environments.Release(pinned.torch, ms) for ms in args.mindspore]
-    out += [environments.Release(t, pinned.mindspore) for t in (args.torch or []) if t != pinned.torch]
+    out = [virtualenvs.Release(pinned.torch, ms) for ms in args.mindspore]
+    out += [virtualenvs.Release(t, pinned.mindspore) for t in (args.torch or []) if t != pinned.torch]
     return out
 
 
 def run_history(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..report import history as page
+    from conformance.report import history_page as page
 
     try:
         run_dirs = args.runs or []
         if not run_dirs:
             root = Path.cwd()
             for pair in pairs(args):
-                python = environments.ensure_env(pair, root, Path(args.envs_dir))
-                run_dirs.append(environments.run_suite(python, pair, root, Path(args.reports_dir), extra,
+                python = virtualenvs.ensure_env(pair, root, Path(args.envs_dir))
+                run_dirs.append(virtualenvs.run_suite(python, pair, root, Path(args.reports_dir), extra,
                                                        reuse=not args.fresh))
         data = history(load_runs(run_dirs))
-    except (environments.ReleaseEnvError, FileNotFoundError, ValueError) as exc:
+    except (virtualenvs.ReleaseEnvError, FileNotFoundError, ValueError) as exc:
         print(f"history: {exc}", file=sys.stderr)
         return 2
     md_path, html_path = page.write(data, args.out)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import results
+from conformance.results import storage
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,15 +20,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def report(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..report import write_report
-    from ..report.merge import RunDirError, load, merge
+    from conformance.report.run_report import write_report
+    from conformance.results.merge import RunDirError, load, merge
 
     dirs = [Path(d) for d in args.run_dirs]
     try:
         if len(dirs) == 1 and args.out is None:
             print(write_report(dirs[0], load(dirs[0])))
             return 0
-        out = Path(args.out) if args.out else dirs[0].resolve().parent / results.new_run_id()
+        out = Path(args.out) if args.out else dirs[0].resolve().parent / storage.new_run_id()
         data = merge(dirs, out)
     except RunDirError as exc:
         print(exc, file=sys.stderr)

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import results
+from conformance.results import storage
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def _command(args: argparse.Namespace) -> str:
 def search(args: argparse.Namespace, extra: list[str]) -> int:
     import warnings
 
-    from .. import search as engine
+    from conformance.search import engine, found_cases
 
     # MindSpore raises the recursion limit on import; Hypothesis warns that it cannot restore it.
     warnings.filterwarnings("ignore", message="The recursion limit will not be reset")
@@ -59,15 +59,15 @@ def search(args: argparse.Namespace, extra: list[str]) -> int:
     if not args.no_cases:
         with tempfile.TemporaryDirectory(prefix="conformance-found-") as tmp:
             for record, finding in zip(data["findings"], run.found.values()):
-                path, status = engine.write_case(finding, Path(args.found_dir), command, Path(tmp))
+                path, status = found_cases.write_case(finding, Path(args.found_dir), command, Path(tmp))
                 record["file"], record["status"] = str(path), status
-    run_dir = Path(args.run_dir) if args.run_dir else Path("reports") / results.new_run_id()
+    run_dir = Path(args.run_dir) if args.run_dir else Path("reports") / storage.new_run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
-    results.atomic_write_text(run_dir / "search.json", json.dumps(data, indent=1) + "\n")
+    storage.atomic_write_text(run_dir / "search.json", json.dumps(data, indent=1) + "\n")
     _print(data, run_dir)
     if (run_dir / "summary.json").exists():
-        from ..report import write_report
-        from ..report.merge import load
+        from conformance.report.run_report import write_report
+        from conformance.results.merge import load
         print(f"report: {write_report(run_dir, load(run_dir))}")
     return 0
 

@@ -1,6 +1,6 @@
 """`validate`: a candidate framework release against the pinned versions, both run here, like with like.
 
-Each side runs in a virtualenv of its own (conformance/environments.py: `.tox/releases/torch<T>-mindspore<M>/`,
+Each side runs in a virtualenv of its own (conformance/virtualenvs.py: `.tox/releases/torch<T>-mindspore<M>/`,
 built once), so the comparison that decides the exit status sets two fresh runs on this machine side by side:
 on one machine the suite is bitwise deterministic, so every difference it lists comes from the releases.
 A side's earlier run is reused when its fingerprint (installed packages, suite files, machine, settings)
@@ -19,10 +19,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import environments, release
-from ..results import write_json
-from .baseline import pins
-from .compare import into_report, refused
+from conformance.commands.baseline import pins
+from conformance.commands.compare import into_report, refused
+from conformance.release import baseline, comparison, virtualenvs
+from conformance.results.storage import write_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--requirements", default="requirements.txt", help="where the pins are read (default: %(default)s)")
     parser.add_argument("--baseline", default="cases/baseline.json",
                         help="the committed cross-machine reference (default: %(default)s)")
-    parser.add_argument("--envs-dir", default=str(environments.ENVS_DIR),
+    parser.add_argument("--envs-dir", default=str(virtualenvs.ENVS_DIR),
                         help="where the virtualenvs go (default: %(default)s)")
     parser.add_argument("--reports-dir", default="reports/releases",
                         help="where the runs go, one folder per release pair (default: %(default)s)")
@@ -42,22 +42,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=validate, accepts_extra=True)
 
 
-def pinned_release(requirements: Path) -> environments.Release:
+def pinned_release(requirements: Path) -> virtualenvs.Release:
     """The pinned (torch, MindSpore) pair of requirements.txt."""
     pinned = pins(requirements) if requirements.exists() else {}
     if "torch" not in pinned or "mindspore" not in pinned:
-        raise environments.ReleaseEnvError(f"{requirements}: no torch==... and mindspore==... pins found; "
+        raise virtualenvs.ReleaseEnvError(f"{requirements}: no torch==... and mindspore==... pins found; "
                                            "run from the suite's folder or pass --requirements")
-    return environments.Release(pinned["torch"], pinned["mindspore"])
+    return virtualenvs.Release(pinned["torch"], pinned["mindspore"])
 
 
-def prepared_run(pair: environments.Release, args: argparse.Namespace, extra: list[str]) -> Path:
+def prepared_run(pair: virtualenvs.Release, args: argparse.Namespace, extra: list[str]) -> Path:
     root = Path.cwd()
-    python = environments.ensure_env(pair, root, Path(args.envs_dir))
-    return environments.run_suite(python, pair, root, Path(args.reports_dir), extra, reuse=not args.fresh)
+    python = virtualenvs.ensure_env(pair, root, Path(args.envs_dir))
+    return virtualenvs.run_suite(python, pair, root, Path(args.reports_dir), extra, reuse=not args.fresh)
 
 
-def label(pair: environments.Release) -> str:
+def label(pair: virtualenvs.Release) -> str:
     return f"torch {pair.torch} + MindSpore {pair.mindspore}"
 
 
@@ -65,32 +65,32 @@ def against_baseline(baseline: Path, pinned_run: Path) -> list[str]:
     """The pinned run here vs the committed baseline, summarised (this machine reproduces it, or not)."""
     head = f"this machine's pinned run vs the committed reference {baseline} (informs; not the exit status):"
     try:
-        result = release.compare(release.load(baseline), release.load(pinned_run))
-    except release.BaselineError as exc:
+        result = comparison.compare(baseline.load(baseline), baseline.load(pinned_run))
+    except baseline.BaselineError as exc:
         return [head, f"  not compared: {exc}"]
     if result.environment.refusals:
         return [head, *(f"  not compared: {line}" for line in result.environment.refusals)]
-    lines = [f"  {line}" for line in release.render(result, names=("reference", "here")).splitlines()]
+    lines = [f"  {line}" for line in comparison.render(result, names=("reference", "here")).splitlines()]
     return [head, *lines]
 
 
 def validate(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         pinned = pinned_release(Path(args.requirements))
-        candidate = environments.Release(args.torch or pinned.torch, args.mindspore or pinned.mindspore)
+        candidate = virtualenvs.Release(args.torch or pinned.torch, args.mindspore or pinned.mindspore)
         if candidate == pinned:
             print(f"validate: the candidate is the pinned pair ({label(pinned)}): this checks that two runs agree")
         reference_run = prepared_run(pinned, args, extra)
         candidate_run = reference_run if candidate == pinned and not args.fresh else prepared_run(candidate, args, extra)
-        old, new = release.load(reference_run), release.load(candidate_run)
-    except (environments.ReleaseEnvError, release.BaselineError) as exc:
+        old, new = baseline.load(reference_run), baseline.load(candidate_run)
+    except (virtualenvs.ReleaseEnvError, baseline.BaselineError) as exc:
         print(f"validate: {exc}", file=sys.stderr)
         return 2
-    result = release.compare(old, new)
+    result = comparison.compare(old, new)
     if refused(result, False, "validate"):
         return 2
     print(f"\n== {label(candidate)} (candidate) vs {label(pinned)} (pinned), both run on this machine ==")
-    print(release.render(result, verbose=args.verbose, names=("pinned", "candidate")))
+    print(comparison.render(result, verbose=args.verbose, names=("pinned", "candidate")))
     write_json(candidate_run / "compare.json", result.as_dict())
     print(f"report: {into_report(candidate_run, f'{label(pinned)} (pinned, this machine)', result).resolve()}")
     print("\n" + "\n".join(against_baseline(Path(args.baseline), reference_run)))

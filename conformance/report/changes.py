@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import results
-from . import pages
+from conformance.report import pages
+from conformance.results import storage
 
 FILE = "changes.json"
 
@@ -19,7 +19,7 @@ FILE = "changes.json"
 def write(run_dir: Path, reference: str, comparison: dict[str, Any]) -> Path:
     """Store a comparison (release.Comparison.as_dict()) beside the run it was made for."""
     path = run_dir / FILE
-    results.write_json(path, {"reference": reference, "comparison": comparison})
+    storage.write_json(path, {"reference": reference, "comparison": comparison})
     return path
 
 
@@ -28,7 +28,7 @@ def section(run_dir: Path, items: list[dict[str, Any]]) -> dict[str, Any] | None
     path = run_dir / FILE
     if not path.exists():
         return None
-    data = results.read_json(path)
+    data = storage.read_json(path)
     comparison = data["comparison"]
     entries = {e["nodeid"]: e for e in items}
     rows = []

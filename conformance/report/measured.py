@@ -13,31 +13,11 @@ from typing import Any
 
 from markupsafe import Markup
 
-from . import pages
+from conformance import numbers
+from conformance.report import pages
 
 PAIR = "torch~mindspore"  # the pair the documentation page is about
 EVIDENCE_OBSERVED = ("diverge", "nonfinite", "error")
-
-
-def sig(value: Any) -> str:
-    """A figure for reading: 3 significant digits, below 0.01 as a power of ten (3.35e-8, 8.75e-3),
-    integers whole with thousands separators (10,000)."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or isinstance(value, str):
-        return str(value)
-    x = float(value)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Inf" if x > 0 else "-Inf"
-    if x.is_integer() and abs(x) < 1e6:
-        return f"{int(x):,}"
-    text = f"{x:.2e}" if abs(x) < 0.01 else f"{x:.3g}"
-    mantissa, _, exponent = text.partition("e")
-    if "." in mantissa and exponent:
-        mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
 
 
 def lookup(entry: dict[str, Any], path: str) -> Any:
@@ -70,7 +50,7 @@ class Figures:
         self.shown: list[Fig] = []
 
     def __call__(self, entry: dict[str, Any], path: str) -> Fig:
-        fig = Fig(sig(lookup(entry, path)), entry["nodeid"], path)
+        fig = Fig(numbers.sig(lookup(entry, path)), entry["nodeid"], path)
         self.shown.append(fig)
         return fig
 

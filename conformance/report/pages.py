@@ -6,54 +6,27 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from .. import causes
-from ..compare import fmt
-
-NOT_RUN = ("skipped", "error", "crashed")
-
-
-def num(x: Any) -> str:
-    """Full precision (9 significant digits) for figures; a dash where a figure was not recorded."""
-    if x is None or isinstance(x, jinja2.Undefined):
-        return "—"
-    return fmt(x)
-
-
-def short(x: float | None) -> str:
-    """A table-sized number: 3 significant digits, ULP counts as integers; the full value goes in a title."""
-    if x is None:
-        return ""
-    if isinstance(x, float) and (math.isinf(x) or math.isnan(x)):
-        return str(x)
-    if float(x).is_integer() and abs(x) < 1e6:
-        return str(int(x))
-    return f"{x:.3g}"
-
-
-def sort_value(x: float | None) -> str:
-    """A value the index's script can parseFloat (it reads "Infinity", not Python's "inf")."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return "Infinity" if x == math.inf else "-Infinity" if x == -math.inf else repr(x)
+from conformance import numbers
+from conformance.cases import causes
+from conformance.results.entry import NOT_RUN
 
 
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """One per process: an Environment caches its compiled templates (a new one per page recompiled
     both templates every time, ~0.02 s a page)."""
-    env = jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"),
+    env = jinja2.Environment(loader=jinja2.PackageLoader("conformance.report", "templates"),
                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = num
-    env.filters["short"] = short
-    env.filters["sortv"] = sort_value
+    env.filters["num"] = numbers.num
+    env.filters["short"] = numbers.short
+    env.filters["sortv"] = numbers.sort_value
     return env
 
 

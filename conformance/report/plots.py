@@ -16,9 +16,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from .series import METRICS, Curves
+from conformance.cases.case import QUANTITIES
+from conformance.report.series import Curves
+from conformance.results.entry import METRICS
 
-QUANTITIES = ("params", "state", "loss")
 METRIC_TITLES = {"abs": "max abs difference", "rel": "max rel difference", "ulp": "max ULP distance"}
 COLORS = {"torch~mindspore": "#1f77b4", "torch~oracle": "#ff7f0e", "mindspore~oracle": "#2ca02c",
           "torch~torch@cpu": "#9467bd"}

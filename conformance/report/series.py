@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import results
+from conformance.results import storage
+from conformance.results.entry import METRICS
 
-METRICS = ("abs", "rel", "ulp")
 MAX_POINTS = 2000
 
 
@@ -71,7 +71,7 @@ class Curves:
 def read_curves(path: Path, total_steps: int, max_points: int = MAX_POINTS) -> Curves:
     """Stream `path` (never loaded whole) into per-window maxima; `total_steps` sizes the windows."""
     curves = Curves(total=max(total_steps, 1), max_points=max_points)
-    for record in results.read_steps(path):
+    for record in storage.read_steps(path):
         step = int(record["step"])
         curves.steps_read = max(curves.steps_read, step)
         for label, quantities in record.get("pairs", {}).items():

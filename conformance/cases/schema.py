@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 import jsonschema
 
-from .case import DEVICES, DTYPES
+from conformance.cases.case import DEVICES, DTYPES
 
 # Limits protect the machine from a typo such as `steps: 100000000`; raise them deliberately with
 # the environment variables named in the message (read once at import).

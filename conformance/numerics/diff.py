@@ -7,16 +7,15 @@ resulting dict and never recomputes. NaN/Inf rules, stated once:
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from .case import Bound
-from .compiled import AVAILABLE, jit
+from conformance.cases.case import Bound
+from conformance.numerics.compiled import AVAILABLE, jit
 
 if AVAILABLE:
-    from .compiled import float32_bits, float64_bits
+    from conformance.numerics.compiled import float32_bits, float64_bits
 
 _INT = {"float16": np.int16, "float32": np.int32, "float64": np.int64}
 _SIGN_MASK = {"float16": 0x7FFF, "float32": 0x7FFFFFFF, "float64": 0x7FFFFFFFFFFFFFFF}
@@ -226,9 +225,3 @@ def worst(entries: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | No
     return max(entries.items(), key=lambda kv: (kv[1]["bad"] > 0, kv[1]["abs"]))
 
 
-def fmt(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float) and (math.isinf(x) or math.isnan(x)):
-        return str(x)
-    return f"{x:.9g}"

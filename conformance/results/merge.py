@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .. import results
+from conformance.results import storage
+from conformance.results.entry import NOT_RUN
 
-NOT_RUN = ("skipped", "error", "crashed")
 SHARED = ("python", "numpy", "torch", "mindspore", "platform", "cpu", "cpu_count", "git_commit")
 
 
@@ -27,7 +27,7 @@ def load(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "summary.json"
     if not path.exists():
         raise RunDirError(f"{run_dir}: no summary.json here; pass run folders such as reports/<run-id>")
-    return results.read_json(path)
+    return storage.read_json(path)
 
 
 def _ran(entry: dict[str, Any]) -> int:
@@ -94,6 +94,6 @@ def merge(run_dirs: list[Path], out_dir: Path) -> dict[str, Any]:
     for key in SHARED:  # a fingerprint field is stated once only when every origin agrees on it
         values = {str(o.get(key)) for o in origins}
         run[key] = origins[0].get(key) if len(values) == 1 else None
-    data = results.summary(run, items)
-    results.write_json(out_dir / "summary.json", data)
+    data = storage.summary(run, items)
+    storage.write_json(out_dir / "summary.json", data)
     return data

@@ -20,17 +20,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .. import results
-from . import pages
+from conformance import numbers
+from conformance.report import pages
+from conformance.report.markdown import md
+from conformance.results import storage
 
-MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
 TITLE = "AdaMax across frameworks"
 _DEFAULTS = (("lr", "lr"), ("betas[0]", "beta1"), ("betas[1]", "beta2"), ("eps", "eps"), ("weight_decay", "weight decay"))
-
-
-def _md(text: Any) -> str:
-    """Plain text made inert in Markdown and fit for a table cell (no `|`, no line break)."""
-    return MD_SPECIAL.sub(r"\\\1", " ".join(str(text if text is not None else "").split()))
 
 
 def nway_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -75,8 +71,8 @@ def _cell(entry: dict[str, Any], left: str, fw: str) -> dict[str, Any]:
         return {"kind": "skipped", "oracle": oracle, "text": f"not run: {why}"}
     first, top = pair.get("first_divergence"), pair.get("max") or {}
     params, state = top.get("params") or {}, top.get("state") or {}
-    size = (f"max params abs {pages.short(params.get('abs'))} ({pages.short(params.get('ulp'))} ULP), "
-            f"state abs {pages.short(state.get('abs'))}")
+    size = (f"max params abs {numbers.short(params.get('abs'))} ({numbers.short(params.get('ulp'))} ULP), "
+            f"state abs {numbers.short(state.get('abs'))}")
     both = (entry.get("nonfinite") or {}).get(fw, {}).get("params")
     if pair["observed"] == "conform" and both is not None:
         text = f"agrees: NaN/Inf in the same elements as {left} from step {both}"
@@ -128,8 +124,8 @@ def _oracle_mark(oracle: dict[str, Any] | None) -> str:
 def render_markdown(table: dict[str, Any]) -> str:
     run, fws = table["run"], table["frameworks"]
     out = [f"# {TITLE}", "",
-           f"Measured by the AdaMax conformance suite, run {_md(run.get('id'))} ({_md(run.get('start'))}): every "
-           f"implementation against {_md(table['left'])} on the same model, weights, data and gradients, and "
+           f"Measured by the AdaMax conformance suite, run {md(run.get('id'))} ({md(run.get('start'))}): every "
+           f"implementation against {md(table['left'])} on the same model, weights, data and gradients, and "
            "against a float64 oracle of its own formula. Every figure is read from that run's summary.json.", "",
            "## Implementations", "",
            "| implementation | class | version | eps camp | eps placement | weight decay | lr | beta1 | beta2 | eps | weight_decay | own formula |",
@@ -139,18 +135,18 @@ def render_markdown(table: dict[str, Any]) -> str:
         own = (f"departs, unexplained: {', '.join(imp['departed'])}" if imp["departed"]
                else f"holds in {imp['checked']} items" + (f" (declared departures: {', '.join(imp['declared'])})"
                                                           if imp["declared"] else ""))
-        out.append("| " + " | ".join(_md(v) for v in (
+        out.append("| " + " | ".join(md(v) for v in (
             imp["name"], imp["class"], imp["version"], imp["camp"], imp["eps"], imp["weight_decay"], d["lr"], d["beta1"],
             d["beta2"], d["eps"], d["weight decay"], own)) + " |")
     out += ["", "Defaults are the installed constructors' own (introspected when the run was made).", "",
-            f"## Differences, measured against {_md(table['left'])}", "",
-            "| item | " + " | ".join(_md(fw) for fw in fws[1:]) + " |",
+            f"## Differences, measured against {md(table['left'])}", "",
+            "| item | " + " | ".join(md(fw) for fw in fws[1:]) + " |",
             "| --- | " + " | ".join("---" for _ in fws[1:]) + " |"]
     for row in table["rows"]:
         cells = [row["cells"][fw]["text"] + _oracle_mark(row["cells"][fw]["oracle"]) for fw in fws[1:]]
-        out.append(f"| {_md(row['item'])} | " + " | ".join(_md(c) for c in cells) + " |")
+        out.append(f"| {md(row['item'])} | " + " | ".join(md(c) for c in cells) + " |")
     out += ["", "Why each item differs, as its case declares:", ""]
-    out += [f"- {_md(row['item'])}: {_md(row['reason'])}" for row in table["rows"]]
+    out += [f"- {md(row['item'])}: {md(row['reason'])}" for row in table["rows"]]
     return "\n".join(out) + "\n"
 
 
@@ -165,6 +161,6 @@ def write(data: dict[str, Any], out_dir: Path) -> list[Path]:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "frameworks.md", out_dir / "frameworks.html"]
-    results.atomic_write_text(paths[0], render_markdown(table))
-    results.atomic_write_text(paths[1], render_html(table))
+    storage.atomic_write_text(paths[0], render_markdown(table))
+    storage.atomic_write_text(paths[1], render_html(table))
     return paths

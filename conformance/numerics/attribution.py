@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import causes
-from .case import Item
-from .oracles import Formula, formula_metrics
+from conformance.cases import causes
+from conformance.cases.case import Item
+from conformance.numerics.oracles import Formula, formula_metrics
 
 MAX_SWITCHES = 3  # larger sets are not searched: a divergence needing more is reported unexplained
 HPARAM_PREFIX = "hparam."

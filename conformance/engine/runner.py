@@ -26,14 +26,16 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import attribution, backends, models
-from .case import QUANTITIES, Item, Tolerance
-from .compare import diff, nonfinite
-from .errors import FrameworkError
-from .oracles import formula_metrics
-from .pipeline import Checker
-from .results import StepWriter
-from .verdict import PairTracker, judge
+from conformance import backends
+from conformance.cases.case import QUANTITIES, Item, Tolerance
+from conformance.engine import models
+from conformance.engine.checker import Checker
+from conformance.errors import FrameworkError
+from conformance.numerics import attribution
+from conformance.numerics.diff import diff, nonfinite
+from conformance.numerics.oracles import formula_metrics
+from conformance.results.storage import StepWriter
+from conformance.results.verdict import PairTracker, judge
 
 ORACLE = "oracle"
 # `oracle_stride: auto` checks the oracles on every step up to this many parameters, and above it on

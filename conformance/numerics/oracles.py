@@ -42,17 +42,39 @@ mindspore:  decay only where the parameter name holds neither 'beta' nor 'gamma'
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from .case import Tolerance
-from .compare import BLOCK, as_float, case_bits, diff, dtype_args, element, finite_maxima, metrics, worst_start
-from .compiled import AVAILABLE, jit
+from conformance.cases.case import Tolerance
+from conformance.numerics.compiled import AVAILABLE, jit
+from conformance.numerics.diff import (
+    BLOCK,
+    as_float,
+    case_bits,
+    diff,
+    dtype_args,
+    element,
+    finite_maxima,
+    metrics,
+    worst_start,
+)
+from conformance.numerics.formulas import (
+    DESCRIPTIONS,
+    EPS_MODES,
+    KERAS,
+    MINDSPORE,
+    MINDSPORE_EXPERIMENTAL,
+    OPTAX,
+    PADDLE,
+    TORCH,
+    TORCH_COMPILE,
+    Features,
+)
 
 if AVAILABLE:
-    from .compiled import float64_bits
+    from conformance.numerics.compiled import float64_bits
 
 
 @dataclass
@@ -71,41 +93,6 @@ class Step:
     scale_p: np.ndarray
     scale_m: np.ndarray
     scale_u: np.ndarray
-
-
-# Where eps enters the update (Features.eps):
-EPS_MODES = {
-    "max": 0.0,          # u = max(b2*u, |g| + eps); p -= clr * m/u             (torch)
-    "denominator": 1.0,  # u = max(b2*u, |g|);       p -= clr * m/(u + eps)     (mindspore.nn.AdaMax)
-    "decayed_u": 2.0,    # u = max(b2*u + eps, |g|); p -= clr * m/u             (Paddle)
-}
-
-
-@dataclass(frozen=True)
-class Features:
-    """One implementation's choices, each a mechanism that can make two AdaMax implementations differ.
-    The defaults are torch's."""
-
-    eps: str = "max"                 # see EPS_MODES
-    moment: str = "lerp"             # "lerp": m + (1-b1)*(g-m) | "mul_add": b1*m + (1-b1)*g
-    nan_in_max: str = "propagate"    # "propagate": max(x, NaN) = NaN | "drop": std::max keeps x, drops a NaN |g|
-    scalars: str = "float64"         # "float64" | "float32": b1, b2, eps, lr held in float32, beta1_power
-                                     # a float32 running product | "float32_pow": the same, b1**t one float32 pow
-                                     # a float32 running product
-    float64_compute: str = "float64"  # the dtype float64 parameters are computed in ("float32": MindSpore)
-    decay_filter: bool = False       # decay skipped for names holding 'beta'/'gamma' unless grouped
-    loss_scale: bool = False         # the (decayed) gradient is divided by loss_scale
-    float16_ops: bool = True         # in float16 each op rounds (torch's tensor ops): |g| + eps before the max,
-                                     # m and u before the step reads them (an underflowed m moves nothing)
-    step_count: str = "parameter"    # "parameter": the steps this parameter took | "global": optimizer steps
-    decay: str = "l2"                # "l2": wd*p added to the gradient | "decoupled": p*(1 - wd*lr) before the
-                                     # step, the gradient untouched (Keras)
-    float16_denominator: bool = False  # with float16_ops and eps in the denominator, u + eps is rounded
-                                       # to float16 as well (Keras's foreach add): 1e-8 becomes 0
-
-    def differences(self, other: "Features") -> list[str]:
-        """Names of the features whose values differ."""
-        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
 
 
 @jit(inline=True)
@@ -362,41 +349,9 @@ class Formula:
         return out
 
 
-TORCH = Features()
-MINDSPORE = Features(eps="denominator", moment="mul_add", nan_in_max="drop", scalars="float32",
-                     float64_compute="float32", decay_filter=True, loss_scale=True, float16_ops=False,
-                     step_count="global")
 torch_adamax = Formula("torch", TORCH)
 mindspore_adamax = Formula("mindspore", MINDSPORE)
 
-# Other implementations (cases/frameworks_matrix.yaml), as read from their sources:
-# keras.optimizers.Adamax, Keras 3.15 on its torch backend (keras/src/backend/torch/optimizers/torch_adamax.py,
-# torch_optimizer.py): p *= 1 - wd*lr (decoupled, every variable, before the step); m = b1*m + (1-b1)*g;
-# u = max(b2*u, |g|); p -= (m*lr) / ((u + eps) * (1 - b1**t)), t = the optimizer's iterations + 1, every
-# op in the variable's dtype (lr is a float32 variable: the runner passes its value). b1**t is a
-# float32 power there, evaluated here in float64 and bounded, as is optax's.
-KERAS = Features(eps="denominator", moment="mul_add", step_count="global", decay="decoupled",
-                 float16_denominator=True)
-# optax.adamax 0.2.8 (optax/_src/transform.py scale_by_adamax, tree_utils): m = (1-b1)*g + b1*m;
-# u = max(|g| + eps, b2*u) (jnp.maximum propagates NaN); p += -lr * (m / (1 - b1**count)) / u with one
-# count for the whole tree; weight decay as the suite chains it: add_decayed_weights (L2) before adamax.
-OPTAX = Features(moment="mul_add", step_count="global")
-# paddle.optimizer.Adamax 3.3.1 (paddle/phi/kernels/impl/adamax_kernel_impl.h, python/paddle/optimizer/
-# adamax.py): m = b1*m + (1-b1)*g; u = max(b2*u + eps, |g|); p -= lr/(1 - beta1_pow) * m/u; beta1, beta2,
-# eps are float attributes and lr a float32 tensor; beta1_pow a per-parameter float32 accumulator
-# multiplied by beta1 after each step (for float64 parameters the accumulator is float64: not modelled,
-# the matrix runs float32). A float weight_decay is an L2Decay regularizer added to the gradient.
-PADDLE = Features(eps="decayed_u", moment="mul_add", scalars="float32")
-# torch.optim.Adamax's step under torch.compile (Inductor, CPU): torch's formula, but Inductor computes a
-# float16 kernel's arithmetic in float32 and rounds only what it stores, so |g| + eps keeps eps (a zero
-# gradient gives u = 1e-8 in the step and no NaN; the stored u rounds to 0). Its bias correction
-# 1 - b1**step is a float32 tensor op (step is a tensor there): evaluated here in float64 and bounded.
-TORCH_COMPILE = Features(float16_ops=False)
-# mindspore.experimental.optim.Adamax 2.10 (mindspore/experimental/optim/adamax.py): torch's eps placement
-# (u = amax(b2*u, |g| + eps)), m = m*b1 + g*(1 - b1), with beta1, beta2, eps Python numbers that the
-# compiled step holds in float32 beside a float32 lr, and the bias correction 1 - b1**step_t one float32
-# pow of an int32 step counted per optimizer step.
-MINDSPORE_EXPERIMENTAL = Features(moment="mul_add", scalars="float32_pow", step_count="global")
 mindspore_experimental_adamax = Formula("mindspore_experimental", MINDSPORE_EXPERIMENTAL)
 torch_compile_adamax = Formula("torch_compile", TORCH_COMPILE)
 keras_adamax = Formula("keras", KERAS)
@@ -452,26 +407,6 @@ def formula_metrics(formula: Formula, pre: dict[str, list[np.ndarray]], post: di
             "state": {**{f"m:{name}": t["m"] for name, t in zip(names, tensors)},
                       **{f"u:{name}": t["u"] for name, t in zip(names, tensors)}},
             "loss": {}}
-
-
-# Each formula in words, for reports (the run records it per framework under run.api[<framework>].formula,
-# so a table of implementations reads no code). Keyed by Formula.name.
-DESCRIPTIONS = {
-    "torch": {"camp": "torch-like", "eps": "inside the max: u = max(b2*u, |g| + eps)",
-              "weight_decay": "L2 into the gradient, every parameter"},
-    "torch_compile": {"camp": "torch-like", "eps": "inside the max: u = max(b2*u, |g| + eps), float16 computed in float32",
-                      "weight_decay": "L2 into the gradient, every parameter"},
-    "mindspore": {"camp": "MindSpore-like", "eps": "denominator: m/(u + eps), u = max(b2*u, |g|)",
-                  "weight_decay": "L2 into the gradient, skipped for names holding beta/gamma"},
-    "mindspore_experimental": {"camp": "torch-like", "eps": "inside the max: u = max(b2*u, |g| + eps)",
-                               "weight_decay": "L2 into the gradient, every parameter"},
-    "keras": {"camp": "MindSpore-like", "eps": "denominator: m/(u + eps), u = max(b2*u, |g|)",
-              "weight_decay": "decoupled: p*(1 - wd*lr) before the step, every variable"},
-    "optax": {"camp": "torch-like", "eps": "inside the max: u = max(|g| + eps, b2*u)",
-              "weight_decay": "none in adamax; L2 by add_decayed_weights before it (as the suite chains it)"},
-    "paddle": {"camp": "Paddle (its own)", "eps": "inside the max, on the decayed norm: u = max(b2*u + eps, |g|)",
-               "weight_decay": "L2Decay into the gradient, every parameter"},
-}
 
 
 def describe(formula: Formula) -> dict[str, Any]:

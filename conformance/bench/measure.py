@@ -3,7 +3,7 @@
 Everything that is compared runs in one process and one run, interleaved repetition by repetition
 (bare, harness with the oracle stride, harness with oracles every step, bare, ...), and medians are
 reported, so a noisy machine shifts both sides of a ratio alike. The load average is recorded before
-and after. Memory and start-up run in fresh subprocesses (`python -m conformance.bench --child ...`),
+and after. Memory and start-up run in fresh subprocesses (`python -m conformance.bench.measure --child ...`),
 because peak RSS and first-import costs are per-process quantities.
 
 Overhead and memory are measured under each requested load: `idle` (the bench alone) and `busy` (one
@@ -33,10 +33,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import backends, models
-from .case import Case, Item
-from .loader import build_case
-from .results import environment, new_run_id, write_json
+from conformance import backends
+from conformance.cases.case import Case, Item
+from conformance.cases.loader import build_case
+from conformance.engine import models
+from conformance.results.storage import environment, new_run_id, write_json
 
 # linear in=out=n: n*n + n parameters (992, 100172, 130682, 1001000); 131k is the largest model whose
 # oracles run at every step (runner.AUTO_ORACLE_PARAMS), so every step is copied for the checker.
@@ -73,7 +74,7 @@ def bare_loop(case: Case, read: bool = False) -> None:
 
 def harness(case: Case, workdir: Path) -> dict[str, Any]:
     """The full item run the suite does: sessions, oracles, comparator, trackers, JSONL."""
-    from .runner import run_item
+    from conformance.engine.runner import run_item
 
     return run_item(Item(case, "cpu", DTYPE), workdir)
 
@@ -114,9 +115,9 @@ def overhead(sizes: list[str], steps: int, repeats: int, workdir: Path, load: st
 
 
 def _child(argv: list[str], timeout: float) -> dict[str, Any]:
-    """Run `python -m conformance.bench --child ...` in a fresh process; its last stdout line is JSON."""
+    """Run `python -m conformance.bench.measure --child ...` in a fresh process; its last stdout line is JSON."""
     env = {**os.environ, "GLOG_v": os.environ.get("GLOG_v", "3")}
-    out = subprocess.run([sys.executable, "-m", "conformance.bench", "--child", *argv], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "conformance.bench.measure", "--child", *argv], capture_output=True,
                          text=True, timeout=timeout, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"bench child {argv} failed ({out.returncode}):\n{out.stderr[-2000:]}")

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 import textwrap
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
-from .. import causes as cause_registry
-from .. import results
-from . import impact, measured, pages
-from .evidence import devices as frameworks_on_devices
-from .measured import Figures
-
-MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
+from conformance.cases import causes as cause_registry
+from conformance.report import impact, markdown, measured, pages
+from conformance.report.devices import devices as frameworks_on_devices
+from conformance.report.measured import Figures
+from conformance.results import storage
+from conformance.results.entry import NOT_RUN
 
 PAGE_PAIR = ("torch", "mindspore")  # the page documents torch.optim.Adamax against mindspore.nn.AdaMax
 DOC_URLS = {
@@ -67,24 +63,6 @@ EDGE_AGREEING = {"float16": "float16_nonzero_gradients", "betas near 1": "beta1_
 # The Code Example's variants: each the case that proves it gives torch's behaviour.
 EXAMPLE_CASES = {"matched": "docs_example_matched", "groups": "weight_decay_layernorm_param_groups",
                  "experimental": "experimental_adamax_docs_example_autograd"}
-
-
-def md(text: Any) -> str:
-    """Plain text made inert in Markdown (and usable in a table cell: no `|`, no line break)."""
-    return MD_SPECIAL.sub(r"\\\1", " ".join(str(text if text is not None else "").split()))
-
-
-def fence(text: str) -> str:
-    """A code fence longer than any backtick run inside `text`, so case text cannot close it."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    return "`" * max(3, longest + 1)
-
-
-def _markdown_env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"), autoescape=False,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(md=md, fence=fence, num=pages.num)
-    return env
 
 
 def _value(text: str | None) -> Any:
@@ -149,7 +127,7 @@ class Page:
     def case_items(self, case_id: str) -> list[dict[str, Any]]:
         """Items of a case (a matrix case by its id prefix) that ran, CPU float32 first."""
         mine = [e for e in self.items if e.get("case") == case_id or str(e.get("case", "")).startswith(case_id + ".")]
-        ran = [e for e in mine if e.get("outcome") not in pages.NOT_RUN]
+        ran = [e for e in mine if e.get("outcome") not in NOT_RUN]
         return sorted(ran, key=lambda e: (e.get("device") != "cpu", e.get("dtype") != "float32", e["nodeid"]))
 
     def agreeing(self, case_id: str) -> dict[str, Any] | None:
@@ -205,7 +183,7 @@ def verdict(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any]:
     cases built to agree (matched settings) did, and how many causes were measured."""
     first = next((e for e in entries if e["fix"]["proof"]), None)
     matched = [e for e in page.items if e.get("expect") == "conform" and measured.primary(e)[0] == measured.PAIR
-               and e.get("outcome") not in pages.NOT_RUN and not measured.is_search_finding(e)]
+               and e.get("outcome") not in NOT_RUN and not measured.is_search_finding(e)]
     return {"first": first, "measured": [e for e in entries if e["rep"]],
             "agree": sum(measured.conforms(e) for e in matched), "matched": len(matched)}
 
@@ -218,7 +196,7 @@ def devices(data: dict[str, Any]) -> dict[str, Any]:
     counts = []
     for device in sorted({e["device"] for e in items if e.get("device")}):
         mine = [e for e in items if e.get("device") == device]
-        counts.append(f"{device}: {sum(e['outcome'] not in pages.NOT_RUN for e in mine)} of {len(mine)} items ran")
+        counts.append(f"{device}: {sum(e['outcome'] not in NOT_RUN for e in mine)} of {len(mine)} items ran")
     return {"counts": counts, "measured": by_side["measured"], "not_measured": by_side["not_measured"],
             "gpu_items": any(e.get("device") == "gpu" for e in items)}
 
@@ -260,7 +238,7 @@ def appendix_context(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any
     """The appendix's extra material: items no cause explains, checks of a framework against its own
     formula, search findings awaiting review, agreements, input probes, what did not run."""
     items = page.items
-    ran = [e for e in items if e.get("outcome") not in pages.NOT_RUN]
+    ran = [e for e in items if e.get("outcome") not in NOT_RUN]
     unexplained = [e for e in ran if e.get("outcome") == "failed" or "unknown" in measured.item_causes(e)
                    or (e.get("attribution") or {}).get("explained") is False
                    or (measured.is_evidence(e) and not measured.item_causes(e))]  # declared, but no cause id
@@ -275,7 +253,7 @@ def appendix_context(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any
     return {"unexplained": unexplained, "own_formula": own_formula, "search": search, "agreements": agree,
             "behaviours": behaviours(items), "sources": sources, "link": page.link,
             "ulp_ok": measured.ulp_meaningful, "causes_of": measured.item_causes,
-            "not_run": [e for e in items if e.get("outcome") in pages.NOT_RUN], "primary": measured.primary}
+            "not_run": [e for e in items if e.get("outcome") in NOT_RUN], "primary": measured.primary}
 
 
 def behaviours(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -311,8 +289,8 @@ def write_docs(data: dict[str, Any], out_dir: Path, run_dir: Path | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for stem, template in (("differences", "differences"), (ctx["appendix"], "differences_appendix")):
-        for suffix, env in ((".md", _markdown_env()), (".html", pages.environment())):
+        for suffix, env in ((".md", markdown.environment()), (".html", pages.environment())):
             path = out_dir / f"{stem}{suffix}"
-            results.atomic_write_text(path, env.get_template(f"{template}{suffix}.j2").render(**ctx))
+            storage.atomic_write_text(path, env.get_template(f"{template}{suffix}.j2").render(**ctx))
             written.append(path)
     return written

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .attribution import MAX_SWITCHES
-from .case import QUANTITIES, Item, Tolerance
-from .causes import UNKNOWN
-from .compare import fmt, ulp_distance, worst
-from .errors import FrameworkError, first_line
-
-METRICS = ("abs", "rel", "ulp")
+from conformance.cases.case import QUANTITIES, Item, Tolerance
+from conformance.cases.causes import UNKNOWN
+from conformance.errors import FrameworkError, first_line
+from conformance.numbers import fmt
+from conformance.numerics.attribution import MAX_SWITCHES
+from conformance.numerics.diff import ulp_distance, worst
+from conformance.results.entry import METRICS, item_entry, rerun_command
 
 
 def _zero() -> dict[str, float]:
@@ -69,10 +69,6 @@ class PairTracker:
                 "first_divergent_step": self.first["step"] if self.first else None,
                 "first_divergence": self.first, "final": self.final, "max": self.max,
                 "tolerance": self.tolerance.as_dict()}
-
-
-def rerun_command(item: Item) -> str:
-    return f"pytest '{item.nodeid}'"
 
 
 def _element_metrics(a: float, b: float, dtype: str) -> str:
@@ -217,24 +213,20 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
     primary = primaries[0] if primaries else None  # its figures are the entry's top-level ones
     controls = [t for t in trackers.values() if t.role != "primary"]
     pairs = {label: t.as_dict() for label, t in trackers.items()}
-    entry: dict[str, Any] = {
-        "nodeid": item.nodeid, "case": item.case.id, "file": item.case.file, "line": item.case.line,
-        "frameworks": list(item.case.frameworks),
-        "device": item.device, "dtype": item.dtype, "expect": item.case.expect,
-        "reason": item.case.reason if {item.case.expect, *item.case.expect_pairs.values()} != {"conform"} else None,
-        "cause": list(item.case.causes), "attribution": attribution,
-        "description": item.case.description, "source": item.case.source_text,
-        "steps": max((t.steps for t in trackers.values()), default=0), "requested_steps": item.case.steps,
-        "first_divergent_step": primary.first["step"] if primary and primary.first else None,
-        "first_divergence": primary.first if primary else None,
-        "final": _blank(pairs.get(primary.label) if primary else None, "final"),
-        "max": _blank(pairs.get(primary.label) if primary else None, "max"),
-        "pairs": pairs, "skipped_sides": skipped,
-        "hparams": {label: {k: list(v) if isinstance(v, tuple) else v for k, v in side.hparams.items()}
-                    for label, side in sides.items()},
-        "nonfinite": {label: side.nonfinite for label, side in sides.items()},
-        "jsonl": f"steps/{jsonl.name}", "seconds": round(seconds, 3), "rerun": rerun_command(item),
-    }
+    entry = item_entry(
+        item, frameworks=list(item.case.frameworks),
+        reason=item.case.reason if {item.case.expect, *item.case.expect_pairs.values()} != {"conform"} else None,
+        cause=list(item.case.causes), attribution=attribution, source=item.case.source_text,
+        steps=max((t.steps for t in trackers.values()), default=0), requested_steps=item.case.steps,
+        first_divergent_step=primary.first["step"] if primary and primary.first else None,
+        first_divergence=primary.first if primary else None,
+        final=_blank(pairs.get(primary.label) if primary else None, "final"),
+        max=_blank(pairs.get(primary.label) if primary else None, "max"),
+        pairs=pairs, skipped_sides=skipped,
+        hparams={label: {k: list(v) if isinstance(v, tuple) else v for k, v in side.hparams.items()}
+                 for label, side in sides.items()},
+        nonfinite={label: side.nonfinite for label, side in sides.items()},
+        jsonl=f"steps/{jsonl.name}", seconds=round(seconds, 3))
     bad_controls = [t for t in controls if t.observed != t.expect]
     if error is None and not sides and not trackers:
         entry.update(observed="skipped", outcome="skipped",

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import results
+from conformance.results import storage
+from conformance.results.entry import RAN
 
 DIVERGED = ("diverge", "nonfinite")
-RAN = ("passed", "failed")
 
 
 @dataclass
@@ -47,7 +47,7 @@ def load_runs(run_dirs: list[Path]) -> list[ReleaseRun]:
         path = run_dir / "summary.json"
         if not path.exists():
             raise FileNotFoundError(f"{run_dir}: no summary.json; pass run folders (e.g. reports/releases/<pair>/<run-id>)")
-        out.append(ReleaseRun(run_dir, results.read_json(path)))
+        out.append(ReleaseRun(run_dir, storage.read_json(path)))
     return out
 
 

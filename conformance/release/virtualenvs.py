@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import results
+from conformance.results import storage
 
 ENVS_DIR = Path(".tox") / "releases"
 STAMP = "conformance-env.json"
@@ -37,7 +37,7 @@ SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MS_DEV_HOST_BLOCKING_RUN", "G
 SUITE_FILES = (("cases", "*.yaml"), ("conformance", "*.py"), (".", "conftest.py"))
 # Presentation, and tools that read runs without making them: editing them changes no figure, so stored
 # runs stay reusable.
-PRESENTATION = ("commands", "report", "templates", "release.py", "environments.py", "history.py", "bench.py")
+PRESENTATION = ("commands", "report", "release", "bench")
 VERSION = re.compile(r"^[0-9][0-9A-Za-z.+-]*$")
 
 
@@ -107,7 +107,7 @@ def _cpu_flags() -> str | None:
 
 def machine() -> dict[str, Any]:
     """This machine and the settings that change threads or dispatch, as a run's fingerprint sees them."""
-    return {"platform": platform.platform(), "cpu": results._cpu_model(), "cpu_flags": _cpu_flags(),
+    return {"platform": platform.platform(), "cpu": storage._cpu_model(), "cpu_flags": _cpu_flags(),
             "cpu_count": os.cpu_count(),
             "settings": {k: v for k, v in sorted(os.environ.items())
                          if k in SETTINGS or k.startswith("CONFORMANCE_")}}
@@ -154,7 +154,7 @@ def ensure_env(release: Release, root: Path, envs_dir: Path, say: Callable[[str]
            "-r", str(harness), *release.requirements()],
           f"installing {' '.join(release.requirements())} into {env} (is the release on PyPI for this Python?)",
           capture_output=True)
-    results.atomic_write_text(stamp_file, json.dumps(wanted, indent=1) + "\n")
+    storage.atomic_write_text(stamp_file, json.dumps(wanted, indent=1) + "\n")
     return _python(env)
 
 
@@ -182,7 +182,7 @@ def reusable_run(folder: Path, wanted: dict[str, Any]) -> Path | None:
         try:
             if json.loads(stored.read_text(encoding="utf-8")) != wanted:
                 continue
-            run = results.read_json(summary)["run"]
+            run = storage.read_json(summary)["run"]
         except (json.JSONDecodeError, KeyError, TypeError):
             continue
         if run.get("complete"):
@@ -198,7 +198,7 @@ def run_suite(python: Path, release: Release, root: Path, reports: Path, run_arg
     if reuse and (found := reusable_run(folder, wanted)) is not None:
         say(f"{release.name}: reusing run {found} (same packages, suite files, machine and settings)")
         return found
-    run_id = f"{release.name}-{results.new_run_id()}"
+    run_id = f"{release.name}-{storage.new_run_id()}"
     say(f"{release.name}: running the suite into {folder / run_id}")
     env = {**os.environ, "PYTHONPATH": str(root)}
     env.pop("VIRTUAL_ENV", None)
@@ -210,7 +210,7 @@ def run_suite(python: Path, release: Release, root: Path, reports: Path, run_arg
         raise ReleaseEnvError(f"the suite run in {python} ended with exit {done.returncode} "
                                 f"{'and no' if not summary.exists() else 'with a'} summary in {run_dir}; "
                                 "its output above says why")
-    if not results.read_json(summary)["run"].get("complete"):
+    if not storage.read_json(summary)["run"].get("complete"):
         raise ReleaseEnvError(f"{run_dir}: the run was interrupted; run the command again")
-    results.write_json(run_dir / FINGERPRINT, wanted)
+    storage.write_json(run_dir / FINGERPRINT, wanted)
     return run_dir

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .case import DataSpec, GradientSpec, ModelSpec
+from conformance.cases.case import DataSpec, GradientSpec, ModelSpec
 
 
 @dataclass(frozen=True)

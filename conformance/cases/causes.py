@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .oracles import Features
+from conformance.numerics.oracles import Features
 
 REGISTRY_NAME = "causes.yaml"
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "cases" / REGISTRY_NAME

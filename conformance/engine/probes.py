@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import backends
-from .case import ApiCase, Item, ProbeCase
-from .errors import first_line
-from .verdict import rerun_command
+from conformance import backends
+from conformance.cases.case import ApiCase, Item, ProbeCase
+from conformance.errors import first_line
+from conformance.results.entry import item_entry, rerun_command
 
 
 def _header(item: Item) -> str:
@@ -39,11 +39,7 @@ def _describe(observed: dict[str, Any]) -> str:
 
 
 def _entry(item: Item, started: float, **fields: Any) -> dict[str, Any]:
-    return {"nodeid": item.nodeid, "case": item.case.id, "file": item.case.file, "line": item.case.line,
-            "device": item.device, "dtype": item.dtype, "expect": item.case.expect,
-            "description": item.case.description, "steps": 0, "first_divergent_step": None,
-            "first_divergence": None, "final": None, "max": None, "pairs": {}, "rerun": rerun_command(item),
-            "seconds": round(time.perf_counter() - started, 3), **fields}
+    return item_entry(item, seconds=round(time.perf_counter() - started, 3), **fields)
 
 
 def run_probe(item: Item) -> dict[str, Any]:
