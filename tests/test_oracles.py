@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 
 from conformance.cases.case import Bound
-from conformance.numerics import compiled, oracles
+from conformance.numerics import compiled, formulas, oracles
 from conformance.numerics.diff import diff
-from conformance.numerics.oracles import Features, mindspore_adamax, torch_adamax
+from conformance.numerics.formulas import Features
+from conformance.numerics.oracles import oracle
+
+torch_adamax, mindspore_adamax = oracle("torch"), oracle("mindspore")
 
 FORMULAS = {"torch": torch_adamax, "mindspore": mindspore_adamax}
 EPS = 2.0 ** -10
@@ -211,7 +214,7 @@ def test_replace_changes_one_feature_and_names_it():
     swapped = mindspore_adamax.replace(eps="max")
     assert swapped.features.differences(mindspore_adamax.features) == ["eps"]
     assert "eps=max" in swapped.name
-    assert oracles.MINDSPORE.differences(oracles.TORCH) == [
+    assert formulas.FEATURES["mindspore"].differences(formulas.FEATURES["torch"]) == [
         "eps", "moment", "nan_in_max", "scalars", "float64_compute", "decay_filter", "loss_scale",
         "float16_ops", "step_count"]
 

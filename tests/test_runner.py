@@ -46,7 +46,7 @@ def test_oracle_check_catches_a_framework_that_leaves_its_formula(tmp_path, monk
     reason: eps placement
 """)
     torch_backend = backends.get("torch")
-    monkeypatch.setattr(type(torch_backend), "formula", staticmethod(oracles.mindspore_adamax))
+    monkeypatch.setattr(type(torch_backend), "formula", staticmethod(oracles.oracle("mindspore")))
     entry = run_item(Item(case, "cpu", "float32"), tmp_path / "steps")
     assert entry["pairs"]["torch~oracle"]["observed"] == "diverge"
     assert entry["outcome"] == "failed"

@@ -7,15 +7,16 @@ framework's own extras; each adapter alone knows its native names.
 """
 from __future__ import annotations
 
+import abc
 import gc
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from conformance.cases.case import Item
-from conformance.numerics.oracles import Formula
+from conformance.numerics.oracles import Formula, oracle
 
 
 @dataclass(frozen=True)
@@ -28,48 +29,95 @@ class SessionSpec:
     hparams: dict[str, Any]  # neutral keys the case fixes; the rest are the framework's (native) defaults
 
 
-class Session(Protocol):
-    native_names: list[str]  # native parameter names, model order
+class Session(abc.ABC):
+    """One model and its optimizer in one framework, built from a SessionSpec by Backend.open. The runner
+    calls only these methods; values cross as NumPy arrays, in model order."""
 
+    native_names: list[str]  # native parameter names, model order (set by the constructor)
+
+    @abc.abstractmethod
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
         """Forward + backward on the framework's own model; keeps the native gradients for `step(None)`."""
 
-    def step(self, grads: list[np.ndarray] | None) -> None:
-        """One optimizer step, on the given gradients or (None) on those of the last loss_and_grads."""
+    @abc.abstractmethod
+    def step(self, grads: list[np.ndarray | None] | None) -> None:
+        """One optimizer step, on the given gradients or (None) on those of the last loss_and_grads. A None
+        entry is a parameter without a gradient this step (the runner feeds it per Backend.missing_grad)."""
 
+    @abc.abstractmethod
+    def lr_used(self) -> float:
+        """The learning rate the last step used, as the framework holds it (a schedule's value, a float32
+        variable's value): the oracles step with it."""
+
+    @abc.abstractmethod
     def params(self) -> list[np.ndarray]:
         """Current parameters, model order. May share the framework's memory (no copy: at 1M parameters
         copies cost as much as the comparison), so valid only until the next step; callers copy what
         they keep."""
 
+    @abc.abstractmethod
     def state(self) -> dict[str, list[np.ndarray]]:
         """{'m': [...], 'u': [...]}, zeros before the first step; shared memory as in params()."""
 
+    @abc.abstractmethod
     def hparams(self) -> dict[str, Any]:
         """Effective hyper-parameters, neutral names, extras that change the formula included."""
 
 
-class Backend(Protocol):
-    name: str
-    # native-only options accepted under `optimizer.<name>:`, each with the JSON Schema of its value
-    extra_options: dict[str, dict[str, Any]]
-    formula: Formula  # float64 oracle of this framework's documented update
+class Backend(abc.ABC):
+    """One AdaMax implementation: everything the engine, the plugin and the reports ask of it.
 
+    A new implementation is a module `conformance/backends/<name>_backend.py` defining `BACKEND`, an
+    instance of a subclass of this class, plus its formula's entry in numerics/formulas.py FEATURES (and
+    its package pin where it brings a new package). The registry (backends/__init__.py) finds the module
+    by its name."""
+
+    name: ClassVar[str]  # the name cases use under `frameworks:` and `optimizer.<name>:`
+    # native-only options accepted under `optimizer.<name>:`, each with the JSON Schema of its value
+    extra_options: ClassVar[dict[str, dict[str, Any]]] = {}
+    # What the implementation does with a parameter that has no gradient this step: "skip" leaves it and
+    # its state untouched (torch's `.grad is None`); "zeros": it must be given one, and is fed zeros.
+    missing_grad: ClassVar[str] = "zeros"
+    package: ClassVar[str | None] = None  # the distribution whose version a run records (default: name)
+    formula_of: ClassVar[str | None] = None  # its FEATURES entry when another's (default: name)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.missing_grad not in ("skip", "zeros"):
+            raise TypeError(f"{cls.__name__}.missing_grad is {cls.missing_grad!r}: use 'skip' or 'zeros'")
+
+    @property
+    def formula(self) -> Formula:
+        """The float64 oracle of this implementation's documented update."""
+        return oracle(self.formula_of or self.name)
+
+    def distribution(self) -> str:
+        """The installed distribution whose version the run records (paddle's is paddlepaddle)."""
+        return self.package or self.name
+
+    @abc.abstractmethod
     def unavailable(self, device: str, dtype: str) -> str | None:
         """None if this framework can run here, else the exact reason it cannot (for the skip message)."""
 
-    def version(self) -> str | None: ...
+    @abc.abstractmethod
+    def version(self) -> str | None:
+        """The installed version, or None where it is not installed."""
 
+    @abc.abstractmethod
     def api(self) -> dict[str, Any]:
         """The installed optimizer's constructor as data, for mapping checks, docs and release compares:
         {"class": dotted name, "params": {native name: {"default": repr or None, "neutral": name or None}}}."""
 
+    @abc.abstractmethod
     def build_info(self) -> dict[str, Any]:
         """How the installed framework was built and how it will run here (version, commit, build flags,
         device targets, thread counts): the environment fingerprint that release compares check."""
 
-    def open(self, spec: SessionSpec) -> Session: ...
+    @abc.abstractmethod
+    def open(self, spec: SessionSpec) -> Session:
+        """A new model and optimizer for one item's side."""
 
+    @abc.abstractmethod
     def probe(self, request: dict[str, Any]) -> None:
         """Build the optimizer on an unusual input and take one step; raise what the framework raises.
         request: hparams (neutral, only those given), param {shape, dtype}, empty_params, lr_as_tensor."""

@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 
 from conformance.backends.base import (
+    Backend,
+    Session,
     SessionSpec,
     decay_as_none_kwargs,
     describe_signature,
     import_problem,
 )
 from conformance.engine import models
-from conformance.numerics import oracles
 
 NATIVE_NAMES = {"lr": "learning_rate", "betas": ("beta_1", "beta_2"), "eps": "epsilon", "weight_decay": "weight_decay"}
 LAYERNORM_EPS = 1e-5  # torch's default (Keras's LayerNormalization defaults to 1e-3)
@@ -61,7 +62,7 @@ def native_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
     return decay_as_none_kwargs(hparams, NATIVE_NAMES)
 
 
-class KerasSession:
+class KerasSession(Session):
     def __init__(self, spec: SessionSpec):
         keras = _keras()
         import torch  # Keras's backend: its variables are torch Parameters
@@ -152,11 +153,10 @@ class KerasSession:
                 "eps": float(opt.epsilon), "weight_decay": float(opt.weight_decay or 0.0)}
 
 
-class KerasBackend:
+class KerasBackend(Backend):
     name = "keras"
     missing_grad = "zeros"  # see the module docstring
     extra_options: dict[str, dict] = {}
-    formula = staticmethod(oracles.keras_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
         problem = _import_problem()

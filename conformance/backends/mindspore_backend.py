@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from conformance.backends.base import SessionSpec, describe_signature, import_problem
+from conformance.backends.base import Backend, Session, SessionSpec, describe_signature, import_problem
 from conformance.engine import models
-from conformance.numerics import oracles
 
 log = logging.getLogger("conformance.mindspore")
 
@@ -102,7 +101,7 @@ def _native_name(neutral: str, kinds: dict[str, str]) -> str:
     return f"{layer}.{_LAYERNORM_NATIVE[role]}" if kinds[layer] == "layernorm" else neutral
 
 
-class MindSporeSession:
+class MindSporeSession(Session):
     def __init__(self, spec: SessionSpec):
         ms = _bind(spec.device)
         ms.set_seed(0)
@@ -193,11 +192,10 @@ class MindSporeSession:
                 "param_groups": self.grouped}
 
 
-class MindSporeBackend:
+class MindSporeBackend(Backend):
     name = "mindspore"
     extra_options = {"loss_scale": {"type": "number", "exclusiveMinimum": 0}, "param_groups": {"type": "boolean"}}
     missing_grad = "zeros"  # nn.AdaMax takes one gradient per parameter: a frozen one gets zeros
-    formula = staticmethod(oracles.mindspore_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
         problem = _import_problem()

@@ -17,7 +17,6 @@ from conformance.backends.mindspore_backend import (
     MindSporeSession,
     _ms,
 )
-from conformance.numerics import oracles
 
 NATIVE_NAMES = {"lr": "lr", "betas": "betas", "eps": "eps", "weight_decay": "weight_decay"}
 
@@ -49,7 +48,6 @@ class ExperimentalAdamaxBackend(MindSporeBackend):
     package = "mindspore"  # the distribution whose version the run records
     extra_options = {"maximize": {"type": "boolean"}}
     missing_grad = "zeros"
-    formula = staticmethod(oracles.mindspore_experimental_adamax)
 
     def api(self) -> dict[str, Any]:
         signature = inspect.signature(_ms().experimental.optim.Adamax.__init__)

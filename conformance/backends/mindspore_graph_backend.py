@@ -19,7 +19,6 @@ from typing import Any, Iterator
 
 from conformance.backends.base import SessionSpec
 from conformance.backends.mindspore_backend import MindSporeBackend, MindSporeSession
-from conformance.numerics import oracles
 
 
 class GraphAdaMaxSession(MindSporeSession):
@@ -44,7 +43,7 @@ class GraphAdaMaxSession(MindSporeSession):
 class GraphAdaMaxBackend(MindSporeBackend):
     name = "mindspore_graph"
     package = "mindspore"  # the distribution whose version the run records
-    formula = staticmethod(oracles.mindspore_adamax)
+    formula_of = "mindspore"  # nn.AdaMax's formula, compiled
 
     def api(self) -> dict[str, Any]:
         # the constructor is nn.AdaMax's: its announced changes are recorded once, under `mindspore`

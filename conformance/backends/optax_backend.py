@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from conformance.backends.base import SessionSpec, describe_signature, import_problem
+from conformance.backends.base import Backend, Session, SessionSpec, describe_signature, import_problem
 from conformance.engine import models
-from conformance.numerics import oracles
 
 log = logging.getLogger("conformance.optax")
 NATIVE_NAMES = {"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps", "weight_decay": "weight_decay"}
@@ -68,7 +67,7 @@ def _forward(jnp, jax, spec: SessionSpec):
     return forward
 
 
-class OptaxSession:
+class OptaxSession(Session):
     def __init__(self, spec: SessionSpec):
         jax, optax = _jax()
         self.jax, self.optax = jax, optax
@@ -156,12 +155,11 @@ class OptaxSession:
                 "eps": float(self.hp["eps"]), "weight_decay": float(self.hp["weight_decay"] or 0.0)}
 
 
-class OptaxBackend:
+class OptaxBackend(Backend):
     name = "optax"
     missing_grad = "zeros"  # a pytree of gradients has every leaf
     # the lr under `defaults: native` (optax has no default learning rate)
     extra_options = {"learning_rate": {"type": "number", "exclusiveMinimum": 0}}
-    formula = staticmethod(oracles.optax_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
         problem = _import_problem()

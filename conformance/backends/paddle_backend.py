@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 
 from conformance.backends.base import (
+    Backend,
+    Session,
     SessionSpec,
     decay_as_none_kwargs,
     describe_signature,
     import_problem,
 )
 from conformance.engine import models
-from conformance.numerics import oracles
 
 log = logging.getLogger("conformance.paddle")
 NATIVE_NAMES = {"lr": "learning_rate", "betas": ("beta1", "beta2"), "eps": "epsilon", "weight_decay": "weight_decay"}
@@ -87,7 +88,7 @@ def native_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
     return decay_as_none_kwargs(hparams, NATIVE_NAMES)
 
 
-class PaddleSession:
+class PaddleSession(Session):
     def __init__(self, spec: SessionSpec):
         paddle = _paddle()
         self.paddle = paddle
@@ -168,12 +169,11 @@ class PaddleSession:
                 "eps": float(opt._epsilon), "weight_decay": float(getattr(decay, "_coeff", 0.0) or 0.0)}
 
 
-class PaddleBackend:
+class PaddleBackend(Backend):
     name = "paddle"
     package = "paddlepaddle"  # the distribution whose version the run records
     missing_grad = "zeros"  # every parameter is given a gradient (zeros where the case has none)
     extra_options: dict[str, dict] = {}
-    formula = staticmethod(oracles.paddle_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
         problem = _import_problem()

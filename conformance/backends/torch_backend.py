@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from conformance.backends.base import SessionSpec, describe_signature, import_problem
+from conformance.backends.base import Backend, Session, SessionSpec, describe_signature, import_problem
 from conformance.engine import models
-from conformance.numerics import oracles
 
 # neutral hyper-parameter -> torch.optim.Adamax keyword (identical here; stated so the mapping is explicit)
 NATIVE_NAMES = {"lr": "lr", "betas": "betas", "eps": "eps", "weight_decay": "weight_decay"}
@@ -53,7 +52,7 @@ def _gpu_problem() -> str | None:
     return None
 
 
-class TorchSession:
+class TorchSession(Session):
     def __init__(self, spec: SessionSpec):
         torch = _torch()
         torch.manual_seed(0)
@@ -153,12 +152,11 @@ class TorchSession:
         return out
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     name = "torch"
     missing_grad = "skip"  # a parameter whose .grad is None is not touched (state, step count)
     extra_options = {"foreach": {"type": ["boolean", "null"]}, "maximize": {"type": "boolean"},
                      "differentiable": {"type": "boolean"}, "capturable": {"type": "boolean"}}
-    formula = staticmethod(oracles.torch_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
         problem = _import_problem()

@@ -18,7 +18,6 @@ from typing import Any
 
 from conformance.backends.base import SessionSpec
 from conformance.backends.torch_backend import TorchBackend, TorchSession, _torch
-from conformance.numerics import oracles
 
 
 class CompiledStepSession(TorchSession):
@@ -53,7 +52,6 @@ class CompiledStepBackend(TorchBackend):
     name = "torch_compile"
     package = "torch"  # the distribution whose version the run records
     extra_options: dict[str, dict] = {}  # the session reads `optimizer.torch:` options, as eager torch does
-    formula = staticmethod(oracles.torch_compile_adamax)
 
     def unavailable(self, device: str, dtype: str) -> str | None:
         problem = super().unavailable(device, dtype)

@@ -21,7 +21,7 @@ import yaml
 from conformance.numerics.oracles import Features
 
 REGISTRY_NAME = "causes.yaml"
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "cases" / REGISTRY_NAME
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "cases" / REGISTRY_NAME
 UNKNOWN = "unknown"  # a case may declare `cause: unknown` (with its reason) for a divergence no cause explains
 KINDS = ("formula", "configuration", "validation")
 WHEN = ("native_defaults", "schedule")

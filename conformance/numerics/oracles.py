@@ -42,7 +42,8 @@ mindspore:  decay only where the parameter name holds neither 'beta' nor 'gamma'
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import functools
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -60,18 +61,7 @@ from conformance.numerics.diff import (
     metrics,
     worst_start,
 )
-from conformance.numerics.formulas import (
-    DESCRIPTIONS,
-    EPS_MODES,
-    KERAS,
-    MINDSPORE,
-    MINDSPORE_EXPERIMENTAL,
-    OPTAX,
-    PADDLE,
-    TORCH,
-    TORCH_COMPILE,
-    Features,
-)
+from conformance.numerics.formulas import EPS_MODES, FEATURES, Features
 
 if AVAILABLE:
     from conformance.numerics.compiled import float64_bits
@@ -349,14 +339,14 @@ class Formula:
         return out
 
 
-torch_adamax = Formula("torch", TORCH)
-mindspore_adamax = Formula("mindspore", MINDSPORE)
-
-mindspore_experimental_adamax = Formula("mindspore_experimental", MINDSPORE_EXPERIMENTAL)
-torch_compile_adamax = Formula("torch_compile", TORCH_COMPILE)
-keras_adamax = Formula("keras", KERAS)
-optax_adamax = Formula("optax", OPTAX)
-paddle_adamax = Formula("paddle", PADDLE)
+@functools.lru_cache(maxsize=None)
+def oracle(name: str) -> Formula:
+    """The float64 oracle of an implementation's formula (FEATURES[name] of numerics/formulas.py)."""
+    try:
+        return Formula(name, FEATURES[name])
+    except KeyError:
+        raise KeyError(f"no formula named {name!r}: add its Features to FEATURES in "
+                       "conformance/numerics/formulas.py") from None
 
 
 def oracle_bounds(tolerance: Tolerance, compute_dtype: str) -> dict[str, tuple[float, float, float]]:
@@ -407,8 +397,3 @@ def formula_metrics(formula: Formula, pre: dict[str, list[np.ndarray]], post: di
             "state": {**{f"m:{name}": t["m"] for name, t in zip(names, tensors)},
                       **{f"u:{name}": t["u"] for name, t in zip(names, tensors)}},
             "loss": {}}
-
-
-def describe(formula: Formula) -> dict[str, Any]:
-    """{"kind", "camp", "eps", "weight_decay", "features"} of a formula, for run.api."""
-    return {"kind": formula.name, **DESCRIPTIONS.get(formula.name, {}), "features": asdict(formula.features)}

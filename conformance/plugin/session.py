@@ -73,7 +73,7 @@ def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in backends.names():
         try:
-            out[name] = metadata.version(getattr(backends.get(name), "package", name))  # e.g. paddlepaddle
+            out[name] = metadata.version(backends.get(name).distribution())  # e.g. paddlepaddle
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
