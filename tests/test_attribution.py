@@ -15,9 +15,9 @@ from conformance.cases.case import Item
 from conformance.engine.runner import run_item
 from conformance.numerics import attribution
 from conformance.numerics.oracles import oracle
+from tests.conftest import load_case, needs_frameworks
 
 torch_adamax, mindspore_adamax = oracle("torch"), oracle("mindspore")
-from tests.conftest import load_case, needs_frameworks
 
 HP = {"lr": 0.25, "betas": (0.5, 0.75), "eps": 2.0 ** -10, "weight_decay": 0.0}
 

@@ -51,7 +51,7 @@ def test_child_peak_rss_is_its_own_not_its_parents():
 
     held = np.ones(1 << 27)  # 1 GiB, touched
     root = Path(__file__).resolve().parent.parent
-    child = subprocess.run([sys.executable, "-c", "from conformance.bench import _peak_rss_mib as p; print(p())"],
+    child = subprocess.run([sys.executable, "-c", "from conformance.bench.measure import _peak_rss_mib as p; print(p())"],
                            env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr[-2000:]
     assert _peak_rss_mib() > 1024 > float(child.stdout.split()[-1]) * 2

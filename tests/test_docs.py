@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance import numbers
 from conformance.cases import causes
 from conformance.report import docs_page, impact, measured
 from conformance.report.markdown import md
@@ -172,8 +173,15 @@ def what_to_do_rows(html: str) -> list[tuple[str, str]]:
 
 
 def test_every_registry_cause_has_an_impact_tier():
-    assert set(causes.load()) <= set(impact.IMPACT)
-    with pytest.raises(impact.ImpactMissing, match="no impact tier"):
+    text = ("causes:\n  - {id: x, title: t, kind: validation, mechanism: m, matters_when: w, fix: null, "
+            "fix_case: null}\n")
+    with pytest.raises(causes.RegistryError, match="'impact' is a required property"):
+        causes.parse(text, "test.yaml")
+    tier4 = text.replace("fix_case: null}", "fix_case: null, impact: {tier: 4, why: w}}")
+    with pytest.raises(causes.RegistryError, match="'topic' is a required property"):
+        causes.parse(tier4, "test.yaml")
+    assert all(c.impact.tier in causes.TIERS for c in causes.load().values())
+    with pytest.raises(KeyError, match="no_such_cause"):
         impact.impact("no_such_cause")
 
 
@@ -259,7 +267,7 @@ def test_every_figure_on_the_page_equals_the_one_in_summary_json(tmp_path):
     assert len(shown) > 20
     for fig in shown:
         value = measured.lookup(by_nodeid[fig["item"]], fig["path"])
-        assert fig["text"] == measured.sig(value), fig
+        assert fig["text"] == numbers.sig(value), fig
     # the Markdown twin shows the same figures, in the same order
     markdown = pages["differences.md"]
     position = 0
@@ -276,10 +284,10 @@ def test_every_figure_on_the_page_equals_the_one_in_summary_json(tmp_path):
 
 
 def test_figures_use_three_significant_digits_and_ulp_only_where_meaningful():
-    assert measured.sig(3.3527612686157227e-08) == "3.35e-8"
-    assert measured.sig(0.00874549150466919) == "8.75e-3"
-    assert measured.sig(0.11043381690979004) == "0.11" and measured.sig(10000) == "10,000"
-    assert measured.sig(float("nan")) == "NaN" and measured.sig(float("inf")) == "Inf"
+    assert numbers.sig(3.3527612686157227e-08) == "3.35e-8"
+    assert numbers.sig(0.00874549150466919) == "8.75e-3"
+    assert numbers.sig(0.11043381690979004) == "0.11" and numbers.sig(10000) == "10,000"
+    assert numbers.sig(float("nan")) == "NaN" and numbers.sig(float("inf")) == "Inf"
     assert measured.ulp_meaningful({"a": 0.998, "b": 1.002})
     assert not measured.ulp_meaningful({"a": -1e-9, "b": 2e-9})  # across zero
     assert not measured.ulp_meaningful({"a": 1e-8, "b": 0.0})
@@ -381,7 +389,7 @@ def test_docs_on_the_real_tiny_run(tiny_run, tmp_path):
     by_nodeid = {e["nodeid"]: e for e in data["items"]}
     html = paths[1].read_text()
     for fig in figures(html):
-        assert fig["text"] == measured.sig(measured.lookup(by_nodeid[fig["item"]], fig["path"]))
+        assert fig["text"] == numbers.sig(measured.lookup(by_nodeid[fig["item"]], fig["path"]))
     markdown = paths[0].read_text()
     assert markdown.startswith("# Differences between torch.optim.Adamax and mindspore.nn.AdaMax\n")
     assert f"torch {data['run']['torch']}" in markdown and f"mindspore {data['run']['mindspore']}" in markdown

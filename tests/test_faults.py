@@ -108,7 +108,7 @@ def test_a_file_that_is_not_utf8_is_one_error_item_and_every_other_case_runs(pro
 def test_limits_are_checked_without_importing_a_framework_and_can_be_raised(project):
     _write(project, "huge.yaml", "cases:\n  - {id: long, model: {kind: linear}, steps: 100000000}\n"
                                  "  - {id: wide, model: {kind: linear, in: 100000, out: 10000}, steps: 1}\n")
-    probe = ("import sys; from pathlib import Path; from conformance.loader import load_file; "
+    probe = ("import sys; from pathlib import Path; from conformance.cases.loader import load_file; "
              "print([getattr(r, 'message', 'ok') for r in load_file(Path('cases/huge.yaml'))]); "
              "print('frameworks imported:', sorted({'torch', 'mindspore'} & set(sys.modules)))")
     refused = project.run(sys.executable, "-c", probe)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from conformance.cases import loader
 from conformance.engine import models
 from conformance.errors import CaseError
-from conformance.search import engine, found_cases, scoring, strategies
+from conformance.search import explorer, found_cases, scoring, strategies
 from tests.conftest import needs_frameworks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 @settings(max_examples=60, deadline=None, database=None)
 @given(strategies.entries(max_steps=20))
 def test_every_draw_is_a_valid_case(tmp_path_factory, entry):
-    case = engine.load_case(entry, tmp_path_factory.mktemp("draw"))
+    case = explorer.load_case(entry, tmp_path_factory.mktemp("draw"))
     assert not isinstance(case, CaseError)
     assert case.gradients.mode == "replay" and case.devices == ("cpu",)
     assert case.dtypes == (entry["dtype"],) and case.steps == entry["steps"]
@@ -40,11 +40,11 @@ def test_sign_flip_alternates_the_replayed_gradient():
 
 
 def test_budget_reads_examples_or_time_and_says_what_it_wants():
-    assert engine.Budget.parse("300") == engine.Budget(examples=300)
-    assert engine.Budget.parse("90s").seconds == 90 and engine.Budget.parse("20m").seconds == 1200
-    assert "not deterministic" in engine.Budget.parse("1m").describe()
+    assert explorer.Budget.parse("300") == explorer.Budget(examples=300)
+    assert explorer.Budget.parse("90s").seconds == 90 and explorer.Budget.parse("20m").seconds == 1200
+    assert "not deterministic" in explorer.Budget.parse("1m").describe()
     with pytest.raises(ValueError, match="number of examples"):
-        engine.Budget.parse("lots")
+        explorer.Budget.parse("lots")
 
 
 def test_fingerprint_ignores_the_id_and_expectations_but_not_the_input():

@@ -12,7 +12,7 @@ import logging
 import os
 import pkgutil
 import sys
-from functools import lru_cache
+from functools import cache
 
 from conformance.backends.base import Backend
 from conformance.numerics import formulas
@@ -21,7 +21,7 @@ SUFFIX = "_backend"
 FIRST = ("torch", "mindspore")  # the suite's primary pair, listed first; the rest by name
 
 
-@lru_cache(maxsize=None)
+@cache
 def names() -> list[str]:
     """Every implementation's name: the primary pair, then the others alphabetically."""
     found = [m.name.removesuffix(SUFFIX) for m in pkgutil.iter_modules(__path__) if m.name.endswith(SUFFIX)]
@@ -32,7 +32,7 @@ def _module(name: str) -> str:
     return f"{__name__}.{name}{SUFFIX}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def get(name: str) -> Backend:
     if name not in names():
         raise KeyError(f"no implementation named {name!r}: known are {', '.join(names())}")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import abc
 import gc
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 

@@ -15,7 +15,8 @@ Formula: nn.AdaMax's.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from conformance.backends.base import SessionSpec
 from conformance.backends.mindspore_backend import MindSporeBackend, MindSporeSession

@@ -10,7 +10,7 @@ refusals (error and interface items), declared by cases rather than computed. Th
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from conformance.numerics.oracles import Features
+from conformance.numerics.formulas import Features
 
 REGISTRY_NAME = "causes.yaml"
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "cases" / REGISTRY_NAME
@@ -26,12 +26,24 @@ UNKNOWN = "unknown"  # a case may declare `cause: unknown` (with its reason) for
 KINDS = ("formula", "configuration", "validation")
 WHEN = ("native_defaults", "schedule")
 HPARAMS = ("lr", "betas", "eps", "weight_decay")
+# How often a cause's condition arises in training code ported from PyTorch (a cause's `impact.tier`).
+TIERS = {
+    1: "every port that keeps a default",
+    2: "common model features (normalisation layers with weight decay; zero or tiny gradients)",
+    3: "particular training setups (schedules, freezing, loss scaling, per-step learning-rate lists)",
+    4: "unusual inputs, dtypes or a run that has already failed (NaN/Inf)",
+}
+# The docs page's Edge-cases headings; a tier-4 cause names its own as `impact.topic`.
+EDGE_TOPICS = ("NaN and Inf gradients", "float16", "float64", "betas near 1", "inputs one side rejects")
+# The docs page's Differences rows (constructor parameters) a cause can act through (`parameters`).
+PARAMETERS = ("params", "lr", "betas", "eps", "weight_decay", "foreach", "maximize", "differentiable",
+              "capturable", "loss_scale")
 
 _SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["causes"],
     "properties": {"causes": {"type": "array", "minItems": 1, "items": {
         "type": "object", "additionalProperties": False,
-        "required": ["id", "title", "kind", "mechanism", "matters_when", "fix", "fix_case"],
+        "required": ["id", "title", "kind", "mechanism", "matters_when", "fix", "fix_case", "impact"],
         "properties": {
             "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
             "title": {"type": "string", "minLength": 1},
@@ -42,6 +54,12 @@ _SCHEMA = {
             "matters_when": {"type": "string", "minLength": 1},
             "fix": {"type": ["string", "null"]},
             "fix_case": {"type": ["string", "null"], "pattern": r"^cases/.+\.yaml::.+\[.+\]$"},
+            "impact": {"type": "object", "additionalProperties": False, "required": ["tier", "why"],
+                       "properties": {"tier": {"enum": list(TIERS)}, "why": {"type": "string", "minLength": 1},
+                                      "topic": {"enum": list(EDGE_TOPICS)}},
+                       "if": {"properties": {"tier": {"const": 4}}}, "then": {"required": ["topic"]},
+                       "else": {"not": {"required": ["topic"]}}},
+            "parameters": {"type": "array", "items": {"enum": list(PARAMETERS)}, "uniqueItems": True},
         },
         "allOf": [
             {"if": {"properties": {"kind": {"const": "formula"}}},
@@ -55,6 +73,13 @@ _SCHEMA = {
 
 
 @dataclass(frozen=True)
+class Impact:
+    tier: int  # a key of TIERS
+    why: str  # the condition, and how common it is
+    topic: str | None = None  # tier 4: its heading among EDGE_TOPICS
+
+
+@dataclass(frozen=True)
 class Cause:
     id: str
     title: str
@@ -65,9 +90,12 @@ class Cause:
     fix_case: str | None
     switch: str | None = None  # an oracles.Features field, or hparam.<name>
     when: str | None = None  # configuration causes: the case setting that explains the hyper-parameter
+    impact: Impact = Impact(4, "")
+    parameters: tuple[str, ...] = ()  # the docs page's Differences rows it acts through
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**out, "impact": asdict(self.impact), "parameters": list(self.parameters)}
 
 
 class RegistryError(ValueError):
@@ -94,7 +122,8 @@ def parse(text: str, source: str) -> dict[str, Cause]:
     for entry in doc["causes"]:
         if entry["id"] in out or entry["id"] == UNKNOWN:
             raise RegistryError(f"{source}: cause id {entry['id']!r} is used twice or reserved")
-        out[entry["id"]] = Cause(**entry)
+        out[entry["id"]] = Cause(**{**entry, "impact": Impact(**entry["impact"]),
+                                    "parameters": tuple(entry.get("parameters", ()))})
     return out
 
 

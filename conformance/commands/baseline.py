@@ -2,7 +2,7 @@
 
 Nothing else ever writes the baseline: refreshing it is this command, run on purpose, then reviewed
 with `git diff`. It refuses runs that cannot serve as a reference: interrupted, with items that
-errored or crashed, or made with framework versions other than the pins in requirements.txt
+errored or crashed, or made with framework versions other than the pins in pyproject.toml (its suite extra)
 (--force overrides, e.g. to keep a baseline of another release for a side-by-side compare).
 """
 from __future__ import annotations
@@ -12,10 +12,11 @@ import json
 import sys
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from conformance.release import baseline, comparison
+from conformance.release import baseline as baselines
+from conformance.release import comparison
+from conformance.release.pins import pins
 from conformance.results.storage import atomic_write_text
 
 
@@ -25,27 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("run", help="run folder, e.g. reports/latest")
     parser.add_argument("--write", metavar="PATH",
                         help="write the baseline here (e.g. cases/baseline.json); without it, print it")
-    parser.add_argument("--requirements", default="requirements.txt",
-                        help="where the pins are read from (default: %(default)s)")
+    parser.add_argument("--project", default="pyproject.toml",
+                        help="where the pins are read from, its suite extra (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="write even if the run is not a clean pinned run")
     parser.set_defaults(func=run)
-
-
-def pins(path: Path) -> dict[str, str]:
-    """name -> exact version for every `name==version` line of a requirements file."""
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            continue
-        exact = [s.version for s in req.specifier if s.operator == "=="]
-        if exact:
-            out[req.name.lower()] = exact[0]
-    return out
 
 
 def problems(data: dict, pinned: dict[str, str]) -> list[str]:
@@ -68,12 +52,12 @@ def problems(data: dict, pinned: dict[str, str]) -> list[str]:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     try:
-        data = baseline.load(args.run)
-    except baseline.BaselineError as exc:
+        data = baselines.load(args.run)
+    except baselines.BaselineError as exc:
         print(f"baseline: {exc}", file=sys.stderr)
         return 2
-    requirements = Path(args.requirements)
-    pinned = pins(requirements) if requirements.exists() else {}
+    project = Path(args.project)
+    pinned = pins(project) if project.exists() else {}
     found = problems(data, pinned)
     if found and not args.force:
         print(f"baseline: refused: {args.run} is not a clean run of the pinned versions:", file=sys.stderr)
@@ -88,10 +72,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     target = Path(args.write)
     if target.exists():
         try:
-            old = baseline.load(target)
+            old = baselines.load(target)
             counts = comparison.compare(old, data).label_counts()
             print("against the previous baseline: " + ", ".join(f"{n} {label}" for label, n in counts.items()))
-        except baseline.BaselineError as exc:
+        except baselines.BaselineError as exc:
             print(f"previous baseline unreadable ({exc}); replacing it", file=sys.stderr)
     atomic_write_text(target, text)
     v = data["source"]["versions"]

@@ -15,7 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance.release import baseline, comparison, rules
+from conformance.release import baseline as baselines
+from conformance.release import comparison, rules
+from conformance.release.comparison import refused
+from conformance.report.changes import into_report
 from conformance.results.storage import write_json
 
 
@@ -49,34 +52,10 @@ def rule_from(args: argparse.Namespace) -> rules.NoiseRule | None:
     return rules.NoiseRule(args.factor, args.min_ulp)
 
 
-def refused(result: comparison.Comparison, accept: bool, prog: str = "compare") -> bool:
-    """Say why the comparison would mislead and return True, unless accepted (then warn and go on)."""
-    if not result.environment.refusals:
-        return False
-    if accept:
-        print("WARNING: compared although it may mislead (--accept-environment):", file=sys.stderr)
-        print("\n".join(f"  {line}" for line in result.environment.refusals), file=sys.stderr)
-        return False
-    print(f"{prog}: refused: this comparison would mislead:", file=sys.stderr)
-    print("\n".join(f"  {line}" for line in result.environment.refusals), file=sys.stderr)
-    print("(--accept-environment compares anyway)", file=sys.stderr)
-    return True
-
-
-def into_report(run_dir: Path, reference: str, result: comparison.Comparison) -> Path:
-    """Store the comparison in the run folder and re-render its index with the Changes section."""
-    from conformance.report import changes
-    from conformance.report.run_report import write_index
-    from conformance.results.merge import load
-
-    changes.write(run_dir, reference, result.as_dict())
-    return write_index(run_dir, load(run_dir))
-
-
 def compare(args: argparse.Namespace, extra: list[str]) -> int:
     try:
-        old, new = baseline.load(args.baseline), baseline.load(args.run)
-    except baseline.BaselineError as exc:
+        old, new = baselines.load(args.baseline), baselines.load(args.run)
+    except baselines.BaselineError as exc:
         print(f"compare: {exc}", file=sys.stderr)
         return 2
     rule = rule_from(args)
@@ -92,5 +71,5 @@ def compare(args: argparse.Namespace, extra: list[str]) -> int:
     if args.json:
         write_json(Path(args.json), result.as_dict())
     if args.into_report:
-        print(f"report: {into_report(Path(args.run), args.baseline, result).resolve()}")
+        print(f"report: {into_report(Path(args.run), args.baseline, result.as_dict()).resolve()}")
     return 1 if result.changed else 0

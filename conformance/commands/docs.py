@@ -23,16 +23,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def docs(args: argparse.Namespace, extra: list[str]) -> int:
     from conformance.cases.causes import RegistryError
     from conformance.report.docs_page import write_docs
-    from conformance.report.impact import ImpactMissing
-    from conformance.results.merge import RunDirError, load
+    from conformance.results.storage import RunDirError, load_summary
 
     run_dir = Path(args.run_dir)
     try:
         across = Path(args.across).read_text(encoding="utf-8") if args.across else None
-        data = load(run_dir)
+        data = load_summary(run_dir)
         paths = write_docs(data, Path(args.out) if args.out else run_dir, run_dir=run_dir,
                            report_url=args.report_url, history=args.history, across=across)
-    except (RunDirError, RegistryError, ImpactMissing, OSError, ValueError) as exc:
+    except (RunDirError, RegistryError, OSError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
     for path in paths:

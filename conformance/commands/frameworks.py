@@ -15,10 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def frameworks(args: argparse.Namespace, extra: list[str]) -> int:
     from conformance.report.frameworks_table import write
-    from conformance.results.merge import RunDirError, load
+    from conformance.results.storage import RunDirError, load_summary
 
     try:
-        paths = write(load(Path(args.run_dir)), Path(args.out) if args.out else Path(args.run_dir))
+        paths = write(load_summary(Path(args.run_dir)), Path(args.out) if args.out else Path(args.run_dir))
     except RunDirError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -11,9 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance.commands.validate import pinned_release
 from conformance.release import virtualenvs
 from conformance.release.across_releases import history, load_runs
+from conformance.release.pins import pinned_release
+from conformance.results.storage import RunDirError
 
 RELEASES = ("2.8.0", "2.9.0", "2.10.0")
 
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="torch releases to add with the pinned MindSpore (default: only the pinned torch)")
     parser.add_argument("--runs", nargs="+", type=Path, help="render these stored run folders; run nothing")
     parser.add_argument("--out", type=Path, default=Path("reports/history"), help="where the page goes (default: %(default)s)")
-    parser.add_argument("--requirements", default="requirements.txt", help="where the pins are read (default: %(default)s)")
+    parser.add_argument("--project", default="pyproject.toml", help="where the pins are read (default: %(default)s)")
     parser.add_argument("--envs-dir", default=str(virtualenvs.ENVS_DIR), help="virtualenvs (default: %(default)s)")
     parser.add_argument("--reports-dir", default="reports/releases", help="runs, one folder per pair (default: %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="run every release again even if a stored run matches")
@@ -35,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def pairs(args: argparse.Namespace) -> list[virtualenvs.Release]:
-    pinned = pinned_release(Path(args.requirements))
+    pinned = pinned_release(Path(args.project))
     out = [virtualenvs.Release(pinned.torch, ms) for ms in args.mindspore]
     out += [virtualenvs.Release(t, pinned.mindspore) for t in (args.torch or []) if t != pinned.torch]
     return out
@@ -53,7 +54,7 @@ def run_history(args: argparse.Namespace, extra: list[str]) -> int:
                 run_dirs.append(virtualenvs.run_suite(python, pair, root, Path(args.reports_dir), extra,
                                                        reuse=not args.fresh))
         data = history(load_runs(run_dirs))
-    except (virtualenvs.ReleaseEnvError, FileNotFoundError, ValueError) as exc:
+    except (virtualenvs.ReleaseEnvError, RunDirError, FileNotFoundError, ValueError) as exc:
         print(f"history: {exc}", file=sys.stderr)
         return 2
     md_path, html_path = page.write(data, args.out)

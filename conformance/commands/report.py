@@ -21,12 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace, extra: list[str]) -> int:
     from conformance.report.run_report import write_report
-    from conformance.results.merge import RunDirError, load, merge
+    from conformance.results.merge import merge
+    from conformance.results.storage import RunDirError, load_summary
 
     dirs = [Path(d) for d in args.run_dirs]
     try:
         if len(dirs) == 1 and args.out is None:
-            print(write_report(dirs[0], load(dirs[0])))
+            print(write_report(dirs[0], load_summary(dirs[0])))
             return 0
         out = Path(args.out) if args.out else dirs[0].resolve().parent / storage.new_run_id()
         data = merge(dirs, out)

@@ -40,19 +40,19 @@ def _command(args: argparse.Namespace) -> str:
 def search(args: argparse.Namespace, extra: list[str]) -> int:
     import warnings
 
-    from conformance.search import engine, found_cases
+    from conformance.search import explorer, found_cases
 
     # MindSpore raises the recursion limit on import; Hypothesis warns that it cannot restore it.
     warnings.filterwarnings("ignore", message="The recursion limit will not be reset")
 
     try:
-        budget = engine.Budget.parse(args.budget)
+        budget = explorer.Budget.parse(args.budget)
     except ValueError as exc:
         print(f"search: {exc}", file=sys.stderr)
         return 2
     command = _command(args)
     print(f"search: seed {args.seed}, budget {budget.describe()}: {command}", flush=True)
-    run = engine.Search(seed=args.seed, budget=budget, dtypes=tuple(args.dtype or engine.DTYPES),
+    run = explorer.Search(seed=args.seed, budget=budget, dtypes=tuple(args.dtype or explorer.DTYPES),
                         max_steps=args.max_steps, log=lambda line: print(line, flush=True))
     data = run.run()
     data["command"] = command
@@ -67,8 +67,8 @@ def search(args: argparse.Namespace, extra: list[str]) -> int:
     _print(data, run_dir)
     if (run_dir / "summary.json").exists():
         from conformance.report.run_report import write_report
-        from conformance.results.merge import load
-        print(f"report: {write_report(run_dir, load(run_dir))}")
+        from conformance.results.storage import load_summary
+        print(f"report: {write_report(run_dir, load_summary(run_dir))}")
     return 0
 
 

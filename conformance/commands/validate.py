@@ -19,9 +19,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance.commands.baseline import pins
-from conformance.commands.compare import into_report, refused
-from conformance.release import baseline, comparison, virtualenvs
+from conformance.release import baseline as baselines
+from conformance.release import comparison, virtualenvs
+from conformance.release.comparison import refused
+from conformance.release.pins import pinned_release
+from conformance.report.changes import into_report
 from conformance.results.storage import write_json
 
 
@@ -30,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mindspore", help="candidate MindSpore release, e.g. 2.9.0 (default: the pin)")
     parser.add_argument("--torch", help="candidate torch release (default: the pin; others are multi-GB CUDA builds)")
-    parser.add_argument("--requirements", default="requirements.txt", help="where the pins are read (default: %(default)s)")
+    parser.add_argument("--project", default="pyproject.toml", help="where the pins are read (default: %(default)s)")
     parser.add_argument("--baseline", default="cases/baseline.json",
                         help="the committed cross-machine reference (default: %(default)s)")
     parser.add_argument("--envs-dir", default=str(virtualenvs.ENVS_DIR),
@@ -40,15 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--fresh", action="store_true", help="run both sides again even if a stored run matches")
     parser.add_argument("-v", "--verbose", action="store_true", help="also list the unchanged items")
     parser.set_defaults(func=validate, accepts_extra=True)
-
-
-def pinned_release(requirements: Path) -> virtualenvs.Release:
-    """The pinned (torch, MindSpore) pair of requirements.txt."""
-    pinned = pins(requirements) if requirements.exists() else {}
-    if "torch" not in pinned or "mindspore" not in pinned:
-        raise virtualenvs.ReleaseEnvError(f"{requirements}: no torch==... and mindspore==... pins found; "
-                                           "run from the suite's folder or pass --requirements")
-    return virtualenvs.Release(pinned["torch"], pinned["mindspore"])
 
 
 def prepared_run(pair: virtualenvs.Release, args: argparse.Namespace, extra: list[str]) -> Path:
@@ -65,8 +58,8 @@ def against_baseline(baseline: Path, pinned_run: Path) -> list[str]:
     """The pinned run here vs the committed baseline, summarised (this machine reproduces it, or not)."""
     head = f"this machine's pinned run vs the committed reference {baseline} (informs; not the exit status):"
     try:
-        result = comparison.compare(baseline.load(baseline), baseline.load(pinned_run))
-    except baseline.BaselineError as exc:
+        result = comparison.compare(baselines.load(baseline), baselines.load(pinned_run))
+    except baselines.BaselineError as exc:
         return [head, f"  not compared: {exc}"]
     if result.environment.refusals:
         return [head, *(f"  not compared: {line}" for line in result.environment.refusals)]
@@ -76,14 +69,14 @@ def against_baseline(baseline: Path, pinned_run: Path) -> list[str]:
 
 def validate(args: argparse.Namespace, extra: list[str]) -> int:
     try:
-        pinned = pinned_release(Path(args.requirements))
+        pinned = pinned_release(Path(args.project))
         candidate = virtualenvs.Release(args.torch or pinned.torch, args.mindspore or pinned.mindspore)
         if candidate == pinned:
             print(f"validate: the candidate is the pinned pair ({label(pinned)}): this checks that two runs agree")
         reference_run = prepared_run(pinned, args, extra)
         candidate_run = reference_run if candidate == pinned and not args.fresh else prepared_run(candidate, args, extra)
-        old, new = baseline.load(reference_run), baseline.load(candidate_run)
-    except (virtualenvs.ReleaseEnvError, baseline.BaselineError) as exc:
+        old, new = baselines.load(reference_run), baselines.load(candidate_run)
+    except (virtualenvs.ReleaseEnvError, baselines.BaselineError) as exc:
         print(f"validate: {exc}", file=sys.stderr)
         return 2
     result = comparison.compare(old, new)
@@ -92,7 +85,7 @@ def validate(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"\n== {label(candidate)} (candidate) vs {label(pinned)} (pinned), both run on this machine ==")
     print(comparison.render(result, verbose=args.verbose, names=("pinned", "candidate")))
     write_json(candidate_run / "compare.json", result.as_dict())
-    print(f"report: {into_report(candidate_run, f'{label(pinned)} (pinned, this machine)', result).resolve()}")
+    print(f"report: {into_report(candidate_run, f'{label(pinned)} (pinned, this machine)', result.as_dict()).resolve()}")
     print("\n" + "\n".join(against_baseline(Path(args.baseline), reference_run)))
     print(f"\nvalidate: {label(candidate)} " + ("CHANGED something (exit 1)" if result.changed
                                                else "changed nothing (exit 0)"))

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Observations waiting for the checker thread, at most. Two let the frameworks run one step ahead of a
 # long oracle check and still have the next step queued; more only hold more copies (each is one

@@ -7,8 +7,9 @@ its native names (MindSpore's LayerNorm calls them gamma/beta, which matters for
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def layers(spec: ModelSpec) -> list[Layer]:
 
 
 def assemble(spec: ModelSpec, dense: Callable[[int, int], Any], layernorm: Callable[[int], Any],
-             activation: Callable[[str], Any]) -> "OrderedDict[str, Any]":
+             activation: Callable[[str], Any]) -> OrderedDict[str, Any]:
     """A framework's layer objects in model order, named as `layers` says, from its three factories."""
     built: OrderedDict[str, Any] = OrderedDict()
     for layer in layers(spec):

@@ -19,7 +19,7 @@ def _observe(framework: str, request: dict[str, Any]) -> dict[str, Any]:
     """accepts, or the exception type and first message line the framework raised."""
     try:
         backends.get(framework).probe(request)
-    except Exception as exc:  # the framework's verdict on this input is the datum we record
+    except Exception as exc:  # noqa: BLE001 - the framework's verdict on this input is the datum we record
         return {"behaviour": "raises", "type": type(exc).__name__, "message": first_line(str(exc)),
                 "text": str(exc)[:4000]}
     return {"behaviour": "accepts"}

@@ -20,9 +20,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -149,7 +150,7 @@ def _read(side: Side, keep: bool) -> None:
     side.values = {k: [a.copy() for a in v] for k, v in values.items()} if keep else values
 
 
-def _oracle_metrics(side: Side, obs: "Observation", names: list[str], dtype: str,
+def _oracle_metrics(side: Side, obs: Observation, names: list[str], dtype: str,
                     tolerance: Tolerance) -> dict[str, dict[str, dict]]:
     """Per quantity, per tensor metrics of `side` against its own formula at this step (as _compare's)."""
     hparams, pre, grads, counts = obs.oracle_inputs[side.label]

@@ -17,8 +17,9 @@ already differ by accumulated drift, but A's step from A's state is a pure funct
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -15,7 +15,8 @@ callers use their NumPy paths: same numbers, slower on large tensors.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 try:
     import numba

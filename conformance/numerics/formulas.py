@@ -39,7 +39,7 @@ class Features:
     float16_denominator: bool = False  # with float16_ops and eps in the denominator, u + eps is rounded
                                        # to float16 as well (Keras's foreach add): 1e-8 becomes 0
 
-    def differences(self, other: "Features") -> list[str]:
+    def differences(self, other: Features) -> list[str]:
         """Names of the features whose values differ."""
         return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
 

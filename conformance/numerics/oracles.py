@@ -266,7 +266,7 @@ class Formula:
     def __repr__(self) -> str:
         return f"Formula({self.name!r}, {self.features})"
 
-    def replace(self, **changes: Any) -> "Formula":
+    def replace(self, **changes: Any) -> Formula:
         """The same formula with some features changed (a counterfactual oracle)."""
         label = ",".join(f"{k}={v}" for k, v in sorted(changes.items()))
         return Formula(f"{self.name}[{label}]", replace(self.features, **changes))
@@ -339,7 +339,7 @@ class Formula:
         return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def oracle(name: str) -> Formula:
     """The float64 oracle of an implementation's formula (FEATURES[name] of numerics/formulas.py)."""
     try:

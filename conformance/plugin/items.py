@@ -54,7 +54,7 @@ def _execute(spec: Item, steps_dir: Path) -> dict[str, Any]:
     return run_item(spec, steps_dir)
 
 
-def _write_page(state: "RunState", payload: str) -> bool:
+def _write_page(state: RunState, payload: str) -> bool:
     """Under xdist each worker draws its own items' pages as they finish (plots are most of a report's
     cost, and so they run in parallel with other items); from the entry as the controller will read it,
     so the page is the one the controller would draw. False (the controller draws it) if that fails."""
@@ -62,7 +62,7 @@ def _write_page(state: "RunState", payload: str) -> bool:
 
     try:
         write_item_page(state.run_dir, state.run_id, json.loads(payload))
-    except Exception:  # the report is the controller's job too: it retries, and fails loudly there
+    except Exception:  # noqa: BLE001 - the controller draws it again, and fails loudly there
         log.warning("item page left to the controller", exc_info=True)
         return False
     return True

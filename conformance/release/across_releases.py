@@ -44,10 +44,7 @@ def load_runs(run_dirs: list[Path]) -> list[ReleaseRun]:
         if run_dir.resolve() in seen:
             continue
         seen.add(run_dir.resolve())
-        path = run_dir / "summary.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{run_dir}: no summary.json; pass run folders (e.g. reports/releases/<pair>/<run-id>)")
-        out.append(ReleaseRun(run_dir, storage.read_json(path)))
+        out.append(ReleaseRun(run_dir, storage.load_summary(run_dir)))
     return out
 
 

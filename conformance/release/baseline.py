@@ -42,8 +42,6 @@ class BaselineError(Exception):
     """A baseline or run cannot be read or compared; the message says what to pass instead."""
 
 
-# ---------------------------------------------------------------- baseline from a run's summary.json
-
 def machine(run: dict[str, Any]) -> dict[str, Any]:
     """The machine a run used: what makes last-bit results differ though the versions are the same."""
     build = run.get("build") or {}
@@ -97,14 +95,5 @@ def load(path: str | Path) -> dict[str, Any]:
     if isinstance(data, dict) and isinstance(data.get("run"), dict) and isinstance(data.get("items"), list):
         return from_summary(data)
     raise BaselineError(f"{path}: neither a baseline ({FORMAT}) nor a run's summary.json")
-
-
-# ---------------------------------------------------------------- the noise rule
-
-
-# ---------------------------------------------------------------- item and API comparison
-
-
-# ---------------------------------------------------------------- environment rule and the whole compare
 
 

@@ -1,6 +1,7 @@
 """Two runs or a baseline and a run, item by item: what changed, under the rules of release.rules, and its rendering."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,3 +225,17 @@ def render(result: Comparison, verbose: bool = False, names: tuple[str, str] = (
         lines.append(f"unchanged: {len(unchanged)} items (listed with -v)")
     lines.append("result: " + ("CHANGED (exit 1)" if result.changed else "no change (exit 0)"))
     return "\n".join(lines)
+
+
+def refused(result: Comparison, accept: bool, prog: str = "compare") -> bool:
+    """Say why the comparison would mislead and return True, unless accepted (then warn and go on)."""
+    if not result.environment.refusals:
+        return False
+    if accept:
+        print("WARNING: compared although it may mislead (--accept-environment):", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in result.environment.refusals), file=sys.stderr)
+        return False
+    print(f"{prog}: refused: this comparison would mislead:", file=sys.stderr)
+    print("\n".join(f"  {line}" for line in result.environment.refusals), file=sys.stderr)
+    print("(--accept-environment compares anyway)", file=sys.stderr)
+    return True

@@ -3,7 +3,7 @@
 Release validation (`release`) and the history across releases (`history`) run the same suite under
 several (torch, MindSpore) pairs on this machine. Two MindSpore releases cannot share one environment,
 so each pair gets a virtualenv, `<envs-dir>/torch<T>-mindspore<M>/` (default `.tox/releases/`, removed
-with the rest of `.tox/`), holding those two releases and `requirements-harness.txt`. A stamp file in
+with the rest of `.tox/`), holding those two releases and the harness (pyproject.toml's `harness` extra). A stamp file in
 the virtualenv records what was installed; it is rebuilt only when that changes.
 
 A run made in such an environment is kept under `<reports>/<pair>/<run-id>/` with the fingerprint of what
@@ -23,9 +23,10 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from conformance.results import storage
 
@@ -127,16 +128,24 @@ def _call(command: list[str], what: str, **kwargs: Any) -> subprocess.CompletedP
     return done
 
 
+def harness_requirements(root: Path) -> list[str]:
+    """The harness extra of the suite's pyproject.toml: what a release's virtualenv holds besides the two
+    releases (numpy below 2 as well: every release pair holds a MindSpore)."""
+    import tomllib
+
+    extras = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    return [*extras["harness"], "numpy<2"]
+
+
 def stamp(release: Release, root: Path) -> dict[str, Any]:
     """What a release's virtualenv should hold: its two releases, the harness requirements, the Python."""
-    return {"requirements": release.requirements(), "harness": _digest([root / "requirements-harness.txt"], root),
+    return {"requirements": release.requirements(), "harness": harness_requirements(root),
             "base_python": platform.python_version()}
 
 
 def ensure_env(release: Release, root: Path, envs_dir: Path, say: Callable[[str], None] = progress) -> Path:
     """The python of `release`'s virtualenv, built (or rebuilt) when what it should hold changed."""
     env = envs_dir / release.name
-    harness = root / "requirements-harness.txt"
     wanted = stamp(release, root)
     stamp_file = env / STAMP
     if stamp_file.exists() and _python(env).exists():
@@ -148,10 +157,10 @@ def ensure_env(release: Release, root: Path, envs_dir: Path, say: Callable[[str]
     if env.exists():
         say(f"rebuilding {env}: it holds something other than {' '.join(release.requirements())}")
         shutil.rmtree(env)
-    say(f"creating {env} with {' '.join(release.requirements())} and {harness.name} (once; ~2 GB)")
+    say(f"creating {env} with {' '.join(release.requirements())} and the harness (once; ~2 GB)")
     _call([sys.executable, "-m", "venv", str(env)], f"creating the virtualenv {env}")
     _call([str(_python(env)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-           "-r", str(harness), *release.requirements()],
+           *wanted["harness"], *release.requirements()],
           f"installing {' '.join(release.requirements())} into {env} (is the release on PyPI for this Python?)",
           capture_output=True)
     storage.atomic_write_text(stamp_file, json.dumps(wanted, indent=1) + "\n")
@@ -182,7 +191,7 @@ def reusable_run(folder: Path, wanted: dict[str, Any]) -> Path | None:
         try:
             if json.loads(stored.read_text(encoding="utf-8")) != wanted:
                 continue
-            run = storage.read_json(summary)["run"]
+            run = storage.load_summary(summary)["run"]
         except (json.JSONDecodeError, KeyError, TypeError):
             continue
         if run.get("complete"):
@@ -210,7 +219,7 @@ def run_suite(python: Path, release: Release, root: Path, reports: Path, run_arg
         raise ReleaseEnvError(f"the suite run in {python} ended with exit {done.returncode} "
                                 f"{'and no' if not summary.exists() else 'with a'} summary in {run_dir}; "
                                 "its output above says why")
-    if not storage.read_json(summary)["run"].get("complete"):
+    if not storage.load_summary(summary)["run"].get("complete"):
         raise ReleaseEnvError(f"{run_dir}: the run was interrupted; run the command again")
     storage.write_json(run_dir / FINGERPRINT, wanted)
     return run_dir

@@ -44,3 +44,12 @@ def section(run_dir: Path, items: list[dict[str, Any]]) -> dict[str, Any] | None
             "api": comparison.get("api_changes") or [], "changed": comparison.get("changed"),
             "ignored": env.get("ignored") or [], "material": env.get("can_change_bits") or [],
             "versions": (comparison.get("baseline") or {}).get("versions") or {}}
+
+
+def into_report(run_dir: Path, reference: str, comparison: dict[str, Any]) -> Path:
+    """Store a comparison (Comparison.as_dict()) in the run folder and re-render its index with the
+    Changes section."""
+    from conformance.report.run_report import write_index
+
+    write(run_dir, reference, comparison)
+    return write_index(run_dir, storage.load_summary(run_dir))

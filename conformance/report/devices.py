@@ -9,7 +9,8 @@ MindSpore is absent from the GPU machine).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 def _runs(run: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -41,21 +41,21 @@ UPSTREAM = {
     "loss_scale": "MindSpore loss_scale is the gradient scaling factor, and PyTorch does not have this parameter",
 }
 
-# Each parameter row of the Differences table: the causes acting through that parameter, and the cases
-# whose agreement shows the parameter maps as the table says (case ids; a matrix case by its prefix).
-ROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "params": (("global_vs_per_parameter_step", "float64_in_float32"), ("frozen_parameter_missing_gradient",)),
-    "lr": (("default_lr", "schedule_past_period", "lr_list_shorter_than_steps"),
-           ("docs_example_matched", "lr_list_per_step")),
-    "betas": (("float32_scalars",), ("beta1_power_underflow",)),
-    "eps": (("eps_placement", "float16_rounding"), ("eps_large_gradients_conform",)),
-    "weight_decay": (("decay_name_filter",), ("weight_decay_dense_only",)),
-    "foreach": ((), ("torch_implementation_switches",)),
-    "maximize": ((), ("torch_maximize_vs_negated_gradients",)),
-    "differentiable": (("torch_option_constraints",), ()),
-    "capturable": (("torch_option_constraints",), ()),
-    "loss_scale": (("loss_scale_division",), ("loss_scale_prescaled_gradients",)),
+# Each parameter row of the Differences table: the cases whose agreement shows the parameter maps as the
+# table says (case ids; a matrix case by its prefix). The causes acting through a row are the registry's
+# (a cause's `parameters`, cases/causes.yaml).
+AGREEING: dict[str, tuple[str, ...]] = {
+    "params": ("frozen_parameter_missing_gradient",), "lr": ("docs_example_matched", "lr_list_per_step"),
+    "betas": ("beta1_power_underflow",), "eps": ("eps_large_gradients_conform",),
+    "weight_decay": ("weight_decay_dense_only",), "foreach": ("torch_implementation_switches",),
+    "maximize": ("torch_maximize_vs_negated_gradients",), "loss_scale": ("loss_scale_prescaled_gradients",),
 }
+
+
+def acting_causes(concept: str) -> tuple[str, ...]:
+    """The registry's causes that act through a Differences row, in registry order."""
+    return tuple(c.id for c in cause_registry.load().values() if concept in c.parameters)
+
 
 # Edge-case topics with a case showing where the two still agree (the edge is narrow).
 EDGE_AGREEING = {"float16": "float16_nonzero_gradients", "betas near 1": "beta1_power_underflow"}
@@ -168,7 +168,7 @@ def difference_rows(page: Page, api: dict[str, Any], entries: dict[str, dict[str
     causes acting through each parameter with their measured case, the cases where it maps cleanly."""
     rows = []
     for number, row in enumerate(mapping(api), 1):
-        related, agreeing = ROWS.get(row["concept"], ((), ()))
+        related, agreeing = acting_causes(row["concept"]), AGREEING.get(row["concept"], ())
         shown = [entries[c] for c in related if c in entries and entries[c]["rep"]]
         proofs = [p for p in (page.agreeing(case) for case in agreeing) if p]
         upstream = UPSTREAM.get(row["concept"])

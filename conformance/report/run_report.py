@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
 from conformance.report import changes, frameworks_table, pages
 from conformance.report.series import read_curves

@@ -19,17 +19,6 @@ from conformance.results.entry import NOT_RUN
 SHARED = ("python", "numpy", "torch", "mindspore", "platform", "cpu", "cpu_count", "git_commit")
 
 
-class RunDirError(Exception):
-    """A run folder cannot be merged; the message says which and what to pass instead."""
-
-
-def load(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "summary.json"
-    if not path.exists():
-        raise RunDirError(f"{run_dir}: no summary.json here; pass run folders such as reports/<run-id>")
-    return storage.read_json(path)
-
-
 def _ran(entry: dict[str, Any]) -> int:
     """2: the item ran to a verdict; 1: it was skipped or errored, but some pair recorded figures; 0: neither."""
     if entry.get("outcome") not in NOT_RUN:
@@ -73,9 +62,9 @@ def choose(runs: list[tuple[Path, dict[str, Any]]]) -> dict[str, tuple[dict[str,
 
 def merge(run_dirs: list[Path], out_dir: Path) -> dict[str, Any]:
     """Write out_dir/summary.json (and steps/) from run_dirs; return the merged summary."""
-    runs = [(Path(d), load(Path(d))) for d in run_dirs]
+    runs = [(Path(d), storage.load_summary(Path(d))) for d in run_dirs]
     if out_dir.resolve() in {d.resolve() for d, _ in runs}:
-        raise RunDirError(f"{out_dir}: the output folder must differ from the runs being merged")
+        raise storage.RunDirError(f"{out_dir}: the output folder must differ from the runs being merged")
     items = []
     for entry, source_dir in choose(runs).values():
         if entry.get("jsonl") and (source_dir / entry["jsonl"]).exists():

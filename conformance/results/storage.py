@@ -1,4 +1,4 @@
-"""Run folders, streamed JSONL, summary.json: always written to a temporary name, then renamed.
+"""Run folders, streamed JSONL, summary.json: how a run is stored and read back.
 
 Layout: reports/<run-id>/{summary.json, steps/<item>.jsonl, index.html, items/<item>.html, logs/} and
 reports/latest, a symlink replaced atomically once a run has finished, so it always points at a complete
@@ -21,7 +21,7 @@ from typing import Any
 
 def new_run_id() -> str:
     """Sortable and collision-free across concurrent runs (time + random suffix)."""
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{now}-{secrets.token_hex(3)}"
 
 
@@ -38,6 +38,26 @@ def write_json(path: Path, data: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+class RunDirError(Exception):
+    """A folder is not a run folder (or its summary.json is unreadable); the message says what to pass."""
+
+
+def load_summary(run_dir: Path) -> dict[str, Any]:
+    """A run's summary.json, from its folder (or the file itself): the one reader of stored runs."""
+    run_dir = Path(run_dir)
+    path = run_dir if run_dir.name == "summary.json" else run_dir / "summary.json"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: no summary.json here; pass a run folder such as reports/latest "
+                          "or reports/<run-id>")
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path}: not a readable summary.json ({exc})") from exc
+    if not (isinstance(data, dict) and isinstance(data.get("run"), dict) and isinstance(data.get("items"), list)):
+        raise RunDirError(f"{path}: not a run's summary.json (no run and items)")
+    return data
 
 
 def point_latest(reports: Path, run_dir: Path) -> bool:
@@ -62,7 +82,7 @@ class StepWriter:
     def __init__(self, path: Path):
         self.path = path
 
-    def __enter__(self) -> "StepWriter":
+    def __enter__(self) -> StepWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = self.path.open("w", encoding="utf-8")
         return self

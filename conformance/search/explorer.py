@@ -24,9 +24,10 @@ import contextlib
 import math
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from hypothesis import (
@@ -74,7 +75,7 @@ class Budget:
     seconds: float | None = None
 
     @staticmethod
-    def parse(text: str) -> "Budget":
+    def parse(text: str) -> Budget:
         """'300' -> 300 examples; '90s' / '20m' -> wall-clock seconds."""
         text = text.strip().lower()
         try:
@@ -224,7 +225,7 @@ class Search:
 
 
 @contextlib.contextmanager
-def _shrink_without_clock(budget: "Budget") -> Iterator[None]:
+def _shrink_without_clock(budget: Budget) -> Iterator[None]:
     """With an examples budget, Hypothesis's shrinking stops on the budget alone, not on its wall clock.
 
     Hypothesis ends shrinking after MAX_SHRINKING_SECONDS (300 s, an engine constant, not a setting); with

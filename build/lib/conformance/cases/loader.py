@@ -1,0 +1,372 @@
+"""Case files -> Cases. YAML is read with a safe loader that remembers lines, so every error names one.
+
+A case file is UTF-8 text (a byte-order mark and CRLF line ends are accepted); one that is not (a stray
+binary, Latin-1 or UTF-16 file, a NUL byte), cannot be read, or is a folder becomes one CaseError
+naming the byte offset, line and column, and the other files still load.
+
+A file holds `cases:` (a list of entries) and optionally `defaults:` (keys shared by its entries).
+Each entry may carry a `matrix:` of dotted keys to lists of values; it expands into one case per
+combination, with readable ids such as `matched.lr=0.01`. A broken entry yields a CaseError for that
+entry only; the rest of the file still loads.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conformance import backends
+from conformance.cases import causes
+from conformance.cases.case import (
+    ApiCase,
+    Bound,
+    Case,
+    DataSpec,
+    GradientSpec,
+    ModelSpec,
+    OptimizerSpec,
+    ProbeCase,
+    Tolerance,
+)
+from conformance.cases.matrix import _DOTTED, expand_matrix
+from conformance.cases.schema import MAX_MATRIX, MAX_MEMORY_MB, MAX_PARAMS, validate
+from conformance.cases.yaml_lines import (
+    _construct_mapping,
+    _line_of,
+    _LineDict,
+    _LineLoader,
+    parse_text,
+    read_text,
+)
+from conformance.engine import models
+from conformance.errors import CaseError
+
+# Default bounds when a case gives none. Expressed in ULP of the case's dtype so one default serves
+# every dtype; atol 0 keeps the bound strict. Cases that expect real agreement set their own.
+DEFAULT_TOLERANCE = {"params": {"ulp": 4}, "state": {"ulp": 4}, "loss": {"ulp": 16}}
+# A framework against a float64 oracle of its own formula, stepped from the framework's own state:
+# one step's rounding, a few ULP. atol covers updates that cancel to ~0 (ULP explodes there); against an
+# oracle it is not absolute but counts eps(dtype) x the magnitude of the terms that formed each element
+# (runner._oracle_bounds applies it; oracles.Step says why the terms, not the result).
+DEFAULT_ORACLE_TOLERANCE = {"params": {"ulp": 8, "atol": 8.0}, "state": {"ulp": 8, "atol": 8.0},
+                            "loss": {"ulp": 16}}
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 (PyYAML) reads `1e-8` as a string; YAML 1.2 and every user read it as a number.
+_LineLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _bound(raw: dict | None, default: dict) -> Bound:
+    merged = {**default, **(raw or {})}
+    return Bound(atol=float(merged.get("atol", 0.0)), rtol=float(merged.get("rtol", 0.0)),
+                 ulp=None if merged.get("ulp") is None else float(merged["ulp"]))
+
+
+def _tolerance(raw: dict | None, default: dict) -> Tolerance:
+    raw = raw or {}
+    return Tolerance(**{q: _bound(raw.get(q), default[q]) for q in ("params", "state", "loss")})
+
+
+def _model(raw: dict) -> ModelSpec:
+    kind = raw["kind"]
+    if kind == "linear":
+        sizes = (raw.get("in", 2), raw.get("out", 3))
+    else:
+        sizes = tuple(raw.get("sizes", (2, 8, 3)))
+    names = tuple(raw["names"]) if "names" in raw else None
+    return ModelSpec(kind=kind, sizes=tuple(int(s) for s in sizes), activation=raw.get("activation", "relu"),
+                     init_seed=int(raw.get("init_seed", 0)), init_scale=raw.get("init_scale"), names=names)
+
+
+def _gradients(raw: Any) -> GradientSpec:
+    if raw is None or isinstance(raw, str):
+        return GradientSpec(mode=raw or "autograd")
+    plain = {k: raw[k] for k in ("mode", "source", "seed", "distribution", "scale", "zero_fraction",
+                                 "missing_until", "sign_flip") if k in raw}
+    return GradientSpec(
+        **plain,
+        spikes=tuple((int(s["step"]), float(s["scale"])) for s in raw.get("spikes", ())),
+        nonfinite=tuple((int(s["step"]), float(s["value"])) for s in raw.get("nonfinite", ())),
+        missing=tuple(raw.get("missing", ())),
+        prescale=tuple((k, float(v)) for k, v in raw.get("prescale", {}).items()))
+
+
+def _optimizer(raw: dict | None, frameworks: list[str]) -> OptimizerSpec:
+    raw = dict(raw or {})
+    extras = {name: dict(raw.pop(name)) for name in frameworks if name in raw}
+    defaults = raw.pop("defaults", "neutral")
+    schedule = raw.pop("schedule", None)
+    hparams = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()}
+    if schedule is not None:
+        hparams["lr"] = float(schedule["max_lr"])
+        schedule = {"min_lr": 0.0, **schedule}
+    return OptimizerSpec(defaults=defaults, hparams=hparams, extras=extras, schedule=schedule)
+
+
+def param_count(model: ModelSpec) -> int:
+    sizes = model.sizes
+    count = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if model.kind == "layernorm_mlp":
+        count += 2 * sum(sizes[1:-1])
+    return count
+
+
+_REPLAY_ONLY = {"zero_fraction", "sign_flip", "spikes", "nonfinite", "prescale", "source", "missing", "missing_until"}
+
+
+def memory_estimate(model: ModelSpec, batch: int, devices: list[str], frameworks: int = 2) -> int:
+    """Rough peak bytes of one item, counted in float64 words so one figure serves every dtype.
+
+    Per parameter: the float64 init and replayed gradient (2); per side, the framework's params, grads,
+    m, u (4), their host copies and received gradients (4), the oracle's results, scales and temporaries
+    (10). Per sample: inputs and targets (in + out), and per side forward/backward activations (3 x width).
+    A GPU item adds a CPU twin per framework. Over-estimates rather than under-: it guards the machine.
+    """
+    sides = frameworks * (2 if "gpu" in devices else 1)
+    params = param_count(model)
+    width = sum(model.sizes)
+    words = params * (2 + 18 * sides) + batch * (model.sizes[0] + model.sizes[-1] + 3 * sides * width)
+    return 8 * words
+
+
+def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
+    """Checks a schema cannot express: sizes by kind, layer names, the parameter limit."""
+    problems: list[tuple[list, str]] = []
+    if model.kind == "linear" and "sizes" in entry["model"]:
+        problems.append((["model", "sizes"], "a linear model takes 'in' and 'out', not 'sizes'"))
+    if model.kind == "layernorm_mlp" and len(model.sizes) < 3:
+        problems.append((["model", "sizes"], "layernorm_mlp needs at least one hidden size: [in, hidden, out]"))
+    layers = len(model.sizes) - 1 + (len(model.sizes) - 2 if model.kind == "layernorm_mlp" else 0)
+    if model.names is not None and len(model.names) != layers:
+        problems.append((["model", "names"], f"give {layers} layer names for this model, got {len(model.names)}"))
+    if model.names is not None and len(set(model.names)) != len(model.names):
+        problems.append((["model", "names"], "layer names must be unique (parameter names must be)"))
+    gradients = entry.get("gradients")
+    if isinstance(gradients, dict):
+        known = set(models.init_arrays_names(model))
+        for name in gradients.get("missing", ()):
+            if name not in known:
+                problems.append((["gradients", "missing"], f"no parameter '{name}' in this model; "
+                                                           f"parameters: {', '.join(sorted(known))}"))
+        if gradients.get("mode") != "replay" and any(k in gradients for k in _REPLAY_ONLY):
+            problems.append((["gradients", "mode"], f"{', '.join(sorted(_REPLAY_ONLY & set(gradients)))} "
+                                                    "need mode: replay"))
+    problems += _expect_mapping_checks(entry)
+    if entry.get("expect") != "error" and "error_contains" in entry:
+        problems.append((["error_contains"], "error_contains goes with expect: error"))
+    count = param_count(model)
+    if count > MAX_PARAMS:
+        problems.append((["model"], f"{count} parameters exceeds the limit of {MAX_PARAMS}; "
+                                    "set CONFORMANCE_MAX_PARAMS to raise it deliberately"))
+        return problems
+    devices = entry.get("devices", ["cpu", "gpu"])
+    batch = int(entry.get("data", {}).get("batch", 4))
+    need = memory_estimate(model, batch, [devices] if isinstance(devices, str) else devices,
+                           len(entry.get("frameworks", ("torch", "mindspore"))))
+    if need > MAX_MEMORY_MB * 2**20:
+        problems.append((["data", "batch"] if "batch" in entry.get("data", {}) else ["model"],
+                         f"this item would need about {need / 2**20:,.0f} MiB (model {count} parameters, batch "
+                         f"{batch}), over the limit of {MAX_MEMORY_MB} MiB; set CONFORMANCE_MAX_MEMORY_MB "
+                         "to raise it deliberately"))
+    return problems
+
+
+def _expect_mapping_checks(entry: dict) -> list[tuple[list, str]]:
+    """`expect` as a mapping names every framework after the first, and only those (N-way cases)."""
+    expect = entry.get("expect")
+    if not isinstance(expect, dict):
+        return []
+    others = list(entry.get("frameworks", ("torch", "mindspore")))[1:]
+    missing, extra = [f for f in others if f not in expect], [f for f in expect if f not in others]
+    if missing or extra:
+        return [(["expect"], "a mapping `expect` gives one expectation per framework after the first "
+                             f"({', '.join(others)}); " + (f"missing: {', '.join(missing)}" if missing else
+                                                           f"not in frameworks: {', '.join(extra)}"))]
+    return []
+
+
+def _expectations(entry: dict) -> tuple[str, dict[str, str]]:
+    """(expect of the first primary pair, per-framework expectations) from a string or mapping `expect`."""
+    expect = entry.get("expect", "conform")
+    if not isinstance(expect, dict):
+        return expect, {}
+    frameworks = list(entry.get("frameworks", ("torch", "mindspore")))
+    return expect[frameworks[1]], dict(expect)
+
+
+def _causes(entry: dict) -> tuple[str, ...]:
+    cause = entry.get("cause", ())
+    return (cause,) if isinstance(cause, str) else tuple(cause)
+
+
+def _cause_problems(entry: dict) -> list[tuple[list, str]]:
+    """Every declared cause must be an id of the registry (cases/causes.yaml) or `unknown` alone."""
+    declared = _causes(entry)
+    if not declared:
+        return []
+    try:
+        known = causes.load()
+    except causes.RegistryError as exc:
+        return [(["cause"], f"the cause registry cannot be read: {exc}")]
+    if causes.UNKNOWN in declared and len(declared) > 1:
+        return [(["cause"], "`unknown` stands alone: it says no known cause explains the difference")]
+    wrong = [c for c in declared if c not in known and c != causes.UNKNOWN]
+    if wrong:
+        return [(["cause"], f"{', '.join(map(repr, wrong))} is not a cause of {causes.registry_path().name}; "
+                            f"allowed: {', '.join(sorted(known))}, or unknown")]
+    return []
+
+
+def _interface_case(entry: dict, file: str, line: int, text: str) -> ProbeCase | ApiCase:
+    common = {"id": str(entry["id"]), "description": entry.get("description", ""), "file": file, "line": line,
+              "reason": entry.get("reason"), "source_text": text, "causes": _causes(entry)}
+    if "probe" in entry:
+        return ProbeCase(**common, probe=dict(entry["probe"]), behaviour=dict(entry["behaviour"]),
+                         frameworks=tuple(entry["behaviour"]))
+    return ApiCase(**common, framework=entry["api"], cls=entry["class"], params=dict(entry["params"]))
+
+
+def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase | ApiCase:
+    """A validated entry -> Case (or an interface case). Raises CaseError naming the first problem."""
+    frameworks = backends.names()
+    problems = validate(entry, backends.extras())
+    case_id = str(entry.get("id")) if isinstance(entry, dict) and "id" in entry else None
+    if not problems:
+        problems = _cause_problems(entry)
+    if not problems and ("probe" in entry or "api" in entry):
+        return _interface_case(entry, file, line, text)
+    if not problems:
+        model = _model(entry["model"])
+        problems = _semantic_checks(entry, model)
+    if problems:
+        path, message = problems[0]
+        key = ".".join(str(p) for p in path) or None
+        raise CaseError(file, _line_of(entry, path) or line, case_id, key, message)
+    dtypes = entry.get("dtype", "float32")
+    devices = entry.get("devices", ["cpu", "gpu"])
+    return Case(
+        id=case_id, description=entry.get("description", ""), file=file, line=line, model=model,
+        loss=entry.get("loss", "l1"), data=DataSpec(**entry.get("data", {})),
+        gradients=_gradients(entry.get("gradients")),
+        optimizer=_optimizer(entry.get("optimizer"), frameworks),
+        steps=int(entry["steps"]),
+        dtypes=tuple([dtypes] if isinstance(dtypes, str) else dtypes),
+        devices=tuple([devices] if isinstance(devices, str) else devices),
+        tolerance=_tolerance(entry.get("tolerance"), DEFAULT_TOLERANCE),
+        oracle_tolerance=_tolerance(entry.get("oracle_tolerance"), DEFAULT_ORACLE_TOLERANCE),
+        expect=_expectations(entry)[0], expect_pairs=_expectations(entry)[1], reason=entry.get("reason"),
+        frameworks=tuple(entry.get("frameworks", ("torch", "mindspore"))), source_text=text,
+        oracle_expect=dict(entry.get("oracle_expect", {})), error_contains=entry.get("error_contains"),
+        oracle_stride=entry.get("oracle_stride", "auto"), causes=_causes(entry),
+    )
+
+
+def _entry_text(lines: list[str], start: int, end: int | None) -> str:
+    return "".join(lines[start - 1:(end - 1) if end else None]).rstrip() + "\n"
+
+
+def load_file(path: Path, display: str | None = None) -> list[Case | CaseError]:
+    """Every case of one file, or a CaseError in its place. Never raises for a bad file."""
+    file = display or str(path)
+    try:
+        text = read_text(path, file)
+        doc = parse_text(text, file)
+    except CaseError as exc:
+        return [exc]
+    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list) or not doc["cases"]:
+        return [CaseError(file, getattr(doc, "line", 1), None, "cases",
+                          "a case file is a mapping with a non-empty 'cases:' list (and optionally 'defaults:')")]
+    unknown = sorted(set(doc) - {"cases", "defaults"})
+    if unknown:
+        return [CaseError(file, doc.key_lines.get(unknown[0]), None, unknown[0],
+                          "unknown top-level key; allowed: cases, defaults")]
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        return [CaseError(file, doc.key_lines.get("defaults"), None, "defaults",
+                          "'defaults:' is a mapping of keys shared by the file's cases")]
+    lines = text.splitlines(keepends=True)
+    entries = doc["cases"]
+    starts = [getattr(e, "line", doc.key_lines["cases"]) for e in entries]
+    results: list[Case | CaseError] = []
+    for index, entry in enumerate(entries):
+        line = starts[index]
+        text = _entry_text(lines, line, starts[index + 1] if index + 1 < len(starts) else None)
+        if not isinstance(entry, dict):
+            results.append(CaseError(file, line, None, None, "each entry under 'cases:' must be a mapping"))
+            continue
+        merged = _LineDict({**copy.deepcopy(defaults), **entry})
+        merged.line, merged.key_lines = entry.line, entry.key_lines
+        for case_id, expanded in _expand_checked(merged, file, line):
+            if isinstance(expanded, CaseError):
+                results.append(expanded)
+                continue
+            try:
+                results.append(build_case(expanded, file, line, text))
+            except CaseError as exc:
+                results.append(exc)
+    return results
+
+
+def _expand_checked(entry: _LineDict, file: str, line: int) -> Iterator[tuple[str, Any]]:
+    matrix = entry.get("matrix")
+    if matrix is not None and not (isinstance(matrix, dict) and all(isinstance(v, list) and v for v in matrix.values())):
+        yield str(entry.get("id")), CaseError(file, _line_of(entry, ["matrix"]), str(entry.get("id")), "matrix",
+                                              "matrix maps dotted keys (e.g. optimizer.lr) to non-empty lists")
+        return
+    bad_key = next((k for k in (matrix or {}) if not (isinstance(k, str) and _DOTTED.match(k))), None)
+    if bad_key is not None:
+        yield str(entry.get("id")), CaseError(file, _line_of(entry, ["matrix"]), str(entry.get("id")), "matrix",
+                                              f"matrix key {bad_key!r} is not a dotted key such as optimizer.lr")
+        return
+    combos = math.prod(len(v) for v in (matrix or {}).values())
+    if combos > MAX_MATRIX:
+        yield str(entry.get("id")), CaseError(
+            file, _line_of(entry, ["matrix"]), str(entry.get("id")), "matrix",
+            f"the matrix expands into {combos} cases, over the limit of {MAX_MATRIX}; "
+            "set CONFORMANCE_MAX_MATRIX to raise it deliberately")
+        return
+    try:
+        expansions = list(expand_matrix(entry))
+    except ValueError as exc:
+        yield str(entry.get("id")), CaseError(file, _line_of(entry, ["matrix"]), str(entry.get("id")), "matrix",
+                                              str(exc))
+        return
+    for case_id, expanded in expansions:
+        if isinstance(expanded, dict) and not isinstance(expanded, _LineDict):
+            wrapped = _LineDict(expanded)
+            wrapped.line, wrapped.key_lines = entry.line, entry.key_lines
+            expanded = wrapped
+        yield case_id, expanded
+
+
+def load_all(paths: list[Path], rootdir: Path) -> list[Case | CaseError]:
+    """All cases of all files, with duplicate ids (within or across files, or made by a matrix) as errors."""
+    results: list[Case | CaseError] = []
+    for path in paths:
+        results.extend(load_file(path, os.path.relpath(path, rootdir)))
+    return mark_duplicates(results)
+
+
+def mark_duplicates(results: list) -> list:
+    """Replace every case whose id was seen before with an error naming the first occurrence."""
+    seen: dict[str, Any] = {}
+    out: list = []
+    for result in results:
+        if not isinstance(result, CaseError):
+            first = seen.setdefault(result.id, result)
+            if first is not result:
+                result = CaseError(result.file, result.line, result.id, "id",
+                                   f"duplicate case id; first defined at {first.file}:{first.line}. "
+                                   "Ids must be unique across all case files")
+        out.append(result)
+    return out

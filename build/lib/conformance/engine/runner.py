@@ -1,0 +1,393 @@
+"""Run one Item: step every framework in lock-step, compare every pair at every step, stream the records.
+
+Sides are the frameworks (plus, on a GPU item, a CPU twin of each framework that runs there). Pairs:
+- primary  `torch~mindspore`: judged against the case's `expect` and `tolerance` (a case listing more
+  frameworks has one primary pair `torch~X` per other framework X, each with its own expectation);
+- oracle   `torch~oracle`, `mindspore~oracle`: each framework against a float64 step of its own formula,
+  taken from the framework's own pre-step state (must conform unless the case's oracle_expect says
+  otherwise: else the framework departs from its formula, an unexplained divergence);
+- device   `torch~torch@cpu` on GPU items: same framework, two devices (must conform).
+Only the current step's arrays are held; each step's metrics go straight to the JSONL file.
+
+Each step leaves an Observation (values after the step; for oracle steps also the values before it,
+the gradients received, step counts and learning rates), checked inline or, on large models, on a
+second thread (pipeline.Checker). The oracle pairs cost a float64 formula evaluation per framework per
+step; on large models they run every k-th step (`oracle_stride`, see `oracle_stride()`), always
+including the first and the last step. The primary and device pairs are compared at every step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conformance import backends
+from conformance.cases.case import QUANTITIES, Item, Tolerance
+from conformance.engine import models
+from conformance.engine.checker import Checker
+from conformance.errors import FrameworkError
+from conformance.numerics import attribution
+from conformance.numerics.diff import diff, nonfinite
+from conformance.numerics.oracles import formula_metrics
+from conformance.results.storage import StepWriter
+from conformance.results.verdict import PairTracker, judge
+
+ORACLE = "oracle"
+# `oracle_stride: auto` checks the oracles on every step up to this many parameters, and above it on
+# every k-th step, k = ceil(parameters / AUTO_ORACLE_PARAMS): about this many oracle elements per step.
+AUTO_ORACLE_PARAMS = 131_072
+# From this many parameters a step's checks run on a second thread while the next step's inputs are
+# prepared (pipeline.Checker); below it they are Python-bound, a thread would only trade the GIL back
+# and forth.
+PIPELINE_PARAMS = 65_536
+
+
+@dataclass
+class Side:
+    label: str
+    framework: str
+    session: Any
+    hparams: dict[str, Any]
+    values: dict[str, list[np.ndarray]] = field(default_factory=dict)  # params, m, u after the last step
+    loss: float | None = None
+    nonfinite: dict[str, int | None] = field(default_factory=lambda: {q: None for q in QUANTITIES})
+    counts: list[int] = field(default_factory=list)  # optimizer steps each parameter has taken
+
+
+@dataclass(frozen=True)
+class Pair:
+    label: str
+    left: str
+    right: str  # a side label, or ORACLE (the left side's own formula)
+    role: str  # primary | oracle | device
+    tolerance: Tolerance
+    expect: str
+
+
+def _hparams_given(item: Item) -> dict[str, Any]:
+    """Neutral hyper-parameters the case fixes (with `defaults: native`, the frameworks fill the rest)."""
+    return item.case.optimizer.neutral()
+
+
+def _open_sides(item: Item, init: dict[str, np.ndarray], skipped: dict[str, str]) -> dict[str, Side]:
+    sides: dict[str, Side] = {}
+    devices = [item.device] + (["cpu"] if item.device == "gpu" else [])
+    for framework in item.case.frameworks:
+        backend = backends.get(framework)
+        for device in devices:
+            label = framework if device == item.device else f"{framework}@cpu"
+            reason = backend.unavailable(device, item.dtype)
+            if reason:
+                skipped[label] = reason
+                continue
+            if label.endswith("@cpu") and framework not in sides:
+                continue  # a CPU twin only matters beside its GPU run
+            spec = backends.base.SessionSpec(item=item, device=device, init=init,
+                                             hparams=_hparams_given(item))
+            try:
+                session = backend.open(spec)
+            except Exception as exc:  # the framework refused the configuration: its behaviour, recorded
+                raise FrameworkError(framework, 0, exc) from exc
+            sides[label] = Side(label, framework, session, session.hparams())
+    return sides
+
+
+def _pairs(item: Item, sides: dict[str, Side]) -> list[Pair]:
+    """Primary pairs: the first framework against each other one (torch~mindspore for two; N-1 pairs for
+    a case listing N frameworks, each with its own expectation); then oracle and device pairs."""
+    case = item.case
+    left, *others = case.frameworks
+    pairs: list[Pair] = []
+    for right in others:
+        if left in sides and right in sides:
+            pairs.append(Pair(f"{left}~{right}", left, right, "primary", case.tolerance, case.expect_for(right)))
+    for label, side in sides.items():
+        if "@" not in label:
+            expect = case.oracle_expect.get(side.framework, "conform")
+            pairs.append(Pair(f"{label}~{ORACLE}", label, ORACLE, "oracle", case.oracle_tolerance, expect))
+        elif side.framework in sides:
+            pairs.append(Pair(f"{side.framework}~{label}", side.framework, label, "device", case.tolerance, "conform"))
+    return pairs
+
+
+def _gradient_stream(item: Item, init: dict[str, np.ndarray]) -> Iterator[list[np.ndarray | None]] | None:
+    spec = item.case.gradients
+    if spec.mode == "replay" and spec.source == "generated":
+        return models.generated_gradients(spec, list(init), [a.shape for a in init.values()])
+    return None
+
+
+def _replay_source(item: Item) -> str | None:
+    """The framework whose autograd gradients are replayed to every side, or None."""
+    spec = item.case.gradients
+    return spec.source if spec.mode == "replay" and spec.source != "generated" else None
+
+
+def oracle_stride(item: Item, parameters: int) -> int:
+    """Steps between oracle checks: the case's integer, or under `auto` 1 for small models."""
+    stride = item.case.oracle_stride
+    if stride == "auto":
+        return max(1, math.ceil(parameters / AUTO_ORACLE_PARAMS))
+    return int(stride)
+
+
+def _oracle_due(step: int, stride: int, last: int) -> bool:
+    return (step - 1) % stride == 0 or step == last
+
+
+def _read(side: Side, keep: bool) -> None:
+    """This side's values after the last step. Adapters hand out arrays that may share the framework's
+    memory (valid until its next step); they are copied only when the next step's oracle needs them
+    as its pre-step values (`keep`): at 1M parameters a copy per tensor per step is a measurable cost."""
+    state = side.session.state()
+    values = {"params": side.session.params(), "m": state["m"], "u": state["u"]}
+    side.values = {k: [a.copy() for a in v] for k, v in values.items()} if keep else values
+
+
+def _oracle_metrics(side: Side, obs: Observation, names: list[str], dtype: str,
+                    tolerance: Tolerance) -> dict[str, dict[str, dict]]:
+    """Per quantity, per tensor metrics of `side` against its own formula at this step (as _compare's)."""
+    hparams, pre, grads, counts = obs.oracle_inputs[side.label]
+    formula = backends.get(side.framework).formula
+    return formula_metrics(formula, pre, obs.values[side.label], grads, counts, obs.step, hparams, names, dtype,
+                           tolerance)
+
+
+def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses: dict[str, float | None],
+             names: dict[str, list[str]], dtype: str) -> dict[str, dict[str, dict]]:
+    """Per quantity, per tensor metrics of one pair at one step."""
+    a, b = values[pair.left], values[pair.right]
+    out: dict[str, dict[str, dict]] = {"params": {}, "state": {}, "loss": {}}
+    for key, quantity in (("params", "params"), ("m", "state"), ("u", "state")):
+        bound = pair.tolerance.for_quantity(quantity)
+        for i, name in enumerate(names[pair.left]):
+            tensor = name if key == "params" else f"{key}:{name}"
+            out[quantity][tensor] = diff(a[key][i], b[key][i], dtype, bound)
+    if losses.get(pair.left) is not None and losses.get(pair.right) is not None:
+        out["loss"]["loss"] = diff(np.array(losses[pair.left]), np.array(losses[pair.right]), dtype,
+                                   pair.tolerance.loss)
+    return out
+
+
+def _feed(framework: str, item: Item, replay: list[np.ndarray | None],
+          shapes: list[tuple[int, ...]]) -> list[np.ndarray | None]:
+    """A framework's copy of a replayed gradient: prescaled, rounded to the dtype once, and a missing
+    gradient either kept missing (a framework that skips such parameters) or given as zeros."""
+    factor = item.case.gradients.factor(framework)
+    zeros = backends.get(framework).missing_grad == "zeros"
+    grads: list[np.ndarray | None] = []
+    for g, shape in zip(replay, shapes):
+        if g is None:
+            grads.append(np.zeros(shape, dtype=item.dtype) if zeros else None)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                grads.append(np.asarray(g if factor == 1.0 else g * factor, dtype=item.dtype))
+    return grads
+
+
+def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
+              replay: list[np.ndarray | None] | None, barrier: Callable[[], None]) -> dict[str, list[np.ndarray | None]]:
+    """One step of every side; returns the gradients each side received (None: no gradient).
+    `barrier` returns once the previous step's checks are done: no side steps before that.
+
+    Sides fed the same way (same prescale factor, same missing-gradient policy) share one copy of a
+    replayed gradient: no framework writes into the gradient it is given, and at 1M parameters each
+    copy is a pass over memory."""
+    received: dict[str, list[np.ndarray | None]] = {}
+    fed: dict[tuple[float, str], list[np.ndarray | None]] = {}  # (prescale, missing-gradient policy)
+    source = _replay_source(item)
+    if replay is None and source is not None:  # run_item made sure the source side is open
+        src = sides[source]
+        src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
+    barrier()
+    any_missing = replay is not None and any(g is None for g in replay)
+    for side in sides.values():
+        if replay is not None:
+            missing = backends.get(side.framework).missing_grad if any_missing else ""
+            key = (item.case.gradients.factor(side.framework), missing)
+            if key not in fed:
+                fed[key] = _feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
+            grads = fed[key]
+            _call(side, step, side.session.step, grads)
+        else:
+            side.loss, grads = _call(side, step, side.session.loss_and_grads, *batch)
+            _call(side, step, side.session.step, None)
+        side.counts = [c + (g is not None) for c, g in zip(side.counts, grads)]
+        received[side.label] = grads
+    return received
+
+
+def _call(side: Side, step: int, fn, *args):
+    try:
+        return fn(*args)
+    except FrameworkError:
+        raise
+    except Exception as exc:
+        raise FrameworkError(side.label, step, exc) from exc
+
+
+def _track_nonfinite(side: Side, step: int, values: dict[str, list[np.ndarray]], loss: float | None) -> None:
+    checks = {"params": values["params"], "state": values["m"] + values["u"]}
+    for quantity, arrays in checks.items():
+        if side.nonfinite[quantity] is None and any(nonfinite(a) for a in arrays):
+            side.nonfinite[quantity] = step
+    if side.nonfinite["loss"] is None and loss is not None and not np.isfinite(loss):
+        side.nonfinite["loss"] = step
+
+
+@dataclass
+class Observation:
+    """What one step left behind, everything the checks need and nothing that changes afterwards (on
+    a thread the frameworks go on stepping): per side its values after the step, and where the oracles
+    are due, its values before it, the gradients it received, its step counts and learning rate."""
+
+    step: int
+    values: dict[str, dict[str, list[np.ndarray]]]
+    losses: dict[str, float | None]
+    oracle_inputs: dict[str, tuple[dict[str, Any], dict[str, list[np.ndarray]], list, list[int]]]
+
+
+def _observe(sides: dict[str, Side], step: int, received: dict[str, list[np.ndarray | None]], due: bool,
+             keep: bool) -> Observation:
+    """Capture a step; `keep`: copy the values (a thread checks them, or the next step's oracle needs them)."""
+    oracle_inputs = {}
+    for label, side in sides.items():
+        if due and "@" not in label:
+            hparams = {**side.hparams, "lr": side.session.lr_used()}
+            oracle_inputs[label] = (hparams, side.values, received[label], list(side.counts))
+        _read(side, keep)
+    return Observation(step, {label: side.values for label, side in sides.items()},
+                       {label: side.loss for label, side in sides.items()}, oracle_inputs)
+
+
+def _as_fed_to(item: Item, grads: list, source: str, framework: str, shapes: list[tuple[int, ...]]) -> list:
+    """The gradients `source` received, as `framework` would have been fed them: its prescale factor
+    instead of the source's, and a missing gradient kept missing or given as zeros by its policy."""
+    factor = item.case.gradients.factor(framework) / item.case.gradients.factor(source)
+    zeros = backends.get(framework).missing_grad == "zeros"
+    out = []
+    for g, shape in zip(grads, shapes):
+        if g is None:
+            out.append(np.zeros(shape, dtype=item.dtype) if zeros else None)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                out.append(g if factor == 1.0 else np.asarray(g * factor, dtype=g.dtype))
+    return out
+
+
+def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, names: dict[str, list[str]],
+                       labels: tuple[str, str]) -> dict[str, attribution.Side] | None:
+    """Both sides of a pair as attribution needs them, or None on a step without oracle inputs. The right
+    side is stepped from the left side's state on the left side's inputs (see attribution), so it is
+    given the left side's gradients as it would have been fed them."""
+    if not all(label in obs.oracle_inputs for label in labels):
+        return None
+    out = {}
+    for label in labels:
+        hparams, pre, grads, counts = obs.oracle_inputs[label]
+        out[label] = attribution.Side(backends.get(sides[label].framework).formula, hparams, pre, obs.values[label],
+                                      grads, counts, names[label])
+    left, right = labels
+    fed = _as_fed_to(item, out[left].grads, sides[left].framework, sides[right].framework,
+                     [p.shape for p in out[left].pre["params"]])
+    out[right] = dataclasses.replace(out[right], grads=fed)
+    return out
+
+
+def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[str, list[str]],
+            trackers: dict[str, PairTracker], writer: StepWriter,
+            attributor: attribution.Attributor | None) -> Callable[[Observation], None]:
+    """The per-step checks: oracles (when due), non-finite tracking, every pair compared, the primary
+    pair's divergence attributed where it leaves its tolerance, one JSONL line."""
+    def check(obs: Observation) -> None:
+        for label, side in sides.items():
+            _track_nonfinite(side, obs.step, obs.values[label], obs.losses[label])
+        record: dict[str, Any] = {"step": obs.step, "pairs": {}}
+        for pair in pairs:
+            if pair.right != ORACLE:
+                metrics = _compare(pair, obs.values, obs.losses, names, item.dtype)
+            elif obs.oracle_inputs:
+                metrics = _oracle_metrics(sides[pair.left], obs, names[pair.left], item.dtype, pair.tolerance)
+            else:
+                continue
+            trackers[pair.label].update(obs.step, metrics)
+            if attributor is not None and pair.label == attributor.pair_label:
+                attributor.update(obs.step, metrics,
+                                  lambda: _attribution_sides(item, sides, obs, names, (pair.left, pair.right)))
+            record["pairs"][pair.label] = metrics
+        if any(v is not None for v in obs.losses.values()):
+            record["loss"] = obs.losses
+        writer.write(record)
+    return check
+
+
+def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
+    """Run an item to the end (or to a framework error) and return its summary entry."""
+    started = time.perf_counter()
+    init = models.init_arrays(item.case.model)
+    skipped: dict[str, str] = {}
+    path = steps_dir / f"{item.slug}.jsonl"
+
+    def nothing_ran(error: FrameworkError | None) -> dict[str, Any]:
+        with StepWriter(path):  # an empty step file: the item has one, like every other
+            pass
+        return judge(item, {}, {}, skipped, error, path, time.perf_counter() - started)
+
+    try:
+        sides = _open_sides(item, init, skipped)
+    except FrameworkError as exc:  # a framework refused the configuration before step 1
+        return nothing_ran(exc)
+    source = _replay_source(item)
+    if source is not None and source not in sides:
+        skipped.setdefault(source, "the replay source cannot run here")
+        return nothing_ran(None)
+    if not sides:
+        return nothing_ran(None)
+    pairs = _pairs(item, sides)
+    names = {label: side.session.native_names for label, side in sides.items()}
+    trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
+    replay_stream = _gradient_stream(item, init)
+    batch_stream = models.batches(item.case.data, item.case.model)
+    parameters = sum(a.size for a in init.values())
+    stride = oracle_stride(item, parameters)
+    for side in sides.values():
+        _read(side, keep=True)
+        side.counts = [0] * len(init)
+    checked = 0
+    error: FrameworkError | None = None
+    threaded = parameters >= PIPELINE_PARAMS
+    last = item.case.steps
+    # the declared pair (frameworks[0]~frameworks[1]) alone is attributed: a case's `cause:` is about it,
+    # and where its right side cannot run here (an N-way case without MindSpore) nothing is attributed
+    declared = f"{item.case.frameworks[0]}~{item.case.frameworks[1]}"
+    primary = next((pair for pair in pairs if pair.role == "primary" and pair.label == declared), None)
+    attributor = attribution.Attributor(primary.label, primary.left, primary.right, item) if primary else None
+    with StepWriter(path) as writer:
+        checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor), threaded)
+        try:
+            for step in range(1, last + 1):
+                replay = next(replay_stream) if replay_stream is not None else None
+                batch = next(batch_stream)
+                try:
+                    received = _step_all(sides, item, step, batch, replay, checker.wait)
+                except FrameworkError as exc:
+                    error = exc
+                    break
+                due = _oracle_due(step, stride, last)
+                checked += due
+                # copied: values the next step's oracle starts from, and (threaded) a step whose oracle
+                # checks should not hold the frameworks back; otherwise views, checked before the next step
+                keep = _oracle_due(step + 1, stride, last) or (threaded and due)
+                checker.submit(_observe(sides, step, received, due, keep), holds_views=not keep)
+        finally:
+            checker.close()
+    entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started,
+                  attributor.as_dict() if attributor else None)
+    entry["oracle"] = {"stride": stride, "setting": item.case.oracle_stride, "steps_checked": checked}
+    return entry
