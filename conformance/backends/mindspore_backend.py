@@ -185,7 +185,8 @@ class MindSporeSession(Session):
     def hparams(self) -> dict[str, Any]:
         """What nn.AdaMax recorded of its own arguments, defaults applied, under neutral names."""
         args = self.optimizer.init_args
-        weight_decay = args["weight_decay"] if not self.grouped else self.optimizer.init_params["params"][0]["weight_decay"]
+        grouped = self.optimizer.init_params["params"][0]["weight_decay"] if self.grouped else None
+        weight_decay = args["weight_decay"] if not self.grouped else grouped
         lr = self.optimizer.init_learning_rate
         return {"lr": tuple(lr) if isinstance(lr, list) else lr, "betas": (args["beta1"], args["beta2"]),
                 "eps": args["eps"], "weight_decay": weight_decay, "loss_scale": args["loss_scale"],
@@ -220,7 +221,8 @@ class MindSporeBackend(Backend):
         ms = _bind("cpu")
         param = request.get("param", {})
         shape, dtype = tuple(param.get("shape", [2])), np.dtype(param.get("dtype", "float32"))
-        params = [] if request.get("empty_params") else [ms.Parameter(ms.Tensor(np.zeros(shape, dtype)), name="probe_w")]
+        params = ([] if request.get("empty_params")
+                  else [ms.Parameter(ms.Tensor(np.zeros(shape, dtype)), name="probe_w")])
         hparams = request.get("hparams", {})
         lr_tensor = ms.Tensor(hparams.get("lr", 0.002), ms.float32) if request.get("lr_as_tensor") else None
         optimizer = self._probe_optimizer(ms, params, hparams, lr_tensor)

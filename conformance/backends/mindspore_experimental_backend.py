@@ -2,7 +2,8 @@
 
 It shares MindSpore's model, data and gradient plumbing with the nn.AdaMax adapter and differs only in
 the optimizer, its state names (exp_avg / exp_inf) and its formula (torch's eps inside the max and decay
-on every parameter, with MindSpore's float32 scalars: oracles.MINDSPORE_EXPERIMENTAL). Adding it took this one file and one line in the registry.
+on every parameter, with MindSpore's float32 scalars: FEATURES["mindspore_experimental"] in
+numerics/formulas.py).
 """
 from __future__ import annotations
 

@@ -106,7 +106,8 @@ def overhead(sizes: list[str], steps: int, repeats: int, workdir: Path, load: st
         entry = harness(cases["stride"], workdir / f"{label}-check")
         med = {k: statistics.median(v) for k, v in times.items()}
         jsonl = workdir / f"{label}-stride" / f"{Item(cases['stride'], 'cpu', DTYPE).slug}.jsonl"
-        rows.append({"size": label, "load": load, "parameters": width * width + width, "steps": steps, "repeats": repeats,
+        rows.append({"size": label, "load": load, "parameters": width * width + width, "steps": steps,
+                     "repeats": repeats,
                      "seconds": times, "median_s": med, "min_s": {k: min(v) for k, v in times.items()},
                      "ratio_read": med["read"] / med["bare"],
                      "ratio_stride": med["stride"] / med["bare"], "ratio_full": med["full"] / med["bare"],
@@ -267,7 +268,7 @@ def table(doc: dict[str, Any]) -> str:
     """Plain-text summary of a bench document."""
     lines = [f"machine: {doc['machine']['cpu']} x{doc['machine']['cpu_count']}; load average {doc['load_before']}"
              f" -> {doc['load_after']}; {doc['gpu']}"]
-    for load, info in doc.get("loads", {}).items():
+    for info in doc.get("loads", {}).values():
         lines.append(f"load {info['description']}; load average {info['load_average_before']} -> "
                      f"{info['load_average_after']}")
     if doc.get("overhead"):

@@ -306,7 +306,7 @@ def load_file(path: Path, display: str | None = None) -> list[Case | CaseError]:
             continue
         merged = _LineDict({**copy.deepcopy(defaults), **entry})
         merged.line, merged.key_lines = entry.line, entry.key_lines
-        for case_id, expanded in _expand_checked(merged, file, line):
+        for _, expanded in _expand_checked(merged, file, line):
             if isinstance(expanded, CaseError):
                 results.append(expanded)
                 continue
@@ -319,7 +319,8 @@ def load_file(path: Path, display: str | None = None) -> list[Case | CaseError]:
 
 def _expand_checked(entry: _LineDict, file: str, line: int) -> Iterator[tuple[str, Any]]:
     matrix = entry.get("matrix")
-    if matrix is not None and not (isinstance(matrix, dict) and all(isinstance(v, list) and v for v in matrix.values())):
+    well_formed = isinstance(matrix, dict) and all(isinstance(v, list) and v for v in matrix.values())
+    if matrix is not None and not well_formed:
         yield str(entry.get("id")), CaseError(file, _line_of(entry, ["matrix"]), str(entry.get("id")), "matrix",
                                               "matrix maps dotted keys (e.g. optimizer.lr) to non-empty lists")
         return

@@ -1,4 +1,5 @@
-"""Reading case files as YAML with line numbers: bytes to text (encoding errors named by line and column), safe_load with a size limit, the line of every entry and key."""
+"""Reading case files as YAML with line numbers: bytes to text (encoding errors named by line and
+column), yaml.safe_load with a size limit, and the line of every entry and key."""
 from __future__ import annotations
 
 import codecs

@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--factor", type=float, default=rules.NoiseRule.factor,
                         help="a figure moved if it changed by more than this factor (default: %(default)s)")
     parser.add_argument("--min-ulp", type=float, default=rules.NoiseRule.min_ulp,
-                        help="quantities within this many ULP on both sides never count as moved (default: %(default)s)")
+                        help="quantities within this many ULP on both sides never count as moved "
+                             "(default: %(default)s)")
     parser.add_argument("--accept-environment", action="store_true",
                         help="compare although the comparison would mislead (reported as a warning)")
     parser.add_argument("--json", metavar="PATH", help="also write the comparison as JSON to PATH")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("frameworks", help="write frameworks.md/.html (every implementation against torch) from a run")
+    parser = sub.add_parser("frameworks",
+                            help="write frameworks.md/.html (every implementation against torch) from a run")
     parser.add_argument("run_dir", help="a run folder holding N-way items, e.g. reports/latest")
     parser.add_argument("--out", default=None, help="folder for frameworks.md/.html (default: the run folder)")
     parser.set_defaults(func=frameworks)

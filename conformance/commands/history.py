@@ -27,10 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--torch", nargs="+", default=None,
                         help="torch releases to add with the pinned MindSpore (default: only the pinned torch)")
     parser.add_argument("--runs", nargs="+", type=Path, help="render these stored run folders; run nothing")
-    parser.add_argument("--out", type=Path, default=Path("reports/history"), help="where the page goes (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("reports/history"),
+                        help="where the page goes (default: %(default)s)")
     parser.add_argument("--project", default="pyproject.toml", help="where the pins are read (default: %(default)s)")
     parser.add_argument("--envs-dir", default=str(virtualenvs.ENVS_DIR), help="virtualenvs (default: %(default)s)")
-    parser.add_argument("--reports-dir", default="reports/releases", help="runs, one folder per pair (default: %(default)s)")
+    parser.add_argument("--reports-dir", default="reports/releases",
+                        help="runs, one folder per pair (default: %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="run every release again even if a stored run matches")
     parser.set_defaults(func=run_history, accepts_extra=True)
 

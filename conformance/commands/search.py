@@ -73,10 +73,12 @@ def search(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _print(data: dict, run_dir: Path) -> None:
-    print(f"{data['inputs']} inputs ({data['runs']} framework runs with replays) in {data['rounds']} Hypothesis rounds, {data['seconds']} s; "
+    print(f"{data['inputs']} inputs ({data['runs']} framework runs with replays) in {data['rounds']} "
+          f"Hypothesis rounds, {data['seconds']} s; "
           f"{len(data['findings'])} finding(s)")
     for f in data["findings"]:
         tag = "explained" if f["explained"] else "UNEXPLAINED"
         top = max(f["scores"].items(), key=lambda kv: kv[1]) if f["scores"] else ("-", 0.0)
-        print(f"  {f['category']:<58} {tag:<11} top {top[0]} 1e{top[1]:.1f}  {f.get('status', '')} {f.get('file') or ''}")
+        print(f"  {f['category']:<58} {tag:<11} top {top[0]} 1e{top[1]:.1f}  "
+              f"{f.get('status', '')} {f.get('file') or ''}")
     print(f"results: {run_dir / 'search.json'}")

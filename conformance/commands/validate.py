@@ -74,7 +74,8 @@ def validate(args: argparse.Namespace, extra: list[str]) -> int:
         if candidate == pinned:
             print(f"validate: the candidate is the pinned pair ({label(pinned)}): this checks that two runs agree")
         reference_run = prepared_run(pinned, args, extra)
-        candidate_run = reference_run if candidate == pinned and not args.fresh else prepared_run(candidate, args, extra)
+        same = candidate == pinned and not args.fresh
+        candidate_run = reference_run if same else prepared_run(candidate, args, extra)
         old, new = baselines.load(reference_run), baselines.load(candidate_run)
     except (virtualenvs.ReleaseEnvError, baselines.BaselineError) as exc:
         print(f"validate: {exc}", file=sys.stderr)
@@ -85,7 +86,8 @@ def validate(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"\n== {label(candidate)} (candidate) vs {label(pinned)} (pinned), both run on this machine ==")
     print(comparison.render(result, verbose=args.verbose, names=("pinned", "candidate")))
     write_json(candidate_run / "compare.json", result.as_dict())
-    print(f"report: {into_report(candidate_run, f'{label(pinned)} (pinned, this machine)', result.as_dict()).resolve()}")
+    page = into_report(candidate_run, f"{label(pinned)} (pinned, this machine)", result.as_dict())
+    print(f"report: {page.resolve()}")
     print("\n" + "\n".join(against_baseline(Path(args.baseline), reference_run)))
     print(f"\nvalidate: {label(candidate)} " + ("CHANGED something (exit 1)" if result.changed
                                                else "changed nothing (exit 0)"))

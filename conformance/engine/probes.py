@@ -55,7 +55,8 @@ def run_probe(item: Item) -> dict[str, Any]:
         observed[framework] = _observe(framework, case.probe)
         if not _matches(expected, observed[framework]):
             wanted = "accepts" if expected == "accepts" else (
-                f"raises {expected['raises']}" + (f" containing '{expected['contains']}'" if "contains" in expected else ""))
+                f"raises {expected['raises']}"
+                + (f" containing '{expected['contains']}'" if "contains" in expected else ""))
             wrong.append(f"  {framework}: expected {wanted}, observed {_describe(observed[framework])}")
     kinds = {o["behaviour"] + o.get("type", "") for o in observed.values()}
     fields: dict[str, Any] = {"behaviour": observed, "skipped_sides": skipped, "probe": case.probe,

@@ -192,7 +192,8 @@ def _feed(framework: str, item: Item, replay: list[np.ndarray | None],
 
 
 def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
-              replay: list[np.ndarray | None] | None, barrier: Callable[[], None]) -> dict[str, list[np.ndarray | None]]:
+              replay: list[np.ndarray | None] | None,
+              barrier: Callable[[], None]) -> dict[str, list[np.ndarray | None]]:
     """One step of every side; returns the gradients each side received (None: no gradient).
     `barrier` returns once the previous step's checks are done: no side steps before that.
 

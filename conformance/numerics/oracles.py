@@ -312,7 +312,8 @@ class Formula:
 
     def check(self, pre: tuple[np.ndarray, np.ndarray, np.ndarray], g: np.ndarray, t: int, hp: dict[str, Any],
               name: str, post: tuple[np.ndarray, np.ndarray, np.ndarray], dtype: str,
-              bounds: dict[str, tuple[float, float, float]], step: int | None = None) -> dict[str, dict[str, Any]] | None:
+              bounds: dict[str, tuple[float, float, float]],
+              step: int | None = None) -> dict[str, dict[str, Any]] | None:
         """compare.diff of each post-step value (params, m, u) against this formula stepped from `pre`,
         with atol = bounds[...][0] x the element's operand magnitude; None where the compiled pass does
         not apply (no numba, float16, non-finite values): then step with __call__ and use compare.diff."""

@@ -58,7 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if _is_worker(config):
         pinned = _pin_worker(config)
         log.info("%s pinned to CPUs %s", worker, pinned)
-    for mark, text in (("cpu", "runs on the CPU"), ("gpu", "runs on a GPU"), ("float16", "half precision"),
+    for mark, text in (("case", "an item of a YAML case file"),
+                       ("cpu", "runs on the CPU"), ("gpu", "runs on a GPU"), ("float16", "half precision"),
                        ("float32", "single precision"), ("float64", "double precision"),
                        ("conform", "case expects agreement"), ("diverge", "case expects a divergence"),
                        ("error", "case expects a framework to raise"),

@@ -1,4 +1,5 @@
-"""Collection and execution: a case file becomes items, one per (case, device, dtype); each runs its case and sends its summary entry to the controller."""
+"""Collection and execution: a case file becomes items, one per (case, device, dtype); each runs its
+case and sends its summary entry to the controller (never writing the run's shared files itself)."""
 from __future__ import annotations
 
 import json
@@ -72,7 +73,7 @@ class CaseItem(pytest.Item):
     def __init__(self, *, spec: Item, **kwargs: Any):
         super().__init__(**kwargs)
         self.spec = spec
-        for mark in (spec.device, spec.dtype, spec.case.expect):
+        for mark in ("case", spec.device, spec.dtype, spec.case.expect):
             self.add_marker(mark)
 
     def runtest(self) -> None:
@@ -107,6 +108,7 @@ class CaseErrorItem(pytest.Item):
     def __init__(self, *, error: CaseError, **kwargs: Any):
         super().__init__(**kwargs)
         self.error = error
+        self.add_marker("case")
 
     def runtest(self) -> None:
         entry = results_entry(nodeid=self.nodeid, case=self.error.case_id, file=self.error.file,

@@ -1,4 +1,5 @@
-"""The pytest run's processes: worker CPU pinning, framework logs into the run folder, SIGTERM as an interrupt, the run folder claimed once, and slow framework teardown skipped."""
+"""The pytest run's processes: worker CPU pinning, framework logs into the run folder, SIGTERM as an
+interrupt, the run folder claimed once, and slow framework teardown skipped."""
 from __future__ import annotations
 
 import logging

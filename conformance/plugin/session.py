@@ -1,4 +1,5 @@
-"""The run's state and its single writer: the controller gathers every item's entry (workers' too) and writes summary.json and the HTML report."""
+"""The run's state and its single writer: the controller gathers every item's entry (workers' too) and
+writes summary.json and the HTML report, so a serial run and `-n 2` write the same files."""
 from __future__ import annotations
 
 import json

@@ -192,7 +192,8 @@ def summary_lines(result: Comparison, names: tuple[str, str] = ("baseline", "run
     """The opening of a compare: both sides, counts per status, API changes, then what else differs."""
     v_old, v_new = result.old_source.get("versions") or {}, result.new_source.get("versions") or {}
     width = max(len(n) for n in names) + 1
-    lines = [f"{names[0] + ':':<{width}} {_side(result.old_source)}", f"{names[1] + ':':<{width}} {_side(result.new_source)}"]
+    lines = [f"{names[0] + ':':<{width}} {_side(result.old_source)}",
+             f"{names[1] + ':':<{width}} {_side(result.new_source)}"]
     counts = ", ".join(f"{n} {label}" for label, n in result.label_counts().items())
     how = ", ".join(f"{n} {h}" for h, n in result.unchanged_counts().items())
     lines.append(f"items: {len(result.items)}: {counts}" + (f" ({how})" if how else ""))

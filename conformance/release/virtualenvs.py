@@ -3,7 +3,8 @@
 Release validation (`release`) and the history across releases (`history`) run the same suite under
 several (torch, MindSpore) pairs on this machine. Two MindSpore releases cannot share one environment,
 so each pair gets a virtualenv, `<envs-dir>/torch<T>-mindspore<M>/` (default `.tox/releases/`, removed
-with the rest of `.tox/`), holding those two releases and the harness (pyproject.toml's `harness` extra). A stamp file in
+with the rest of `.tox/`), holding those two releases and the harness (pyproject.toml's `harness` extra).
+A stamp file in
 the virtualenv records what was installed; it is rebuilt only when that changes.
 
 A run made in such an environment is kept under `<reports>/<pair>/<run-id>/` with the fingerprint of what

@@ -26,7 +26,8 @@ from conformance.report.markdown import md
 from conformance.results import storage
 
 TITLE = "AdaMax across frameworks"
-_DEFAULTS = (("lr", "lr"), ("betas[0]", "beta1"), ("betas[1]", "beta2"), ("eps", "eps"), ("weight_decay", "weight decay"))
+_DEFAULTS = (("lr", "lr"), ("betas[0]", "beta1"), ("betas[1]", "beta2"), ("eps", "eps"),
+             ("weight_decay", "weight decay"))
 
 
 def nway_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,7 +95,8 @@ def _implementation(fw: str, run: dict[str, Any], items: list[dict[str, Any]]) -
     declared = [e["nodeid"] for e in items if (c := _oracle_cell(e, fw)) and c["held"] and c["expect"] != "conform"]
     version = ((run.get("build") or {}).get(fw) or {}).get("version") or run.get(fw) or "not installed"
     return {"name": fw, "class": api.get("class", fw), "version": version,
-            "camp": formula.get("camp", "—"), "eps": formula.get("eps", "—"), "weight_decay": formula.get("weight_decay", "—"),
+            "camp": formula.get("camp", "—"), "eps": formula.get("eps", "—"),
+            "weight_decay": formula.get("weight_decay", "—"),
             "defaults": _defaults(api), "checked": len(checks), "departed": departed, "declared": declared}
 
 
@@ -118,7 +120,9 @@ def _oracle_mark(oracle: dict[str, Any] | None) -> str:
         return ""
     if not oracle["held"]:
         return f" [own formula: {oracle['observed']}, UNEXPLAINED]"
-    return " [own formula: holds]" if oracle["expect"] == "conform" else f" [own formula: {oracle['observed']}, declared]"
+    if oracle["expect"] == "conform":
+        return " [own formula: holds]"
+    return f" [own formula: {oracle['observed']}, declared]"
 
 
 def render_markdown(table: dict[str, Any]) -> str:
@@ -128,7 +132,8 @@ def render_markdown(table: dict[str, Any]) -> str:
            f"implementation against {md(table['left'])} on the same model, weights, data and gradients, and "
            "against a float64 oracle of its own formula. Every figure is read from that run's summary.json.", "",
            "## Implementations", "",
-           "| implementation | class | version | eps camp | eps placement | weight decay | lr | beta1 | beta2 | eps | weight_decay | own formula |",
+           "| implementation | class | version | eps camp | eps placement | weight decay | lr | beta1 | beta2 | eps "
+           "| weight_decay | own formula |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for imp in table["implementations"]:
         d = imp["defaults"]
@@ -136,7 +141,8 @@ def render_markdown(table: dict[str, Any]) -> str:
                else f"holds in {imp['checked']} items" + (f" (declared departures: {', '.join(imp['declared'])})"
                                                           if imp["declared"] else ""))
         out.append("| " + " | ".join(md(v) for v in (
-            imp["name"], imp["class"], imp["version"], imp["camp"], imp["eps"], imp["weight_decay"], d["lr"], d["beta1"],
+            imp["name"], imp["class"], imp["version"], imp["camp"], imp["eps"], imp["weight_decay"], d["lr"],
+            d["beta1"],
             d["beta2"], d["eps"], d["weight decay"], own)) + " |")
     out += ["", "Defaults are the installed constructors' own (introspected when the run was made).", "",
             f"## Differences, measured against {md(table['left'])}", "",

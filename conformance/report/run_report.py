@@ -1,7 +1,8 @@
 """HTML report of one run, rendered from summary.json and the stored JSONL alone (never from a re-run).
 
 Layout written into the run folder: index.html (header, counts, changes since a reference when the run was
-compared (changes.json), root causes, the sortable/filterable item table) and items/<slug>.html (one page per item: case text, repro command, first divergence, plots).
+compared (changes.json), root causes, the sortable/filterable item table) and items/<slug>.html (one page
+per item: case text, repro command, first divergence, plots).
 """
 from __future__ import annotations
 

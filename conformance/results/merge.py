@@ -2,7 +2,8 @@
 
 Items are keyed by node id. When two runs hold the same item, an item that ran beats one where only
 some checks ran (e.g. a GPU item on a machine without MindSpore: skipped, but its torch~torch@cpu and
-torch~oracle pairs hold figures), which beats one where nothing ran; otherwise the run named later wins. Every item keeps `origin` (the run it
+torch~oracle pairs hold figures), which beats one where nothing ran; otherwise the run named later wins.
+Every item keeps `origin` (the run it
 came from) and `also_in` (the runs whose copy it replaced), and its JSONL is linked or copied along,
 so the merged folder is self-contained and renders like any run.
 """
