@@ -4,7 +4,7 @@ The model, data and gradients are torch's eager ones (torch_backend); only `opti
 compiled function, as torch's own tutorial on compiling the optimizer does. Inductor fuses the update
 into generated C++ on CPU (Triton on CUDA) and may reorder or contract its arithmetic (e.g. FMA), which
 is what this implementation measures against eager torch. Formula: torch's, with float16 computed in
-float32 (oracles.TORCH_COMPILE).
+float32 (FEATURES["torch_compile"] in numerics/formulas.py).
 
 The compile happens at the first step of each session (one graph per parameter set, shapes and dtypes)
 and needs a C++ compiler on CPU: `unavailable` says so where none is found.

@@ -5,7 +5,7 @@ user's fix and the case proving the fix. `formula` causes name the oracle featur
 whose switch reproduces them; `configuration` causes the hyper-parameter the two sides received
 differently (`hparam.lr`) and the case setting that explains it (`when`); `validation` causes are
 refusals (error and interface items), declared by cases rather than computed. The attribution
-(conformance/attribution.py) and the reports read the registry; nothing else defines a cause.
+(conformance/numerics/attribution.py) and the reports read the registry; nothing else defines a cause.
 """
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ UNKNOWN = "unknown"  # a case may declare `cause: unknown` (with its reason) for
 KINDS = ("formula", "configuration", "validation")
 WHEN = ("native_defaults", "schedule")
 HPARAMS = ("lr", "betas", "eps", "weight_decay")
-# How often a cause's condition arises in training code ported from PyTorch (a cause's `impact.tier`).
+# How often a cause's condition arises in training code ported from PyTorch (the `tier` of a cause's `impact:`).
 TIERS = {
     1: "every port that keeps a default",
     2: "common model features (normalisation layers with weight decay; zero or tiny gradients)",
     3: "particular training setups (schedules, freezing, loss scaling, per-step learning-rate lists)",
     4: "unusual inputs, dtypes or a run that has already failed (NaN/Inf)",
 }
-# The docs page's Edge-cases headings; a tier-4 cause names its own as `impact.topic`.
+# The docs page's Edge-cases headings; a tier-4 cause names its own as its impact's `topic`.
 EDGE_TOPICS = ("NaN and Inf gradients", "float16", "float64", "betas near 1", "inputs one side rejects")
 # The docs page's Differences rows (constructor parameters) a cause can act through (`parameters`).
 PARAMETERS = ("params", "lr", "betas", "eps", "weight_decay", "foreach", "maximize", "differentiable",

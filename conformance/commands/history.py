@@ -1,7 +1,7 @@
 """`history`: AdaMax behaviour across framework releases, as a page (history.md and history.html).
 
 Without --runs it runs the whole suite once per MindSpore release (default 2.8.0, 2.9.0, 2.10.0) with the
-pinned torch, each in a virtualenv of its own (conformance/environments.py, `.tox/releases/`), reusing a
+pinned torch, each in a virtualenv of its own (conformance/release/virtualenvs.py, `.tox/releases/`), reusing a
 stored run whose fingerprint still matches; with --runs it renders stored run folders, oldest release first,
 and runs nothing. Extra options go to each suite run (e.g. -n 0).
 """

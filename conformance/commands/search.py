@@ -1,5 +1,5 @@
 """`search`: let Hypothesis look for inputs where torch and MindSpore part, or where either departs from
-its own formula, and keep each finding as a ready case under cases/found/ (see conformance/search.py)."""
+its own formula, and keep each finding as a ready case under cases/found/ (see conformance/search/)."""
 from __future__ import annotations
 
 import argparse

@@ -1,6 +1,6 @@
 """`validate`: a candidate framework release against the pinned versions, both run here, like with like.
 
-Each side runs in a virtualenv of its own (conformance/virtualenvs.py: `.tox/releases/torch<T>-mindspore<M>/`,
+Each side runs in a virtualenv of its own (conformance/release/virtualenvs.py: `.tox/releases/torch<T>-mindspore<M>/`,
 built once), so the comparison that decides the exit status sets two fresh runs on this machine side by side:
 on one machine the suite is bitwise deterministic, so every difference it lists comes from the releases.
 A side's earlier run is reused when its fingerprint (installed packages, suite files, machine, settings)

@@ -2,12 +2,12 @@
 
 At a million parameters a NumPy expression costs one pass over memory per operation, and the comparator
 and the float64 oracles are a few dozen such passes per step, several times the frameworks' own step
-(measured in conformance/bench.py). A compiled loop does each in one pass with no temporaries, and,
+(measured by `python -m conformance bench`). A compiled loop does each in one pass with no temporaries, and,
 written without branches on the data, in SIMD lanes. The arithmetic is the same IEEE float64 (no
 fastmath except where a loop's result cannot depend on it, no FMA contraction): results are
 bit-identical to the NumPy evaluation, which tests/test_compare.py and tests/test_oracles.py check.
 
-Compiled code is cached in conformance/__pycache__ (*.nbi, *.nbc), keyed by the source file of the
+Compiled code is cached in conformance/numerics/__pycache__ (*.nbi, *.nbc), keyed by the source file of the
 function: after changing `jit`'s options below, delete those files once.
 
 Without numba (e.g. on a GPU machine where only the frameworks are installed), `AVAILABLE` is False and

@@ -9,7 +9,7 @@ taken from another's, for attributing a divergence to its cause) is `formula.rep
 Each oracle takes one parameter's pre-step values (p, m, u), the gradient the framework received, the
 step count, the effective hyper-parameters and the parameter's native name, and returns the post-step
 values. The element formula (`_adamax`) runs over the tensor in a loop numba compiles where installed
-(conformance/compiled.py), else element by element through NumPy: the same float64 arithmetic either
+(conformance/numerics/compiled.py), else element by element through NumPy: the same float64 arithmetic either
 way. The runner steps an oracle from the framework's own pre-step state every step, so a mismatch
 measures one step's departure from the formula, never accumulated drift.
 
@@ -23,7 +23,7 @@ MindSpore's kernel keeps them unrounded), and a compute dtype below the paramete
 float64 parameters in float32: the oracle starts from the float32-rounded operands). Everything else the
 framework computes in its dtype is evaluated exactly in float64 and bounded: a framework's value must lie
 within k x eps(compute dtype) x the magnitude of the terms that formed it (`Step`; k is the case's
-`oracle_tolerance`, 8 by default, in conformance/loader.py; the runner applies it in _oracle_bounds).
+`oracle_tolerance`, 8 by default, in conformance/cases/loader.py; applied by `oracle_bounds`).
 
 The formulas as read from the sources (torch 2.13 `torch/optim/adamax.py::_single_tensor_adamax` and
 `_multi_tensor_adamax`; MindSpore 2.10 `nn/optim/adamax.py`, `nn/optim/optimizer.py` and the ApplyAdaMax
@@ -166,7 +166,7 @@ def _numpy_loop(p, m, u, g, out, s) -> None:
 @jit(inline=True)
 def _check_element(p, m, u, g, post_p, post_m, post_u, i, s, wide, mask, bound_p, bound_s):  # pragma: no cover
     """Element i of a tensor: the formula stepped from (p, m, u, g), each output compared with the
-    framework's post-step value (compare.element), for _check_at. bound_*: (atol x eps, rtol, ulp or
+    framework's post-step value (diff.element), for _check_at. bound_*: (atol x eps, rtol, ulp or
     -1); against an oracle atol counts eps x the element's operand magnitude. (_check_reduce spells
     the same lines out: through this function's return the compiler kept that loop scalar, 2.6x
     slower, measured.)"""
@@ -183,7 +183,7 @@ def _check_element(p, m, u, g, post_p, post_m, post_u, i, s, wide, mask, bound_p
 @jit
 def _check_reduce(p, m, u, g, post_p, post_m, post_u, s, wide, mask, bound_p, bound_s, tops,
                   worsts):  # pragma: no cover - compiled
-    """compare._diff_reduce for params, m and u against the formula, in one SIMD pass: the oracle's six
+    """diff._diff_reduce for params, m and u against the formula, in one SIMD pass: the oracle's six
     arrays are never written (at 1M parameters, writing and re-reading them was most of an oracle
     check). tops, worsts: (3, blocks) per-block maxima. Returns (3, 4): abs, rel, ulp maxima (bit
     patterns) and the count outside the bound, per output."""
@@ -216,7 +216,7 @@ def _check_reduce(p, m, u, g, post_p, post_m, post_u, s, wide, mask, bound_p, bo
 @jit
 def _check_at(p, m, u, g, post_p, post_m, post_u, s, wide, mask, bound_p, bound_s, which, lo, target,
               outside):  # pragma: no cover - compiled
-    """compare._diff_at for output `which` (0 params, 1 m, 2 u)."""
+    """diff._diff_at for output `which` (0 params, 1 m, 2 u)."""
     for i in range(lo, p.size):
         c = _check_element(p, m, u, g, post_p, post_m, post_u, i, s, wide, mask, bound_p, bound_s)
         if float64_bits(c[which][0]) == target and (c[which][3] or not outside):
@@ -314,9 +314,9 @@ class Formula:
               name: str, post: tuple[np.ndarray, np.ndarray, np.ndarray], dtype: str,
               bounds: dict[str, tuple[float, float, float]],
               step: int | None = None) -> dict[str, dict[str, Any]] | None:
-        """compare.diff of each post-step value (params, m, u) against this formula stepped from `pre`,
+        """diff.diff of each post-step value (params, m, u) against this formula stepped from `pre`,
         with atol = bounds[...][0] x the element's operand magnitude; None where the compiled pass does
-        not apply (no numba, float16, non-finite values): then step with __call__ and use compare.diff."""
+        not apply (no numba, float16, non-finite values): then step with __call__ and use diff.diff."""
         arrays = [np.asarray(x) for x in (*pre, g, *post)]
         if not AVAILABLE or dtype == "float16" or any(x.dtype not in _NATIVE for x in arrays) or not arrays[0].size:
             return None
@@ -364,7 +364,7 @@ def oracle_bounds(tolerance: Tolerance, compute_dtype: str) -> dict[str, tuple[f
 def tensor_metrics(formula: Formula, pre: dict[str, list[np.ndarray]], post: dict[str, list[np.ndarray]], i: int,
                    grad: np.ndarray | None, count: int, step: int, hp: dict[str, Any], name: str, dtype: str,
                    tolerance: Tolerance, bounds: dict[str, tuple[float, float, float]]) -> dict[str, dict[str, Any]]:
-    """params/m/u metrics (compare.diff's) of tensor i's post-step values against `formula` stepped in
+    """params/m/u metrics (diff.diff's) of tensor i's post-step values against `formula` stepped in
     float64 from `pre` and the gradient received (a parameter that received none must come back
     bit-identical). `count`: the steps this parameter took; `step`: the optimizer's. One compiled pass
     where it applies, else the formula's arrays and diff."""

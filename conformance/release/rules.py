@@ -43,12 +43,23 @@ def _ratio(old: float, new: float) -> str:
     return f"x{new / old:.3g}"
 
 
+def attributed(item: dict[str, Any]) -> list[str] | None:
+    """The causes a run attributed an item's divergence to (sorted), or None where the record has no
+    attribution field (a baseline file, an interface item)."""
+    if "attribution" not in item:
+        return None
+    return sorted((item["attribution"] or {}).get("causes") or [])
+
+
 def figure_moves(old: dict[str, Any], new: dict[str, Any], rule: NoiseRule) -> tuple[list[str], list[str]]:
     """(figures that moved beyond the rule, figures that changed within it); both empty: bitwise identical."""
     moved: list[str] = []
     within: list[str] = []
     if old.get("first_divergent_step") != new.get("first_divergent_step"):
         moved.append(f"first divergent step {old.get('first_divergent_step')} -> {new.get('first_divergent_step')}")
+    was, now = attributed(old), attributed(new)
+    if was is not None and now is not None and was != now:
+        moved.append(f"attributed causes {', '.join(was) or 'none'} -> {', '.join(now) or 'none'}")
     for kind in FIGURES:
         for quantity in QUANTITIES:
             before = (old.get(kind) or {}).get(quantity)

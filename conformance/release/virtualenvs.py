@@ -1,6 +1,7 @@
 """Framework releases in virtualenvs of their own, and suite runs in them reused while nothing changed.
 
-Release validation (`release`) and the history across releases (`history`) run the same suite under
+Release validation (`python -m conformance validate`) and the history across releases
+(`python -m conformance history`) run the same suite under
 several (torch, MindSpore) pairs on this machine. Two MindSpore releases cannot share one environment,
 so each pair gets a virtualenv, `<envs-dir>/torch<T>-mindspore<M>/` (default `.tox/releases/`, removed
 with the rest of `.tox/`), holding those two releases and the harness (pyproject.toml's `harness` extra).

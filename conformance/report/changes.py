@@ -1,7 +1,8 @@
 """The "Changes since <reference>" section of a run's report, read from the run folder's changes.json.
 
-`compare --into-report` and `release` write changes.json into the run they compared (the comparison as
-compare computed it, and the reference's name), then re-render that run's index. The section reads only
+`python -m conformance compare --into-report` and `python -m conformance validate` write changes.json into
+the run they compared (the comparison as compare computed it, and the reference's name), then re-render
+that run's index (into_report). The section reads only
 that file and the run's own items: one row per item with its compare status, a link to its page, and,
 in a merged run, the run it came from.
 """
@@ -17,7 +18,7 @@ FILE = "changes.json"
 
 
 def write(run_dir: Path, reference: str, comparison: dict[str, Any]) -> Path:
-    """Store a comparison (release.Comparison.as_dict()) beside the run it was made for."""
+    """Store a comparison (comparison.Comparison.as_dict()) beside the run it was made for."""
     path = run_dir / FILE
     storage.write_json(path, {"reference": reference, "comparison": comparison})
     return path

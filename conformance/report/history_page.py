@@ -1,4 +1,5 @@
-"""The "AdaMax behaviour across releases" page (Markdown and its HTML twin) from conformance.history's data."""
+"""The "AdaMax behaviour across releases" page (Markdown and its HTML twin), from the data of
+conformance.release.across_releases."""
 from __future__ import annotations
 
 from pathlib import Path

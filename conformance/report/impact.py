@@ -2,14 +2,14 @@
 
 The measure is lexicographic, so that it can be stated in one line and checked by hand:
 1. **how often the condition arises** in ordinary training code ported from PyTorch: the cause's
-   `impact.tier` in cases/causes.yaml (one judgement per cause, written there with its reason, `why`,
+   impact `tier` in cases/causes.yaml (one judgement per cause, written there with its reason, `why`,
    so a reviewer can dispute it; the tiers are causes.TIERS);
 2. **silent before loud**: within a tier a numerical divergence comes before a raised error, because
    an error announces itself and a divergence does not;
 3. **measured size**: then the larger measured parameter difference (max |Δparam| of the cause's worst
    item in the run; state-only or zero differences count as 0, NaN/Inf as infinite) first.
 
-Tier 4 causes are the page's "Edge cases", under their `impact.topic`; the others are rows of "What to do".
+Tier 4 causes are the page's "Edge cases", under their impact `topic`; the others are rows of "What to do".
 """
 from __future__ import annotations
 

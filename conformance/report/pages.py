@@ -49,7 +49,7 @@ def _titles(ids: list[str]) -> str:
 
 def cause(entry: dict[str, Any]) -> str:
     """The root cause an item belongs to: the causes its divergence is attributed to (by computation,
-    conformance/attribution.py), else the causes its case declares (errors, NaN/Inf, interface items),
+    conformance/numerics/attribution.py), else the causes its case declares (errors, NaN/Inf, interface items),
     else why it did not run or failed."""
     outcome = entry.get("outcome")
     if outcome in NOT_RUN:

@@ -94,7 +94,8 @@ def write_report(run_dir: Path, data: dict[str, Any], drawn: Collection[str] = (
 
 
 def write_index(run_dir: Path, data: dict[str, Any]) -> Path:
-    """Write run_dir/index.html alone (the item pages stay): after a compare added changes.json."""
+    """Write run_dir/index.html (and the frameworks table where the run holds N-way items), leaving the item
+    pages as they are: after a compare added changes.json."""
     path = run_dir / "index.html"
     items = data["items"]
     html = render_index(data["run"], items, search_section(run_dir, items), changes.section(run_dir, items))

@@ -11,7 +11,7 @@ shrinks every category separately (report_multiple_bugs). Hypothesis stops gener
 failure, so the search runs rounds: a round ignores the categories earlier rounds found, until the budget
 is spent. The loop only restarts Hypothesis; drawing, targeting and shrinking are Hypothesis's.
 
-A torch~mindspore divergence is labelled by its attribution (conformance/attribution.py: the smallest
+A torch~mindspore divergence is labelled by its attribution (conformance/numerics/attribution.py: the smallest
 set of formula and hyper-parameter switches that reproduces one framework's step with the other's
 formula, mapped to the ids of cases/causes.yaml), not by features of the input; a found case declares
 those ids as its `cause:` (`unknown` when nothing known explains it). Since the oracles model each

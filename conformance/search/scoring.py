@@ -53,7 +53,7 @@ OVERFLOW = "result-overflows-dtype"
 
 def _primary_cause(result: dict) -> str:
     """The attributed causes of a torch~mindspore divergence (cases/causes.yaml ids, joined by '+'), or
-    `unexplained`: found by computation (conformance/attribution.py), not guessed from the input."""
+    `unexplained`: found by computation (conformance/numerics/attribution.py), not guessed from the input."""
     attribution = result.get("attribution") or {}
     found = sorted(attribution.get("causes") or [])
     return "+".join(found) if found and attribution.get("explained") else "unexplained"
