@@ -1,6 +1,13 @@
-"""Fixtures for the harness's own tests: a pytester project with the plugin and a `cases/` folder."""
+"""Fixtures and helpers shared by the harness's own tests (tests/<stage>/ mirrors conformance/<stage>/):
+the repository root, a pytester project with the plugin and a `cases/` folder, and the real runs that
+report, merge, docs, browser, release and history tests read.
+
+Markers (registered in pyproject.toml): `integration` on every test that starts a process, a pytester
+session or a real suite run (`-m "not integration"` is the fast subset); `torch_only` on the files that
+run where only torch is installed (tox -e torch-only: `-m "torch_only or case"`)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent  # the repository root, for every test file at any depth
 
 pytest_plugins = ["pytester"]
 
@@ -44,7 +51,6 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeconftest('pytest_plugins = ["conformance.plugin"]')
     (pytester.path / "cases").mkdir()
     return pytester
-
 
 
 TINY_CASES = """\
@@ -107,3 +113,34 @@ def load_case(tmp_path, body: str):
     path.write_text("cases:\n" + body, encoding="utf-8")
     (case,) = load_file(path, "cases/c.yaml")
     return case
+
+
+# ------------------------------------------------ a real 2-item run, doctored by release and history tests
+
+AGREE = "cases/a.yaml::agree[cpu-float32]"
+EPS = "cases/a.yaml::eps[cpu-float32]"
+
+
+@pytest.fixture(scope="session")
+def real_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """summary.json of a real 2-item run (a subprocess: frameworks cannot be imported twice in one process):
+    AGREE conforms, EPS diverges. Made once per session; tests deep-copy it before changing it."""
+    if _frameworks_missing():
+        pytest.skip("needs torch and mindspore on the CPU")
+    folder = tmp_path_factory.mktemp("run")
+    (folder / "conftest.py").write_text('pytest_plugins = ["conformance.plugin"]\n')
+    (folder / "cases").mkdir()
+    (folder / "cases" / "a.yaml").write_text(
+        "cases:\n" + case_yaml("agree")
+        + case_yaml("eps", scale=1e-8, expect="diverge", reason="eps placement",
+                    tolerance="{params: {atol: 1.0e-9}, state: {ulp: 4}}"))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GLOG_v": "3"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-html",
+                           "--run-id=real"], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads((folder / "reports" / "real" / "summary.json").read_text())
+
+
+def summary_item(summary: dict, nodeid: str) -> dict:
+    """The entry of `nodeid` in a summary.json's items."""
+    return next(i for i in summary["items"] if i["nodeid"] == nodeid)

@@ -13,7 +13,7 @@ every side's values, so without the bound a checker slower than the frameworks (
 let copies pile up without end: measured at 100k parameters, peak RSS 862 MiB after 100 steps and
 1,829 MiB after 3,000. With the bound, memory is the same after 100 or 100,000 steps, whatever the
 machine's load. A single consumer keeps trackers and the JSONL in step order: the records are
-byte-identical to an inline run (tests/test_runner.py checks this).
+byte-identical to an inline run (tests/engine/test_runner.py checks this).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ and the float64 oracles are a few dozen such passes per step, several times the 
 (measured by `python -m conformance bench`). A compiled loop does each in one pass with no temporaries, and,
 written without branches on the data, in SIMD lanes. The arithmetic is the same IEEE float64 (no
 fastmath except where a loop's result cannot depend on it, no FMA contraction): results are
-bit-identical to the NumPy evaluation, which tests/test_compare.py and tests/test_oracles.py check.
+bit-identical to the NumPy evaluation, which tests/numerics/test_compare.py and tests/numerics/test_oracles.py check.
 
 Compiled code is cached in conformance/numerics/__pycache__ (*.nbi, *.nbc), keyed by the source file of the
 function: after changing `jit`'s options below, delete those files once.

@@ -151,7 +151,7 @@ def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarra
     `atol`, when given, replaces bound.atol element-wise (oracle checks scale it by operand magnitude).
     Finite float32/float64 operands (nearly always) take two compiled passes, one SIMD pass for the
     maxima and count and one (early-exit) for the worst element; the rest, and every case without
-    numba, the element-wise `diff_general`. Both give the same result (tests/test_compare.py).
+    numba, the element-wise `diff_general`. Both give the same result (tests/numerics/test_compare.py).
     """
     b = np.atleast_1d(np.asarray(b))
     a = np.asarray(a).reshape(b.shape)

@@ -98,7 +98,7 @@ def _maximum(x, y, drop_nan):
 def _to_float16(x):
     """x >= 0 (or NaN) rounded to the nearest float16 value, ties to even, computed in float64: what a
     float16 tensor holds after `|g| + eps` (torch rounds the sum into the parameter's dtype). Selects,
-    no branches or calls, so the loops that inline it stay SIMD (tests/test_oracles.py compares it with
+    no branches or calls, so the loops that inline it stay SIMD (tests/numerics/test_oracles.py compares it with
     NumPy's cast)."""
     subnormal = (x + 268435456.0) - 268435456.0  # 2^28 = 2^-24 * 2^52: to a multiple of 2^-24
     split = x * 4398046511105.0  # Veltkamp split by 2^42 + 1: the top 53 - 42 = 11 significant bits

@@ -3,7 +3,7 @@
 
 A figure is never recomputed: `Figures` reads the recorded value at a path of the item's entry, rounds it
 to 3 significant digits for reading and remembers (node id, path, text), so the HTML marks each figure
-with its source and tests/test_docs.py checks every one against summary.json.
+with its source and tests/report/test_docs.py checks every one against summary.json.
 """
 from __future__ import annotations
 

@@ -1,0 +1,104 @@
+"""The history page across releases, rendered from stored runs: a real small run's summary.json doctored
+into three releases (the frameworks cannot be installed three times inside a test)."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance.__main__ import main
+from conformance.release import across_releases
+from tests.conftest import AGREE, EPS
+from tests.conftest import summary_item as _item
+
+NOTICE = "Non-backward-compatible change after version 2.9.0: `learning_rate` will be renamed to `lr`"
+
+
+def _release(summary: dict, version: str, tmp_path: Path) -> Path:
+    data = copy.deepcopy(summary)
+    data["run"].update(id=f"ms{version}", mindspore=version)
+    data["run"]["build"]["mindspore"]["commit"] = f"[sha1]:commit-{version}"
+    data["run"]["api"]["mindspore"]["notices"] = [NOTICE] if version == "2.10.0" else []
+    folder = tmp_path / version
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(data))
+    return folder
+
+
+def _runs(real_summary: dict, tmp_path: Path) -> list[Path]:
+    old = copy.deepcopy(real_summary)
+    _item(old, EPS)["max"]["params"]["abs"] *= 10  # 2.8.0: the eps difference ten times larger, from step 2
+    _item(old, EPS)["first_divergent_step"] = 2
+    _item(old, AGREE).update(observed="diverge", outcome="failed", first_divergent_step=4)  # and AGREE diverged
+    return [_release(old, "2.8.0", tmp_path), _release(real_summary, "2.9.0", tmp_path),
+            _release(real_summary, "2.10.0", tmp_path)]
+
+
+@pytest.mark.integration
+def test_history_page_per_case_and_release(real_summary, tmp_path, capsys):
+    runs = _runs(real_summary, tmp_path)
+    assert main(["history", "--runs", *map(str, runs), "--out", str(tmp_path / "page")]) == 0
+    out = capsys.readouterr().out
+    # rows by cause (the eps case's eps_placement); the conform case that diverged in 2.8.0 keeps its own row
+    assert "2 causes diverge in at least one release; 2 differ between releases" in out
+    markdown = (tmp_path / "page" / "history.md").read_text()
+    lines = markdown.splitlines()
+    header = next(line for line in lines if line.startswith("| cause |"))
+    assert header.split("|")[2:5] == [" MindSpore 2.8.0 / torch " + real_summary["run"]["torch"] + " ",
+                                      " MindSpore 2.9.0 / torch " + real_summary["run"]["torch"] + " ",
+                                      " MindSpore 2.10.0 / torch " + real_summary["run"]["torch"] + " "]
+    eps = next(line for line in lines if line.startswith("| eps\\_placement"))  # the eps case's cause (escaped)
+    step = _item(real_summary, EPS)["first_divergent_step"]
+    cells = [c.strip() for c in eps.split("|")[2:5]]
+    assert cells[0].startswith("present (1/1)") and cells[0].endswith("from step 2")
+    assert cells[1].startswith("present (1/1)") and cells[1].endswith(f"from step {step}") and cells[1] == cells[2]
+    agree = next(line for line in lines if line.startswith("| cases/a.yaml::agree"))
+    assert [c.strip() for c in agree.split("|")[3:5]] == ["absent (1 ran)", "absent (1 ran)"]
+    assert f"docstring warning: {NOTICE[:40]}" in markdown.replace("\\`", "`")
+    assert markdown.count("docstring warning: Non-backward") == 1  # only 2.10.0 has it
+    assert "mindspore: \\[sha1\\]:commit-2.8.0" in markdown and "mindspore: \\[sha1\\]:commit-2.10.0" in markdown
+    assert "`mindspore.nn.AdaMax(params, learning_rate=0.001" in markdown
+    page = (tmp_path / "page" / "history.html").read_text()
+    assert "<h1>AdaMax behaviour across releases</h1>" in page and page.count('class="present"') == 4
+
+
+@pytest.mark.integration
+def test_history_groups_by_cause_when_items_carry_one(real_summary, tmp_path):
+    tagged = copy.deepcopy(real_summary)
+    for entry in tagged["items"]:
+        entry["cause"] = "eps-<placement>"
+        entry.pop("attribution", None)  # an attributed cause would take precedence over the declared one
+    run = _release(tagged, "2.9.0", tmp_path)
+    data = across_releases.history(across_releases.load_runs([run]))
+    assert data["by_cause"] and [r["key"] for r in data["rows"]] == ["eps-<placement>"]
+    assert data["rows"][0]["cells"][0] == {**data["rows"][0]["cells"][0], "status": "present", "ran": 2,
+                                            "diverged": 1}
+    assert main(["history", "--runs", str(run), "--out", str(tmp_path / "page")]) == 0
+    assert "<code>eps-&lt;placement&gt;</code>" in (tmp_path / "page" / "history.html").read_text()
+    assert "| eps-\\<placement\\> |" in (tmp_path / "page" / "history.md").read_text()
+
+
+def test_history_says_what_to_pass_for_a_folder_without_a_run(tmp_path, capsys):
+    assert main(["history", "--runs", str(tmp_path)]) == 2
+    assert "no summary.json here; pass a run folder" in capsys.readouterr().err
+
+
+def test_docstring_warnings_become_one_line_notices():
+    from conformance.backends.base import doc_notices
+
+    doc = """AdaMax.
+
+    .. warning::
+        Non-backward-compatible change: `learning_rate`
+        will be renamed.
+
+    Args:
+        x: not part of it.
+
+    .. Warning::
+        Second one.
+    """
+    assert doc_notices(doc) == ["Non-backward-compatible change: `learning_rate` will be renamed.", "Second one."]
+    assert doc_notices(None) == [] and doc_notices("no warnings here") == []

@@ -1,0 +1,136 @@
+"""Report, merge and docs, on a tiny real run (fixture `tiny_run`) and, for downsampling, a long JSONL."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.report.markdown import fence, md
+from conformance.report.series import read_curves
+from conformance.results import storage
+from tests.conftest import REPO
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m conformance ...` in a fresh process; also reports whether a framework got imported."""
+    code = ("import sys; from conformance.__main__ import main; rc = main(sys.argv[1:]); "
+            "print('FRAMEWORKS', sorted(m for m in ('torch', 'mindspore') if m in sys.modules)); sys.exit(rc)")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+def rows(index_html: str) -> list[str]:
+    body = index_html.split('<table id="items">', 1)[1].split("</tbody>", 1)[0]
+    return re.findall(r"<tr class=", body)
+
+
+@pytest.mark.integration
+def test_run_writes_index_and_one_page_per_item(tiny_run):
+    data = storage.read_json(tiny_run / "summary.json")
+    html = (tiny_run / "index.html").read_text()
+    assert len(rows(html)) == len(data["items"]) == 3
+    for entry in data["items"]:
+        page = (tiny_run / "items" / f"{Path(entry['jsonl']).stem}.html").read_text()
+        assert entry["rerun"].replace("'", "&#39;") in page
+        if entry["outcome"] == "skipped":
+            assert "<svg" not in page and "No steps ran" in page
+        else:
+            assert page.count("<svg") == 1 and "- id: " + entry["case"] in page
+
+
+@pytest.mark.integration
+def test_case_text_is_escaped_everywhere(tiny_run):
+    for page in [tiny_run / "index.html", *(tiny_run / "items").glob("*.html")]:
+        text = page.read_text()
+        assert "<script>alert" not in text and "<b>markup" not in text, page
+    eps = (tiny_run / "items" / "tiny_eps__cpu-float32.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in eps
+
+
+@pytest.mark.integration
+def test_item_page_states_the_recorded_first_divergence(tiny_run):
+    entry = next(e for e in storage.read_json(tiny_run / "summary.json")["items"] if e["case"] == "tiny_eps")
+    first = entry["first_divergence"]
+    page = (tiny_run / "items" / "tiny_eps__cpu-float32.html").read_text()
+    row = page.split("<h2>First divergence</h2>", 1)[1].split("</table>", 1)[0]
+    assert f">{first['step']}<" in row and first["tensor"] in row
+    assert f"torch = {first['a']:.9g}" in row and f"mindspore = {first['b']:.9g}" in row
+
+
+def test_downsampling_keeps_each_windows_max_and_bounds_the_points(tmp_path):
+    path, spike_step, steps = tmp_path / "long.jsonl", 12_345, 25_000
+    with storage.StepWriter(path) as writer:
+        for step in range(1, steps + 1):
+            value = 1.0 if step == spike_step else 1e-7 * (1 + step % 7)
+            metric = {"abs": value, "rel": value, "ulp": 3.0, "at": [0], "a": 0.0, "b": 0.0, "bad": 0}
+            params = {"w": metric, "b": {**metric, "abs": 0.0}}
+            writer.write({"step": step, "pairs": {"torch~mindspore": {"params": params}}})
+    curves = read_curves(path, steps, max_points=2000)
+    x, y = curves.curves["torch~mindspore"]["params"]["abs"].points()
+    assert len(x) <= 2000 and curves.window == 13
+    assert y.max() == 1.0 and spike_step in x
+    # every full window (13 steps > the 7-step cycle) peaks at 7e-7; the last window holds step 25000 alone
+    rest = y[x != spike_step]
+    assert (rest[:-1] == 7e-7).all() and rest[-1] == 1e-7 * (1 + steps % 7)
+
+
+@pytest.mark.integration
+def test_rerender_reads_stored_results_only(tiny_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    shutil.rmtree(copy / "items")
+    (copy / "index.html").unlink()
+    done = cli("report", str(copy))
+    assert done.returncode == 0, done.stderr
+    assert "FRAMEWORKS []" in done.stdout
+    assert len(list((copy / "items").glob("*.html"))) == 3 and (copy / "index.html").exists()
+
+
+@pytest.mark.integration
+def test_merge_keys_by_item_prefers_items_that_ran_and_shows_origin(tiny_run, tmp_path):
+    """Shards: each half of the run in its own folder; the second also holds a skipped copy of an item
+    that ran in the first (as a machine without that device would record it)."""
+    data = storage.read_json(tiny_run / "summary.json")
+    ran = [e for e in data["items"] if e["outcome"] != "skipped"]
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, items, run_id in ((first, ran, "a"), (second, [e for e in data["items"] if e not in ran], "b")):
+        shutil.copytree(tiny_run / "steps", folder / "steps")
+        storage.write_json(folder / "summary.json", {"run": {**data["run"], "id": run_id}, "items": items})
+    shadow = {**ran[0], "outcome": "skipped", "observed": "skipped", "reason": "no such device here"}
+    extra = storage.read_json(second / "summary.json")
+    storage.write_json(second / "summary.json", {**extra, "items": [*extra["items"], shadow]})
+    out = tmp_path / "merged"
+    done = cli("report", str(first), str(second), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    merged = storage.read_json(out / "summary.json")
+    by_id = {e["nodeid"]: e for e in merged["items"]}
+    assert set(by_id) == {e["nodeid"] for e in data["items"]}
+    assert by_id[ran[0]["nodeid"]]["outcome"] == ran[0]["outcome"]
+    assert by_id[ran[0]["nodeid"]]["origin"]["run"] == "a"
+    assert by_id[ran[0]["nodeid"]]["also_in"] == [{"run": "b", "outcome": "skipped"}]
+    assert [o["id"] for o in merged["run"]["merged_from"]] == ["a", "b"]
+    assert merged["run"]["counts"] == data["run"]["counts"]
+    assert all((out / e["jsonl"]).exists() for e in merged["items"])
+    index = (out / "index.html").read_text()
+    assert len(rows(index)) == 3 and "origin run" in index
+
+
+@pytest.mark.integration
+def test_report_on_a_folder_without_summary_says_what_to_pass(tmp_path):
+    done = cli("report", str(tmp_path))
+    assert done.returncode == 2 and "no summary.json here" in done.stderr
+
+
+def test_markdown_escaping_and_fences():
+    assert md("a|b *c* <x>\nnext") == "a\\|b \\*c\\* \\<x\\> next"
+    assert fence("plain") == "```" and fence("has ```` four") == "`````"
+
+
+@pytest.mark.integration
+def test_summary_entries_carry_the_case_text(tiny_run):
+    for entry in storage.read_json(tiny_run / "summary.json")["items"]:
+        assert entry["source"].lstrip().startswith(f"- id: {entry['case']}")
