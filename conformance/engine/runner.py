@@ -29,7 +29,7 @@ import numpy as np
 
 from conformance import backends
 from conformance.cases.case import QUANTITIES, Item, Tolerance
-from conformance.engine import feeding, models
+from conformance.engine import feeding, models, resume
 from conformance.engine.checker import Checker
 from conformance.errors import FrameworkError
 from conformance.numerics import attribution
@@ -262,6 +262,7 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             attributor: attribution.Attributor | None) -> Callable[[Observation], None]:
     """The per-step checks: oracles (when due), non-finite tracking, every pair compared, the primary
     pair's divergence attributed where it leaves its tolerance, one JSONL line."""
+
     def check(obs: Observation) -> None:
         for label, side in sides.items():
             _track_nonfinite(side, obs.step, obs.values[label], obs.losses[label])
@@ -296,9 +297,18 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
             pass
         return judge(item, {}, {}, skipped, error, path, time.perf_counter() - started)
 
-    try:
-        sides = _open_sides(item, init, skipped)
-    except FrameworkError as exc:  # a framework refused the configuration before step 1
+    replay_stream = feeding.gradient_stream(item, init)
+    batch_stream = models.batches(item.case.data, item.case.model)
+    resumed = item.case.resume
+    if resumed and (why := backends.get(resumed.source).unavailable(item.device, item.dtype)):
+        skipped[resumed.source] = f"{why} (it trains the steps this case resumes from)"
+        return nothing_ran(None)
+    try:  # after a resume: every side starts from what resumed.source trained (engine/resume.py)
+        warm = resume.warm_up(item, init, _hparams_given(item), batch_stream, replay_stream) if resumed else None
+        sides = _open_sides(item, warm.params if warm else init, skipped)
+        for side in sides.values() if warm else ():
+            resume.load(side, warm)
+    except FrameworkError as exc:  # a framework refused the configuration (or the state) before step 1
         return nothing_ran(exc)
     source = feeding.replay_source(item)
     if source is not None and source not in sides:
@@ -309,17 +319,15 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     pairs = _pairs(item, sides)
     names = {label: side.session.native_names for label, side in sides.items()}
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
-    replay_stream = feeding.gradient_stream(item, init)
-    batch_stream = models.batches(item.case.data, item.case.model)
     parameters = sum(a.size for a in init.values())
     stride = oracle_stride(item, parameters)
     for side in sides.values():
         _read(side, keep=True)
-        side.counts = [0] * len(init)
+        side.counts = list(warm.counts) if warm else [0] * len(init)
     checked = 0
     error: FrameworkError | None = None
     threaded = parameters >= PIPELINE_PARAMS
-    last = item.case.steps
+    last = item.case.last_step
     # the declared pair (frameworks[0]~frameworks[1]) alone is attributed: a case's `cause:` is about it,
     # and where its right side cannot run here (an N-way case without MindSpore) nothing is attributed
     declared = f"{item.case.frameworks[0]}~{item.case.frameworks[1]}"
@@ -328,7 +336,7 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     with StepWriter(path) as writer:
         checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor), threaded)
         try:
-            for step in range(1, last + 1):
+            for step in range(item.case.first_step, last + 1):
                 replay = next(replay_stream) if replay_stream is not None else None
                 batch = next(batch_stream)
                 try:

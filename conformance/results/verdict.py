@@ -217,7 +217,7 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         item, frameworks=list(item.case.frameworks),
         reason=item.case.reason if {item.case.expect, *item.case.expect_pairs.values()} != {"conform"} else None,
         cause=list(item.case.causes), attribution=attribution, source=item.case.source_text,
-        steps=max((t.steps for t in trackers.values()), default=0), requested_steps=item.case.steps,
+        steps=max((t.steps for t in trackers.values()), default=0), requested_steps=item.case.last_step,
         first_divergent_step=primary.first["step"] if primary and primary.first else None,
         first_divergence=primary.first if primary else None,
         final=_blank(pairs.get(primary.label) if primary else None, "final"),
