@@ -33,7 +33,7 @@ from conformance.engine import feeding, models, resume
 from conformance.engine.checker import Checker
 from conformance.errors import FrameworkError
 from conformance.numerics import attribution
-from conformance.numerics.diff import diff, nonfinite
+from conformance.numerics.diff import diff, msprobe, nonfinite
 from conformance.numerics.oracles import formula_metrics
 from conformance.results.storage import StepWriter
 from conformance.results.verdict import PairTracker, judge
@@ -162,6 +162,18 @@ def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses:
     return out
 
 
+def _msprobe(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]],
+             names: dict[str, list[str]]) -> dict[str, dict[str, dict]]:
+    """msprobe's metrics (diff.msprobe) of every params and state tensor of a pair at one step, the left
+    side (torch) as msprobe's bench."""
+    a, b = values[pair.left], values[pair.right]
+    out: dict[str, dict[str, dict]] = {"params": {}, "state": {}}
+    for key, quantity in (("params", "params"), ("m", "state"), ("u", "state")):
+        for i, name in enumerate(names[pair.left]):
+            out[quantity][name if key == "params" else f"{key}:{name}"] = msprobe(a[key][i], b[key][i])
+    return out
+
+
 def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
               replay: list[np.ndarray | None] | None,
               barrier: Callable[[], None]) -> dict[str, list[np.ndarray | None]]:
@@ -261,7 +273,9 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             trackers: dict[str, PairTracker], writer: StepWriter,
             attributor: attribution.Attributor | None) -> Callable[[Observation], None]:
     """The per-step checks: oracles (when due), non-finite tracking, every pair compared, the primary
-    pair's divergence attributed where it leaves its tolerance, one JSONL line."""
+    pair's divergence attributed where it leaves its tolerance, msprobe's metrics of a primary pair at the
+    last and the worst step (PairTracker.msprobe_snapshots), one JSONL line."""
+    last = item.case.last_step
 
     def check(obs: Observation) -> None:
         for label, side in sides.items():
@@ -275,6 +289,8 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             else:
                 continue
             trackers[pair.label].update(obs.step, metrics)
+            if pair.role == "primary" and (due := trackers[pair.label].msprobe_snapshots(obs.step, metrics, last)):
+                trackers[pair.label].record_msprobe(due, obs.step, _msprobe(pair, obs.values, names))
             if attributor is not None and pair.label == attributor.pair_label:
                 attributor.update(obs.step, metrics,
                                   lambda: _attribution_sides(item, sides, obs, names, (pair.left, pair.right)))

@@ -19,6 +19,8 @@ BLANK: dict[str, Any] = {
     "nodeid": None, "case": None, "file": None, "line": None, "device": None, "dtype": None, "expect": None,
     "observed": None, "outcome": None, "reason": None, "steps": 0, "first_divergent_step": None,
     "first_divergence": None, "final": None, "max": None, "pairs": {},
+    # msprobe's comparison metrics of the first primary pair at its last and worst step (verdict.PairTracker)
+    "msprobe": None,
 }
 
 

@@ -72,6 +72,7 @@ def test_a_converted_state_continues_the_other_frameworks_trajectory(tmp_path, s
     assert all(entry["pairs"][p]["observed"] == "conform" for p in ("torch~oracle", "mindspore~oracle"))
     records = (tmp_path / "steps" / "resumed__cpu-float32.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in records] == list(range(21, 36))
+    assert entry["msprobe"]["last"]["step"] == 35 and 21 <= entry["msprobe"]["worst"]["step"] <= 35
 
 
 @pytest.mark.parametrize("corrupt, failing_pair", [
