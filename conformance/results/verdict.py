@@ -94,16 +94,20 @@ class PairTracker:
         return {"role": self.role, "expect": self.expect, "observed": self.observed, "steps": self.steps,
                 "first_divergent_step": self.first["step"] if self.first else None,
                 "first_divergence": self.first, "final": self.final, "max": self.max,
-                "tolerance": self.tolerance.as_dict(), "msprobe": self.msprobe_entry()}
+                "tolerance": self.tolerance.as_dict(), "msprobe": self.msprobe_entry(tensors=False)}
 
-    def msprobe_entry(self) -> dict[str, Any] | None:
+    def msprobe_entry(self, tensors: bool = True) -> dict[str, Any] | None:
         """The recorded snapshots and whether both pass msprobe's criteria in params and state, or None
-        where none was recorded (control pairs, a run that stopped before its last step)."""
+        where none was recorded (control pairs, a run that stopped before its last step). Without
+        `tensors`, each quantity's figures only (the entry's top-level copy keeps them per tensor)."""
         if self.msprobe["last"] is None:
             return None
         snapshots = [s for s in self.msprobe.values() if s]
         verdicts = [s[q]["passes"] for s in snapshots for q in ("params", "state") if q in s]
-        return {**self.msprobe, "passes": None if None in verdicts else all(verdicts)}
+        shown = {kind: s if tensors or s is None else
+                 {k: ({**v, "tensors": None} if isinstance(v, dict) else v) for k, v in s.items()}
+                 for kind, s in self.msprobe.items()}
+        return {**shown, "passes": None if None in verdicts else all(verdicts)}
 
 
 def _element_metrics(a: float, b: float, dtype: str) -> str:
@@ -255,7 +259,7 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         steps=max((t.steps for t in trackers.values()), default=0), requested_steps=item.case.last_step,
         first_divergent_step=primary.first["step"] if primary and primary.first else None,
         first_divergence=primary.first if primary else None,
-        msprobe=pairs[primary.label]["msprobe"] if primary else None,
+        msprobe=primary.msprobe_entry() if primary else None,
         final=_blank(pairs.get(primary.label) if primary else None, "final"),
         max=_blank(pairs.get(primary.label) if primary else None, "max"),
         pairs=pairs, skipped_sides=skipped,
