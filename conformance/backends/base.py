@@ -64,6 +64,18 @@ class Session(abc.ABC):
     def hparams(self) -> dict[str, Any]:
         """Effective hyper-parameters, neutral names, extras that change the formula included."""
 
+    def native_state(self) -> dict[str, Any]:
+        """The optimizer state in the framework's own layout (Backend.state_layout), NumPy arrays and plain
+        numbers, copied: what conformance.convert_state reads. A case's `resume:` needs it."""
+        raise NotImplementedError(f"{type(self).__name__}: exporting the optimizer state is not supported by "
+                                  "this implementation (resume: works with torch and mindspore)")
+
+    def load_native_state(self, state: dict[str, Any]) -> None:
+        """Load an optimizer state in the framework's own layout (what conformance.convert_state writes),
+        before the first step. A case's `resume:` needs it."""
+        raise NotImplementedError(f"{type(self).__name__}: loading an optimizer state is not supported by "
+                                  "this implementation (resume: works with torch and mindspore)")
+
 
 class Backend(abc.ABC):
     """One AdaMax implementation: everything the engine, the plugin and the reports ask of it.
@@ -81,6 +93,9 @@ class Backend(abc.ABC):
     missing_grad: ClassVar[str] = "zeros"
     package: ClassVar[str | None] = None  # the distribution whose version a run records (default: name)
     formula_of: ClassVar[str | None] = None  # its FEATURES entry when another's (default: name)
+    # the layout of its optimizer state that conformance.convert_state reads and writes ("torch",
+    # "mindspore"), or None: its sessions cannot export or load one (no `resume:`)
+    state_layout: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

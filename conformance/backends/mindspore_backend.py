@@ -182,6 +182,25 @@ class MindSporeSession(Session):
         return {"m": [t.asnumpy() for t in self.optimizer.moment1],
                 "u": [t.asnumpy() for t in self.optimizer.moment2]}
 
+    def native_state(self) -> dict[str, Any]:
+        """nn.AdaMax's state Parameters by name, as its checkpoints hold them: `moment1.<param>`,
+        `moment2.<param>`, `beta1_power` (float32, shape [1]) and `global_step` (int32, shape [1])."""
+        opt = self.optimizer
+        out = {p.name: p.asnumpy().copy() for p in (*opt.moment1, *opt.moment2)}
+        out.update(beta1_power=opt.beta1_power.asnumpy().copy(), global_step=opt.global_step.asnumpy().copy())
+        return out
+
+    def load_native_state(self, state: dict[str, Any]) -> None:
+        """As a user loads a checkpoint: load_param_into_net with strict_load=True. Without it MindSpore
+        2.10 strips a guessed prefix from names it does not find, and `moment1.weight` also overwrites the
+        network's `weight`. Before the first step: once nn.AdaMax has stepped, values loaded this way
+        replace the Parameters' data, which the compiled step no longer reads (measured on CPU, 2.10)."""
+        ms = self.ms
+        given = {name: ms.Parameter(ms.Tensor(np.asarray(value)), name=name) for name, value in state.items()}
+        _, not_loaded = ms.load_param_into_net(self.optimizer, given, strict_load=True)
+        if not_loaded:
+            raise ValueError(f"nn.AdaMax has no state Parameter named {', '.join(sorted(not_loaded))}")
+
     def hparams(self) -> dict[str, Any]:
         """What nn.AdaMax recorded of its own arguments, defaults applied, under neutral names."""
         args = self.optimizer.init_args
@@ -197,6 +216,7 @@ class MindSporeBackend(Backend):
     name = "mindspore"
     extra_options = {"loss_scale": {"type": "number", "exclusiveMinimum": 0}, "param_groups": {"type": "boolean"}}
     missing_grad = "zeros"  # nn.AdaMax takes one gradient per parameter: a frozen one gets zeros
+    state_layout = "mindspore"
 
     def unavailable(self, device: str, dtype: str) -> str | None:
         problem = _import_problem()

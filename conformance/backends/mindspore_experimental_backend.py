@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.backends.base import SessionSpec, describe_signature
+from conformance.backends.base import Session, SessionSpec, describe_signature
 from conformance.backends.mindspore_backend import (
     MindSporeBackend,
     MindSporeSession,
@@ -36,6 +36,10 @@ class ExperimentalAdamaxSession(MindSporeSession):
     def _current_lr(self) -> float:
         return float(np.asarray(self.optimizer.param_groups[0]["lr"].asnumpy()).reshape(-1)[0])
 
+    # its state is exp_avg / exp_inf / per-group steps, not nn.AdaMax's Parameters: no state layout
+    native_state = Session.native_state
+    load_native_state = Session.load_native_state
+
     def hparams(self) -> dict[str, Any]:
         group = self.optimizer.param_groups[0]
         lr = group["lr"]
@@ -49,6 +53,7 @@ class ExperimentalAdamaxBackend(MindSporeBackend):
     package = "mindspore"  # the distribution whose version the run records
     extra_options = {"maximize": {"type": "boolean"}}
     missing_grad = "zeros"
+    state_layout = None  # see ExperimentalAdamaxSession
 
     def api(self) -> dict[str, Any]:
         signature = inspect.signature(_ms().experimental.optim.Adamax.__init__)

@@ -140,6 +140,23 @@ class TorchSession(Session):
                                     else np.zeros(tuple(param.shape), dtype=self._numpy(param).dtype))
         return out
 
+    def native_state(self) -> dict[str, Any]:
+        """Adamax.state_dict() with NumPy arrays: per parameter index `step`, `exp_avg`, `exp_inf`."""
+        saved = self.optimizer.state_dict()
+        state = {int(i): {k: float(v.item()) if k == "step" else self._numpy(v).copy() for k, v in s.items()}
+                 for i, s in saved["state"].items()}
+        groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in saved["param_groups"]]
+        return {"state": state, "param_groups": groups}
+
+    def load_native_state(self, state: dict[str, Any]) -> None:
+        """Adamax.load_state_dict with this optimizer's own param_groups (its hyper-parameters are the
+        case's) and the given per-parameter state; `step` as the float32 tensor torch keeps."""
+        saved = self.optimizer.state_dict()
+        saved["state"] = {int(i): {"step": self.torch.tensor(float(s["step"]), dtype=self.torch.float32),
+                                   "exp_avg": self._tensor(s["exp_avg"]), "exp_inf": self._tensor(s["exp_inf"])}
+                          for i, s in state["state"].items()}
+        self.optimizer.load_state_dict(saved)
+
     def hparams(self) -> dict[str, Any]:
         group = self.optimizer.param_groups[0]
         out = {neutral: group[native] for neutral, native in NATIVE_NAMES.items()}
@@ -155,6 +172,7 @@ class TorchSession(Session):
 class TorchBackend(Backend):
     name = "torch"
     missing_grad = "skip"  # a parameter whose .grad is None is not touched (state, step count)
+    state_layout = "torch"
     extra_options = {"foreach": {"type": ["boolean", "null"]}, "maximize": {"type": "boolean"},
                      "differentiable": {"type": "boolean"}, "capturable": {"type": "boolean"}}
 

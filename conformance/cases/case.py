@@ -109,6 +109,15 @@ class OptimizerSpec:
 
 
 @dataclass(frozen=True)
+class ResumeSpec:
+    """`resume: {steps, from}`: `source` trains `steps` steps alone; every compared framework then starts
+    from its parameters and its optimizer state, converted to its own layout (engine/resume.py)."""
+
+    steps: int
+    source: str  # the framework that trains the first steps (`from:` in the YAML)
+
+
+@dataclass(frozen=True)
 class Case:
     id: str
     description: str
@@ -134,6 +143,17 @@ class Case:
     causes: tuple[str, ...] = ()  # ids of cases/causes.yaml the divergence is declared to come from
     # framework -> expectation of the primary pair frameworks[0]~framework, where `expect:` was a mapping
     expect_pairs: dict[str, str] = field(default_factory=dict)
+    resume: ResumeSpec | None = None  # start the compared steps from a state another framework trained
+
+    @property
+    def first_step(self) -> int:
+        """The first compared step: 1, or after a resume the step after the ones trained alone."""
+        return self.resume.steps + 1 if self.resume else 1
+
+    @property
+    def last_step(self) -> int:
+        """The last compared step: `steps` compared steps follow the resumed ones."""
+        return self.first_step + self.steps - 1
 
     def expect_for(self, framework: str) -> str:
         """What the primary pair frameworks[0]~framework should observe."""

@@ -32,10 +32,11 @@ from conformance.cases.case import (
     ModelSpec,
     OptimizerSpec,
     ProbeCase,
+    ResumeSpec,
     Tolerance,
 )
 from conformance.cases.matrix import _DOTTED, expand_matrix
-from conformance.cases.schema import MAX_MATRIX, MAX_MEMORY_MB, MAX_PARAMS, validate
+from conformance.cases.schema import MAX_MATRIX, MAX_MEMORY_MB, MAX_PARAMS, MAX_STEPS, validate
 from conformance.cases.yaml_lines import (
     _construct_mapping,
     _line_of,
@@ -161,7 +162,7 @@ def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
         if gradients.get("mode") != "replay" and any(k in gradients for k in _REPLAY_ONLY):
             problems.append((["gradients", "mode"], f"{', '.join(sorted(_REPLAY_ONLY & set(gradients)))} "
                                                     "need mode: replay"))
-    problems += _expect_mapping_checks(entry)
+    problems += _expect_mapping_checks(entry) + _resume_checks(entry)
     if entry.get("expect") != "error" and "error_contains" in entry:
         problems.append((["error_contains"], "error_contains goes with expect: error"))
     count = param_count(model)
@@ -193,6 +194,30 @@ def _expect_mapping_checks(entry: dict) -> list[tuple[list, str]]:
                              f"({', '.join(others)}); " + (f"missing: {', '.join(missing)}" if missing else
                                                            f"not in frameworks: {', '.join(extra)}"))]
     return []
+
+
+def _resume_checks(entry: dict) -> list[tuple[list, str]]:
+    """`resume:` needs a `from` among the frameworks, an optimizer state every framework can load, a
+    constant learning rate (a list or schedule would need its position restored too) and gradients the
+    `from` framework can draw alone."""
+    resume, frameworks = entry.get("resume"), list(entry.get("frameworks", ("torch", "mindspore")))
+    if resume is None:
+        return []
+    stateless = [f for f in frameworks if backends.get(f).state_layout is None]
+    optimizer, gradients = entry.get("optimizer", {}), entry.get("gradients")
+    source = gradients.get("source", "generated") if isinstance(gradients, dict) else "generated"
+    problems = [(["resume", "from"], f"resume from {resume['from']}: it is not among the frameworks "
+                                     f"({', '.join(frameworks)})") if resume["from"] not in frameworks else None,
+                (["frameworks"], f"resume needs an optimizer state every framework can load; {', '.join(stateless)} "
+                                 "cannot (torch and mindspore can)") if stateless else None,
+                (["optimizer"], "resume continues a constant learning rate; drop the lr list or schedule")
+                if "schedule" in optimizer or isinstance(optimizer.get("lr"), list) else None,
+                (["gradients", "source"], f"resume from {resume['from']} replays its own or generated gradients, "
+                                          f"not {source}'s") if source not in ("generated", resume["from"]) else None,
+                (["resume", "steps"], f"{resume['steps']} resumed + {entry['steps']} compared steps exceed the limit "
+                                      f"of {MAX_STEPS}; set CONFORMANCE_MAX_STEPS to raise it deliberately")
+                if resume["steps"] + entry["steps"] > MAX_STEPS else None]
+    return [p for p in problems if p]
 
 
 def _expectations(entry: dict) -> tuple[str, dict[str, str]]:
@@ -268,6 +293,7 @@ def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase
         frameworks=tuple(entry.get("frameworks", ("torch", "mindspore"))), source_text=text,
         oracle_expect=dict(entry.get("oracle_expect", {})), error_contains=entry.get("error_contains"),
         oracle_stride=entry.get("oracle_stride", "auto"), causes=_causes(entry),
+        resume=ResumeSpec(int(entry["resume"]["steps"]), entry["resume"]["from"]) if "resume" in entry else None,
     )
 
 

@@ -171,6 +171,10 @@ def case_schema(framework_extras: dict[str, dict[str, dict]]) -> dict[str, Any]:
                               "additionalProperties": {"enum": ["conform", "diverge", "nonfinite"]}},
             "frameworks": {"type": "array", "items": {"enum": sorted(framework_extras)},
                            "minItems": 2, "uniqueItems": True},
+            # the first `steps` trained by `from` alone; the compared steps continue from its state
+            "resume": {"type": "object", "additionalProperties": False, "required": ["steps", "from"],
+                       "properties": {"steps": {**_POS_INT, "maximum": MAX_STEPS},
+                                      "from": {"enum": sorted(framework_extras)}}},
             "matrix": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
         },
         # a declared difference names its reason and cause: `expect` diverge/error/nonfinite, or a

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,11 @@ import numpy as np
 
 from conformance import backends
 from conformance.cases.case import QUANTITIES, Item, Tolerance
-from conformance.engine import models
+from conformance.engine import feeding, models, resume
 from conformance.engine.checker import Checker
 from conformance.errors import FrameworkError
 from conformance.numerics import attribution
-from conformance.numerics.diff import diff, nonfinite
+from conformance.numerics.diff import diff, msprobe, nonfinite
 from conformance.numerics.oracles import formula_metrics
 from conformance.results.storage import StepWriter
 from conformance.results.verdict import PairTracker, judge
@@ -116,19 +116,6 @@ def _pairs(item: Item, sides: dict[str, Side]) -> list[Pair]:
     return pairs
 
 
-def _gradient_stream(item: Item, init: dict[str, np.ndarray]) -> Iterator[list[np.ndarray | None]] | None:
-    spec = item.case.gradients
-    if spec.mode == "replay" and spec.source == "generated":
-        return models.generated_gradients(spec, list(init), [a.shape for a in init.values()])
-    return None
-
-
-def _replay_source(item: Item) -> str | None:
-    """The framework whose autograd gradients are replayed to every side, or None."""
-    spec = item.case.gradients
-    return spec.source if spec.mode == "replay" and spec.source != "generated" else None
-
-
 def oracle_stride(item: Item, parameters: int) -> int:
     """Steps between oracle checks: the case's integer, or under `auto` 1 for small models."""
     stride = item.case.oracle_stride
@@ -175,20 +162,16 @@ def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses:
     return out
 
 
-def _feed(framework: str, item: Item, replay: list[np.ndarray | None],
-          shapes: list[tuple[int, ...]]) -> list[np.ndarray | None]:
-    """A framework's copy of a replayed gradient: prescaled, rounded to the dtype once, and a missing
-    gradient either kept missing (a framework that skips such parameters) or given as zeros."""
-    factor = item.case.gradients.factor(framework)
-    zeros = backends.get(framework).missing_grad == "zeros"
-    grads: list[np.ndarray | None] = []
-    for g, shape in zip(replay, shapes):
-        if g is None:
-            grads.append(np.zeros(shape, dtype=item.dtype) if zeros else None)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                grads.append(np.asarray(g if factor == 1.0 else g * factor, dtype=item.dtype))
-    return grads
+def _msprobe(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]],
+             names: dict[str, list[str]]) -> dict[str, dict[str, dict]]:
+    """msprobe's metrics (diff.msprobe) of every params and state tensor of a pair at one step, the left
+    side (torch) as msprobe's bench."""
+    a, b = values[pair.left], values[pair.right]
+    out: dict[str, dict[str, dict]] = {"params": {}, "state": {}}
+    for key, quantity in (("params", "params"), ("m", "state"), ("u", "state")):
+        for i, name in enumerate(names[pair.left]):
+            out[quantity][name if key == "params" else f"{key}:{name}"] = msprobe(a[key][i], b[key][i])
+    return out
 
 
 def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
@@ -202,7 +185,7 @@ def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.nda
     copy is a pass over memory."""
     received: dict[str, list[np.ndarray | None]] = {}
     fed: dict[tuple[float, str], list[np.ndarray | None]] = {}  # (prescale, missing-gradient policy)
-    source = _replay_source(item)
+    source = feeding.replay_source(item)
     if replay is None and source is not None:  # run_item made sure the source side is open
         src = sides[source]
         src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
@@ -213,7 +196,7 @@ def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.nda
             missing = backends.get(side.framework).missing_grad if any_missing else ""
             key = (item.case.gradients.factor(side.framework), missing)
             if key not in fed:
-                fed[key] = _feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
+                fed[key] = feeding.feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
             grads = fed[key]
             _call(side, step, side.session.step, grads)
         else:
@@ -267,21 +250,6 @@ def _observe(sides: dict[str, Side], step: int, received: dict[str, list[np.ndar
                        {label: side.loss for label, side in sides.items()}, oracle_inputs)
 
 
-def _as_fed_to(item: Item, grads: list, source: str, framework: str, shapes: list[tuple[int, ...]]) -> list:
-    """The gradients `source` received, as `framework` would have been fed them: its prescale factor
-    instead of the source's, and a missing gradient kept missing or given as zeros by its policy."""
-    factor = item.case.gradients.factor(framework) / item.case.gradients.factor(source)
-    zeros = backends.get(framework).missing_grad == "zeros"
-    out = []
-    for g, shape in zip(grads, shapes):
-        if g is None:
-            out.append(np.zeros(shape, dtype=item.dtype) if zeros else None)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                out.append(g if factor == 1.0 else np.asarray(g * factor, dtype=g.dtype))
-    return out
-
-
 def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, names: dict[str, list[str]],
                        labels: tuple[str, str]) -> dict[str, attribution.Side] | None:
     """Both sides of a pair as attribution needs them, or None on a step without oracle inputs. The right
@@ -295,7 +263,7 @@ def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, nam
         out[label] = attribution.Side(backends.get(sides[label].framework).formula, hparams, pre, obs.values[label],
                                       grads, counts, names[label])
     left, right = labels
-    fed = _as_fed_to(item, out[left].grads, sides[left].framework, sides[right].framework,
+    fed = feeding.as_fed_to(item, out[left].grads, sides[left].framework, sides[right].framework,
                      [p.shape for p in out[left].pre["params"]])
     out[right] = dataclasses.replace(out[right], grads=fed)
     return out
@@ -305,7 +273,10 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             trackers: dict[str, PairTracker], writer: StepWriter,
             attributor: attribution.Attributor | None) -> Callable[[Observation], None]:
     """The per-step checks: oracles (when due), non-finite tracking, every pair compared, the primary
-    pair's divergence attributed where it leaves its tolerance, one JSONL line."""
+    pair's divergence attributed where it leaves its tolerance, msprobe's metrics of a primary pair at the
+    last and the worst step (PairTracker.msprobe_snapshots), one JSONL line."""
+    last = item.case.last_step
+
     def check(obs: Observation) -> None:
         for label, side in sides.items():
             _track_nonfinite(side, obs.step, obs.values[label], obs.losses[label])
@@ -318,6 +289,8 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             else:
                 continue
             trackers[pair.label].update(obs.step, metrics)
+            if pair.role == "primary" and (due := trackers[pair.label].msprobe_snapshots(obs.step, metrics, last)):
+                trackers[pair.label].record_msprobe(due, obs.step, _msprobe(pair, obs.values, names))
             if attributor is not None and pair.label == attributor.pair_label:
                 attributor.update(obs.step, metrics,
                                   lambda: _attribution_sides(item, sides, obs, names, (pair.left, pair.right)))
@@ -340,11 +313,20 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
             pass
         return judge(item, {}, {}, skipped, error, path, time.perf_counter() - started)
 
-    try:
-        sides = _open_sides(item, init, skipped)
-    except FrameworkError as exc:  # a framework refused the configuration before step 1
+    replay_stream = feeding.gradient_stream(item, init)
+    batch_stream = models.batches(item.case.data, item.case.model)
+    resumed = item.case.resume
+    if resumed and (why := backends.get(resumed.source).unavailable(item.device, item.dtype)):
+        skipped[resumed.source] = f"{why} (it trains the steps this case resumes from)"
+        return nothing_ran(None)
+    try:  # after a resume: every side starts from what resumed.source trained (engine/resume.py)
+        warm = resume.warm_up(item, init, _hparams_given(item), batch_stream, replay_stream) if resumed else None
+        sides = _open_sides(item, warm.params if warm else init, skipped)
+        for side in sides.values() if warm else ():
+            resume.load(side, warm)
+    except FrameworkError as exc:  # a framework refused the configuration (or the state) before step 1
         return nothing_ran(exc)
-    source = _replay_source(item)
+    source = feeding.replay_source(item)
     if source is not None and source not in sides:
         skipped.setdefault(source, "the replay source cannot run here")
         return nothing_ran(None)
@@ -353,17 +335,15 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     pairs = _pairs(item, sides)
     names = {label: side.session.native_names for label, side in sides.items()}
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
-    replay_stream = _gradient_stream(item, init)
-    batch_stream = models.batches(item.case.data, item.case.model)
     parameters = sum(a.size for a in init.values())
     stride = oracle_stride(item, parameters)
     for side in sides.values():
         _read(side, keep=True)
-        side.counts = [0] * len(init)
+        side.counts = list(warm.counts) if warm else [0] * len(init)
     checked = 0
     error: FrameworkError | None = None
     threaded = parameters >= PIPELINE_PARAMS
-    last = item.case.steps
+    last = item.case.last_step
     # the declared pair (frameworks[0]~frameworks[1]) alone is attributed: a case's `cause:` is about it,
     # and where its right side cannot run here (an N-way case without MindSpore) nothing is attributed
     declared = f"{item.case.frameworks[0]}~{item.case.frameworks[1]}"
@@ -372,7 +352,7 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     with StepWriter(path) as writer:
         checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor), threaded)
         try:
-            for step in range(1, last + 1):
+            for step in range(item.case.first_step, last + 1):
                 replay = next(replay_stream) if replay_stream is not None else None
                 batch = next(batch_stream)
                 try:

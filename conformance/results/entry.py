@@ -19,6 +19,8 @@ BLANK: dict[str, Any] = {
     "nodeid": None, "case": None, "file": None, "line": None, "device": None, "dtype": None, "expect": None,
     "observed": None, "outcome": None, "reason": None, "steps": 0, "first_divergent_step": None,
     "first_divergence": None, "final": None, "max": None, "pairs": {},
+    # msprobe's comparison metrics of the first primary pair at its last and worst step (verdict.PairTracker)
+    "msprobe": None,
 }
 
 
@@ -34,6 +36,8 @@ def entry(**fields: Any) -> dict[str, Any]:
 
 def item_entry(item: Item, **fields: Any) -> dict[str, Any]:
     """The entry of an item that ran (or tried to): what its case says, then `fields`."""
+    resume = getattr(item.case, "resume", None)  # interface cases have none
     return entry(nodeid=item.nodeid, case=item.case.id, file=item.case.file, line=item.case.line,
                  device=item.device, dtype=item.dtype, expect=item.case.expect,
-                 description=item.case.description, rerun=rerun_command(item), **fields)
+                 description=item.case.description, rerun=rerun_command(item),
+                 **({"resume": {"from": resume.source, "steps": resume.steps}} if resume else {}), **fields)

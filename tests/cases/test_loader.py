@@ -58,6 +58,15 @@ cases:
     ("  - {id: a, steps: 3}\n", "model", "'model' is a required property"),
     ("  - {id: a, model: {kind: resnet}, steps: 3}\n", "model.kind", "linear"),
     ("  - {id: a, model: {kind: linear}, steps: 3, optimizer: {torch: {fused: true}}}\n", "optimizer.torch", "foreach"),
+    ("  - {id: a, model: {kind: linear}, steps: 3, resume: {steps: 2}}\n", "resume.from", "'from' is a required"),
+    ("  - {id: a, model: {kind: linear}, steps: 3, resume: {steps: 2, from: keras}, frameworks: [torch, mindspore]}\n",
+     "resume.from", "not among the frameworks"),
+    ("  - {id: a, model: {kind: linear}, steps: 3, resume: {steps: 2, from: torch}, optimizer: {lr: [0.1, 0.2]}}\n",
+     "optimizer", "constant learning rate"),
+    ("  - {id: a, model: {kind: linear}, steps: 3, resume: {steps: 2, from: torch},"
+     " gradients: {mode: replay, source: mindspore}}\n", "gradients.source", "not mindspore's"),
+    ("  - {id: a, model: {kind: linear}, steps: 99999, resume: {steps: 2, from: torch}}\n", "resume.steps",
+     "CONFORMANCE_MAX_STEPS"),
 ])
 def test_bad_entries_name_key_and_what_is_allowed(tmp_path, body, key, words):
     path = _write(tmp_path, "cases:\n  - {id: good, model: {kind: linear}, steps: 1}\n" + body)

@@ -223,3 +223,35 @@ def test_a_slow_checker_holds_the_frameworks_back_instead_of_queueing_copies():
     checker.close()
     assert not producer.is_alive() and checker.checked == 50
     assert alive["most"] <= PENDING + 2  # queued + in progress + the one being submitted
+
+
+def test_msprobe_figures_at_the_last_and_worst_step_computed_a_bounded_number_of_times(tmp_path, monkeypatch):
+    """msprobe's metrics are computed only at the last step and where the pair's largest difference more
+    than doubled: a handful of times in 300 steps whose difference grows, and the worst snapshot is
+    within a factor 2 of the run's largest difference."""
+    from conformance.engine import runner
+
+    calls = []
+    real = runner.msprobe
+    monkeypatch.setattr(runner, "msprobe", lambda a, b: calls.append(1) or real(a, b))
+    case = load_case(tmp_path, """
+  - id: growing
+    model: {kind: linear, in: 2, out: 3}
+    gradients: {mode: replay, seed: 3, scale: 1.0e-8}
+    steps: 300
+    expect: diverge
+    cause: eps_placement
+    reason: eps placement
+""")
+    entry = run_item(Item(case, "cpu", "float32"), tmp_path)
+    probe = entry["msprobe"]
+    assert probe["last"]["step"] == 300 and probe["last"]["params"]["tensors"].keys() == {"dense0.weight",
+                                                                                         "dense0.bias"}
+    largest = max(entry["max"]["params"]["abs"], entry["max"]["state"]["abs"])
+    assert largest / 2 < probe["worst"]["max_abs_difference"] <= largest
+    snapshots = len(calls) // 6  # 2 parameters x (params, m, u) per computed step
+    assert snapshots < 40, snapshots
+    in_pair = entry["pairs"]["torch~mindspore"]["msprobe"]  # the same figures, without the per-tensor rows
+    assert in_pair["last"]["state"]["cosine"] == probe["last"]["state"]["cosine"]
+    assert in_pair["last"]["state"]["tensors"] is None and in_pair["passes"] == probe["passes"]
+    assert entry["pairs"]["torch~oracle"]["msprobe"] is None

@@ -12,6 +12,7 @@ import pytest
 from conformance.report.markdown import fence, md
 from conformance.report.series import read_curves
 from conformance.results import storage
+from conformance.results.entry import RAN
 from tests.conftest import REPO
 
 
@@ -59,6 +60,25 @@ def test_item_page_states_the_recorded_first_divergence(tiny_run):
     row = page.split("<h2>First divergence</h2>", 1)[1].split("</table>", 1)[0]
     assert f">{first['step']}<" in row and first["tensor"] in row
     assert f"torch = {first['a']:.9g}" in row and f"mindspore = {first['b']:.9g}" in row
+
+
+@pytest.mark.integration
+def test_every_numeric_item_carries_msprobes_figures_and_its_page_shows_them(tiny_run):
+    """summary.json gives msprobe's metrics for params and state at the last and the worst step of every
+    item that ran; the item page shows them, labelled as msprobe's standard, as recorded."""
+    ran = [e for e in storage.read_json(tiny_run / "summary.json")["items"] if e["outcome"] in RAN]
+    assert ran
+    for entry in ran:
+        probe = entry["msprobe"]
+        assert probe["last"]["step"] == entry["steps"] and 1 <= probe["worst"]["step"] <= entry["steps"]
+        assert isinstance(probe["passes"], bool)
+        page = (tiny_run / "items" / f"{Path(entry['jsonl']).stem}.html").read_text()
+        section = page.split("<h2 id=\"msprobe\">msprobe's standard</h2>", 1)[1].split("</details>", 1)[0]
+        for kind in ("last", "worst"):
+            for quantity in ("params", "state"):
+                figures = probe[kind][quantity]
+                assert f"{figures['max_abs']:.9g}</td>" in section and f"{figures['max_rel']:.9g}</td>" in section
+        assert ("this item passes" if probe["passes"] else "this item does not pass") in section
 
 
 def test_downsampling_keeps_each_windows_max_and_bounds_the_points(tmp_path):
