@@ -57,5 +57,7 @@ def torch_lerp(m, g, beta1):
 
 def scalar16(x: float) -> float:
     """A scalar as a float16 tensor op multiplies by it: rounded to float32, then to float16 (MindSpore
-    casts its float32 scalar tensors to the parameter's dtype; c10::Half is built from a float)."""
-    return float(np.float16(np.float32(x)))
+    casts its float32 scalar tensors to the parameter's dtype; c10::Half is built from a float). Beyond
+    float16's range: inf, as the cast gives, without NumPy's overflow warning."""
+    with np.errstate(over="ignore"):
+        return float(np.float16(np.float32(x)))

@@ -8,6 +8,8 @@ gives the framework's stored value while the oracle without it (Features.float16
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -39,6 +41,9 @@ def test_float16_rounding_matches_numpy():
         assert np.array_equal([signed(float(-v)) for v in x], (-x).astype(np.float16).astype(np.float64))
     assert np.isnan(to16(float("nan")))
     assert float16.scalar16(1e-4) == 1678 * U  # 1e-4 / U = 1677.7
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # wd*loss_scale beyond float16 in a float32 item: no warning per step
+        assert float16.scalar16(1e6) == np.inf and float16.scalar16(1e-9) == 0.0
 
 
 def test_torch_step_67_of_the_found_case_stores_7_35_units_of_decay_as_7():
