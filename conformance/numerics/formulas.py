@@ -55,8 +55,8 @@ FEATURES: dict[str, Features] = {
     # torch.optim.Adamax 2.13 (torch/optim/adamax.py, _single_tensor_adamax and _multi_tensor_adamax): the
     # defaults above. Its decay grad.add(param, alpha=wd) takes alpha as float16; the CPU kernel's scalar loop
     # (tensors shorter than two of its vectors, and the tail of longer ones) rounds wd*p and then the sum, its
-    # vectorised body (and CUDA) computes g + wd*p in float32 and rounds once: within half a float16 unit of
-    # wd*p of the model, which the oracle bound's gradient terms cover.
+    # vectorised body computes g + wd*p in float32 and rounds once (CUDA: not measured): within half a
+    # float16 unit of wd*p of the model, which the oracle bound's gradient terms cover.
     "torch": Features(),
     # mindspore.nn.AdaMax 2.10 (nn/optim/adamax.py, nn/optim/optimizer.py, the ApplyAdaMax CPU kernel). Before
     # the kernel (float32 arithmetic), nn.Optimizer's _apply_decay (Mul, then AddN) and scale_grad (Mul by
