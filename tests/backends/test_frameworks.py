@@ -194,7 +194,9 @@ def test_new_formulas_match_their_sources_written_out():
     lr, b1, b2, eps, wd, t = 0.01, 0.9, 0.999, 1e-3, 0.1, 4
     keras = oracles.oracle("keras")(p, m, u, g, t, hp, "w", "float64")
     k_m, k_u = b1 * m + (1 - b1) * g, np.maximum(b2 * u, np.abs(g))
-    assert np.allclose(keras.p, p * (1 - wd * lr) - (k_m * lr) / ((k_u + eps) * (1 - b1 ** t)), rtol=1e-13, atol=1e-15)
+    factor = float(np.float32(1 - np.float32(wd) * np.float32(lr)))  # as Keras forms it: a float32 tensor
+    assert factor != 1 - wd * lr
+    assert np.allclose(keras.p, p * factor - (k_m * lr) / ((k_u + eps) * (1 - b1 ** t)), rtol=1e-13, atol=1e-15)
     optax = oracles.oracle("optax")(p, m, u, g, t, hp, "w", "float64")
     g_l2 = g + wd * p
     o_m, o_u = (1 - b1) * g_l2 + b1 * m, np.maximum(np.abs(g_l2) + eps, b2 * u)

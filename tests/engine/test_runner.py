@@ -53,6 +53,35 @@ def test_oracle_check_catches_a_framework_that_leaves_its_formula(tmp_path, monk
     assert "torch departs from its own formula's float64 oracle" in entry["message"]
 
 
+@pytest.mark.parametrize("loss_scale", [1.0, 3.0])
+def test_float16_weight_decay_is_rounded_by_both_frameworks(tmp_path, monkeypatch, loss_scale):
+    """Parameters ~1e-2, weight decay 1e-3 and 90% zero gradients in float16: the decayed gradient is a
+    few hundred float16 subnormal units and m a few dozen, so each rounding of the decay (and, with
+    loss_scale 3, MindSpore's product with float16(1/3)) decides a unit (tests/numerics/test_float16.py).
+    Both frameworks meet their oracles to the last bit of every parameter, and leave them by hundreds of
+    ULP once the oracles compute the decay unrounded (Features.float16_decay off)."""
+    case = load_case(tmp_path, f"""
+  - id: float16_decay
+    model: {{kind: mlp, sizes: [1, 3, 4], activation: tanh, init_seed: 0, init_scale: 0.01}}
+    gradients: {{mode: replay, seed: 0, scale: 1.0e-4, zero_fraction: 0.9, prescale: {{mindspore: {loss_scale}}}}}
+    optimizer: {{lr: 0.001, betas: [0.9, 0.5], eps: 1.0e-8, weight_decay: 0.001,
+                mindspore: {{loss_scale: {loss_scale}}}}}
+    steps: 60
+    tolerance: {{params: {{atol: 1.0}}, state: {{atol: 1.0}}}}
+""")
+    entry = run_item(Item(case, "cpu", "float16"), tmp_path / "steps")
+    for label in ("torch~oracle", "mindspore~oracle"):
+        pair = entry["pairs"][label]
+        assert pair["observed"] == "conform" and pair["max"]["params"]["ulp"] == 0, pair["first_divergence"]
+    for name in ("torch", "mindspore"):
+        backend = backends.get(name)
+        monkeypatch.setattr(type(backend), "formula", staticmethod(backend.formula.replace(float16_decay=False)))
+    entry = run_item(Item(case, "cpu", "float16"), tmp_path / "unrounded")
+    for label in ("torch~oracle", "mindspore~oracle"):
+        pair = entry["pairs"][label]
+        assert pair["observed"] == "diverge" and pair["max"]["params"]["ulp"] > 100, pair["max"]
+
+
 def test_native_defaults_are_introspected(tmp_path):
     case = load_case(tmp_path, """
   - id: native
