@@ -27,6 +27,7 @@ def environment() -> jinja2.Environment:
     env.filters["num"] = numbers.num
     env.filters["short"] = numbers.short
     env.filters["sortv"] = numbers.sort_value
+    env.filters["slug"] = item_slug
     return env
 
 
@@ -67,13 +68,15 @@ def cause(entry: dict[str, Any]) -> str:
 
 
 def cause_groups(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Groups ordered by size (largest first) and a map nodeid -> group id."""
+    """Groups of items that ran, largest first, then those of items that did not run (skipped and why), and
+    a map nodeid -> group id."""
     groups: dict[str, dict[str, Any]] = {}
     for entry in items:
-        group = groups.setdefault(cause(entry), {"text": cause(entry), "count": 0, "outcomes": {}})
+        group = groups.setdefault(cause(entry), {"text": cause(entry), "count": 0, "outcomes": {}, "ran": False})
         group["count"] += 1
         group["outcomes"][entry["outcome"]] = group["outcomes"].get(entry["outcome"], 0) + 1
-    ordered = sorted(groups.values(), key=lambda g: (-g["count"], g["text"]))
+        group["ran"] |= entry["outcome"] not in NOT_RUN
+    ordered = sorted(groups.values(), key=lambda g: (not g["ran"], -g["count"], g["text"]))
     for number, group in enumerate(ordered, 1):
         group["id"] = f"c{number}"
     ids = {text: group["id"] for text, group in groups.items()}
@@ -106,3 +109,26 @@ def devices(items: list[dict[str, Any]]) -> list[str]:
 
 def options(items: list[dict[str, Any]], key: str) -> list[str]:
     return sorted({str(e.get(key)) for e in items if e.get(key)})
+
+
+FAILED = ("failed", "error", "crashed")  # outcomes that need a reader's attention
+
+
+def result(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's first screen: per cause, the items whose difference was attributed to it (else declared)
+    and held their expectation, most first; the items that failed; how many items did not run."""
+    counts: dict[str, int] = {}
+    for entry in items:
+        if entry.get("outcome") != "passed" or entry.get("expect") == "conform":
+            continue
+        ids = (entry.get("attribution") or {}).get("causes") or entry.get("cause") or []
+        for cause_id in [ids] if isinstance(ids, str) else ids:
+            counts[cause_id] = counts.get(cause_id, 0) + 1
+    try:
+        known = causes.load()
+    except causes.RegistryError:
+        known = {}
+    return {"causes": [{"id": i, "title": known[i].title if i in known else i, "count": n}
+                       for i, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))],
+            "failed": [e for e in items if e.get("outcome") in FAILED],
+            "not_run": sum(e.get("outcome") in NOT_RUN for e in items)}

@@ -1,7 +1,9 @@
 """HTML report of one run, rendered from summary.json and the stored JSONL alone (never from a re-run).
 
-Layout written into the run folder: index.html (header, counts, changes since a reference when the run was
-compared (changes.json), root causes, the sortable/filterable item table) and items/<slug>.html (one page
+Layout written into the run folder: index.html (the result first: counts, the causes of the differences
+found, what failed; then, folded, the command, the machine and why items did not run; changes since a
+reference when the run was compared (changes.json), root causes, the sortable/filterable item table that
+fits a 1280-pixel window) and items/<slug>.html (one page
 per item: case text, repro command, first divergence, plots).
 """
 from __future__ import annotations
@@ -59,7 +61,8 @@ def render_index(run: dict[str, Any], items: list[dict[str, Any]], search: dict[
     for entry in items:
         counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
     return pages.environment().get_template("index.html.j2").render(
-        run=run, rows=rows, counts=counts, groups=groups, envs=pages.environments(run, items),
+        run=run, rows=rows, counts=counts, groups=groups, result=pages.result(items),
+        envs=pages.environments(run, items),
         outcomes=pages.options(items, "outcome"), devices=pages.options(items, "device"),
         dtypes=pages.options(items, "dtype"), search=search, changes=changes,
         nway=len(frameworks_table.nway_items(items)))
