@@ -103,7 +103,7 @@ def lower_first(text: str) -> str:
     return text[0].lower() + text[1:]
 
 
-def _environment(lang: str, ctx: dict[str, Any]) -> jinja2.Environment:
+def _environment(lang: str) -> jinja2.Environment:
     env = markdown.environment(rst_links=rst_links, lower_first=lower_first)
     table = words()[lang]
     compiled: dict[str, jinja2.Template] = {}
@@ -127,7 +127,7 @@ def _environment(lang: str, ctx: dict[str, Any]) -> jinja2.Environment:
 
 def render_page(ctx: dict[str, Any], lang: str) -> str:
     """The page in one language, as Markdown for the docs repository."""
-    text = _environment(lang, ctx).get_template("api_mapping.md.j2").render(**ctx)
+    text = _environment(lang).get_template("api_mapping.md.j2").render(**ctx)
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
@@ -182,9 +182,9 @@ def write_docs(data: dict[str, Any], out_dir: Path, run_dir: Path | None = None,
                 raise DocsRepoError(f"{path}: cannot read the mapping index ({exc.strerror}); --docs-repo must be "
                                     f"a checkout of MindSpore's docs repository") from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, texts = [], {}
     for lang in LANGUAGES:
-        text = render_page(ctx, lang)
+        text = texts[lang] = render_page(ctx, lang)
         for path, content in ((out_dir / f"{OUT_STEMS[lang]}.md", text),
                               (out_dir / f"{OUT_STEMS[lang]}.html", to_html(text, _title(text), lang))):
             storage.atomic_write_text(path, content)
@@ -195,7 +195,7 @@ def write_docs(data: dict[str, Any], out_dir: Path, run_dir: Path | None = None,
                 storage.atomic_write_text(path, content)
                 written.append(path)
     appendix = {**ctx, "link": ctx["item_href"], "report": report or local,
-                "title": _title(render_page(ctx, "en"))}
+                "title": _title(texts["en"])}
     for suffix, env in ((".md", markdown.environment()), (".html", pages.environment())):
         path = out_dir / f"{APPENDIX_STEM}{suffix}"
         storage.atomic_write_text(path, env.get_template(f"differences_appendix{suffix}.j2").render(**appendix))
