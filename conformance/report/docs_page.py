@@ -103,6 +103,11 @@ def _row(key: str, sides: dict[str, list], frameworks: list[str]) -> dict[str, A
             "defaults": " vs ".join(map(str, defaults)) if interface == "different_defaults" else None}
 
 
+def cpu_float32_first(entry: dict[str, Any]) -> tuple[bool, bool, str]:
+    """Sort key: the item a page quotes first, among a case's items (its figures are CPU float32 figures)."""
+    return entry.get("device") != "cpu", entry.get("dtype") != "float32", entry["nodeid"]
+
+
 class Page:
     """Everything the pages show, read once from a summary: items by node id and case, cause entries."""
 
@@ -119,8 +124,7 @@ class Page:
     def case_items(self, case_id: str) -> list[dict[str, Any]]:
         """Items of a case (a matrix case by its id prefix) that ran, CPU float32 first."""
         mine = [e for e in self.items if e.get("case") == case_id or str(e.get("case", "")).startswith(case_id + ".")]
-        ran = [e for e in mine if e.get("outcome") not in NOT_RUN]
-        return sorted(ran, key=lambda e: (e.get("device") != "cpu", e.get("dtype") != "float32", e["nodeid"]))
+        return sorted((e for e in mine if e.get("outcome") not in NOT_RUN), key=cpu_float32_first)
 
     def agreeing(self, case_id: str) -> dict[str, Any] | None:
         """The case's first item that ran and conformed, with its figures (None if none did)."""
@@ -200,6 +204,15 @@ def difference_rows(page: Page, api: dict[str, Any], entries: dict[str, dict[str
     return rows
 
 
+def state_proof(page: Page, source: str) -> dict[str, Any] | None:
+    """A resume item (a case's `resume:`) that trained its first steps in `source` alone, converted the
+    optimizer state and continued in both frameworks, and conformed: what Optimizer state quotes."""
+    resumed = [e for e in page.items if (e.get("resume") or {}).get("from") == source and measured.conforms(e)
+               and measured.compares_page_pair(e)]
+    entry = min(resumed, key=cpu_float32_first, default=None)
+    return {**page.proof(entry), "trained": page.figs(entry, "resume.steps")} if entry else None
+
+
 def lr_defaults(api: dict[str, Any]) -> dict[str, str] | None:
     """Each framework's default learning rate as introspected (None unless each has one `lr` parameter)."""
     found = {fw: [p["default"] for p in spec["params"].values() if p.get("neutral") == "lr"]
@@ -232,8 +245,7 @@ def context(data: dict[str, Any], report: str | None = None, local_report: str =
         "edge_agree": {topic: page.agreeing(case) for topic, case in EDGE_AGREEING.items()},
         "examples": {k: page.agreeing(case) for k, case in EXAMPLE_CASES.items()},
         "loss_scale": {k: page.agreeing(case) for k, case in LOSS_SCALE_CASES.items()},
-        "state_proof": next((page.proof(e) for e in data["items"] if e.get("resume") and measured.conforms(e)
-                             and measured.compares_page_pair(e)), None),
+        "state_proof": state_proof(page, left),
         "scope": devices.scope(data, PAGE_PAIR), "figs": page.figs, "link": page.link,
         "tiers": impact.TIERS, **appendix_context(page, report or local_report),
     }

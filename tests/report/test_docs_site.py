@@ -146,11 +146,16 @@ def test_optimizer_state_quotes_the_conversion_case_when_the_run_has_one(tmp_pat
     data = summary()
     assert "Measured: `" not in render(tmp_path / "a", data)["differences.md"].split("### Optimizer state")[1] \
         .split("###")[0]
-    data["items"].append(item("cases/state.yaml::torch_state_continued_in_mindspore[cpu-float32]", expect="conform",
+    data["items"].append(item("cases/resume.yaml::resume_mindspore_to_torch[cpu-float32]", expect="conform",
+                              params=5.1e-8, steps=40, resume={"from": "mindspore", "steps": 20}))
+    assert "resume_" not in render(tmp_path / "b", data)["differences.md"]  # the other way round: not quoted
+    data["items"].append(item("cases/resume.yaml::resume_torch_to_mindspore[cpu-float32]", expect="conform",
                               params=4.47e-8, steps=40, resume={"from": "torch", "steps": 20}))
-    state = render(tmp_path / "b", data)["differences.md"].split("### Optimizer state")[1].split("###")[0]
-    assert "Measured: `torch_state_continued_in_mindspore`, trained in PyTorch, converted and continued in " \
-           "MindSpore, agrees with PyTorch continuing to 4.47e-8 over 40 steps." in state
+    pages = render(tmp_path / "c", data)
+    state = pages["differences.md"].split("### Optimizer state")[1].split("###")[0]
+    assert "Measured: `resume_torch_to_mindspore` trains 20 steps in PyTorch, converts the state and continues in " \
+           "MindSpore: it agrees with PyTorch continuing, to 4.47e-8 over 40 steps." in state
+    assert "`resume_torch_to_mindspore`先在PyTorch中训练20步" in pages["differences.zh_cn.md"]
 
 
 def test_html_renderings_escape_markup_and_carry_the_language(tmp_path):
