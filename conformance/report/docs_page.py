@@ -171,14 +171,12 @@ class Page:
         return {"entry": entry, "size": measured.size(entry, self.figs)}
 
     def _training(self, cause_id: str) -> list[dict[str, Any]]:
-        """Real-training items (a `training` block) that show this cause: their figures as the page quotes them."""
-        out = []
-        for entry in self.items:
-            block = entry.get("training")
-            if not block or entry.get("outcome") != "passed" or cause_id not in measured.item_causes(entry):
-                continue
-            out.append(measured.training(entry, self.figs, PAGE_PAIR))
-        return out
+        """Real-training items (a `training` block of the page's pair) that show this cause as their case
+        declared: their figures as the page quotes them."""
+        pair = "~".join(PAGE_PAIR)
+        return [measured.training(e, self.figs, PAGE_PAIR) for e in self.items
+                if e.get("training") and e["training"].get("pair", pair) == pair and measured.is_evidence(e)
+                and cause_id in measured.item_causes(e)]
 
     def entries(self) -> list[dict[str, Any]]:
         return sorted((self.cause_entry(c) for c in self.registry.values()), key=lambda e: e["key"])
