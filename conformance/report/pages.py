@@ -39,13 +39,18 @@ def item_slug(entry: dict[str, Any]) -> str:
     return f"{text}-{hashlib.sha1(entry['nodeid'].encode()).hexdigest()[:8]}"
 
 
+def cause_titles() -> dict[str, str]:
+    """Cause id -> its registry title; empty when the registry cannot be read (the pages then show ids)."""
+    try:
+        return {i: c.title for i, c in causes.load().items()}
+    except causes.RegistryError:
+        return {}
+
+
 def _titles(ids: list[str]) -> str:
     """Cause ids as their registry titles, ids kept in brackets (an id the registry lacks stays as it is)."""
-    try:
-        known = causes.load()
-    except causes.RegistryError:
-        known = {}
-    return "; ".join(f"{known[i].title} [{i}]" if i in known else i for i in ids)
+    known = cause_titles()
+    return "; ".join(f"{known[i]} [{i}]" if i in known else i for i in ids)
 
 
 def cause(entry: dict[str, Any]) -> str:
@@ -109,26 +114,3 @@ def devices(items: list[dict[str, Any]]) -> list[str]:
 
 def options(items: list[dict[str, Any]], key: str) -> list[str]:
     return sorted({str(e.get(key)) for e in items if e.get(key)})
-
-
-FAILED = ("failed", "error", "crashed")  # outcomes that need a reader's attention
-
-
-def result(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """The report's first screen: per cause, the items whose difference was attributed to it (else declared)
-    and held their expectation, most first; the items that failed; how many items did not run."""
-    counts: dict[str, int] = {}
-    for entry in items:
-        if entry.get("outcome") != "passed" or entry.get("expect") == "conform":
-            continue
-        ids = (entry.get("attribution") or {}).get("causes") or entry.get("cause") or []
-        for cause_id in [ids] if isinstance(ids, str) else ids:
-            counts[cause_id] = counts.get(cause_id, 0) + 1
-    try:
-        known = causes.load()
-    except causes.RegistryError:
-        known = {}
-    return {"causes": [{"id": i, "title": known[i].title if i in known else i, "count": n}
-                       for i, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))],
-            "failed": [e for e in items if e.get("outcome") in FAILED],
-            "not_run": sum(e.get("outcome") in NOT_RUN for e in items)}
