@@ -180,14 +180,17 @@ def doc_notices(doc: str | None) -> list[str]:
 
 def describe_signature(dotted: str, signature: inspect.Signature, neutral: dict[str, str],
                        doc: str | None = None) -> dict[str, Any]:
-    """A constructor signature as JSON-able data; `neutral` maps native parameter names to neutral ones;
-    `notices` holds the class docstring's warnings (announced changes)."""
+    """A constructor signature as JSON-able data; `neutral` maps native parameter names to neutral ones, and
+    a keyword-only parameter says so (`keyword_only`); `notices` holds the class docstring's warnings
+    (announced changes)."""
     params = {}
     for name, param in signature.parameters.items():
         if name in ("self", "params") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         default = None if param.default is inspect.Parameter.empty else repr(param.default)
         params[name] = {"default": default, "neutral": neutral.get(name)}
+        if param.kind is param.KEYWORD_ONLY:  # after `*` in the signature (torch's maximize, differentiable, ...)
+            params[name]["keyword_only"] = True
     return {"class": dotted, "params": params, "mapping": dict(neutral), "notices": doc_notices(doc)}
 
 

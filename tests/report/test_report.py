@@ -154,3 +154,30 @@ def test_markdown_escaping_and_fences():
 def test_summary_entries_carry_the_case_text(tiny_run):
     for entry in storage.read_json(tiny_run / "summary.json")["items"]:
         assert entry["source"].lstrip().startswith(f"- id: {entry['case']}")
+
+
+def test_first_screen_gives_the_result_before_the_command_and_skip_reasons():
+    from conformance.report.run_report import render_index
+    from tests.report.docs_summary import item, summary
+
+    data = summary()
+    data["run"]["argv"] = ["-p", "no:cacheprovider", "-n", "2", "cases"]
+    data["items"].append(item("cases/x.yaml::surprise[cpu-float32]", expect="conform", observed="diverge",
+                              outcome="failed", message="expected conform, observed diverge (torch~mindspore)"))
+    skipped = {"outcome": "skipped", "observed": "skipped", "reason": "torch has no CUDA device", "hparams": {}}
+    for n in range(5):  # the largest group: items that did not run
+        data["items"].append(item(f"cases/g.yaml::gpu_{n}[gpu-float32]", expect="conform", **skipped))
+    html = render_index(data["run"], data["items"])
+    result, details = html.index('<div id="result">'), html.index('<details id="run-details">')
+    assert html.index('<p id="outcomes">') < result < details
+    assert html.index("Command: <code>-p no:cacheprovider -n 2 cases</code>") > details
+    assert html.index("torch has no CUDA device") > details  # skip reasons folded below the result
+    first_screen = html[result:details]
+    assert "eps_placement</code>: " in first_screen and "default_lr</code>: " in first_screen
+    assert "Failed: 1 item" in first_screen and "surprise" in first_screen and "expected conform" in first_screen
+    groups = re.findall(r"<tr><td>(.*?)</td><td class=\"num\">(\d+)", html.split('<table id="causes">', 1)[1])
+    kinds = [text.startswith("skipped") for text, _ in groups]
+    assert kinds == sorted(kinds) and kinds[-1]  # the groups of items that ran first, skipped ones last
+    assert ("skipped: torch has no CUDA device", "5") in groups  # though larger than most
+    clean = summary()
+    assert "Failed: none." in render_index(clean["run"], clean["items"])
