@@ -29,14 +29,16 @@ import numpy as np
 
 from conformance import backends
 from conformance.cases.case import QUANTITIES, Item, Tolerance
-from conformance.engine import models
+from conformance.engine import feeding, models
 from conformance.engine.checker import Checker
 from conformance.errors import FrameworkError
-from conformance.numerics import attribution
+from conformance.numerics import attribution, formulas
 from conformance.numerics.diff import diff, nonfinite
 from conformance.numerics.oracles import formula_metrics
 from conformance.results.storage import StepWriter
 from conformance.results.verdict import PairTracker, judge
+from conformance.traces import porting
+from conformance.traces.format import TraceError
 
 ORACLE = "oracle"
 # `oracle_stride: auto` checks the oracles on every step up to this many parameters, and above it on
@@ -82,7 +84,7 @@ def _open_sides(item: Item, init: dict[str, np.ndarray], skipped: dict[str, str]
         backend = backends.get(framework)
         for device in devices:
             label = framework if device == item.device else f"{framework}@cpu"
-            reason = backend.unavailable(device, item.dtype)
+            reason = backend.unavailable(device, item.dtype) or backend.unsupported(item)
             if reason:
                 skipped[label] = reason
                 continue
@@ -116,17 +118,19 @@ def _pairs(item: Item, sides: dict[str, Side]) -> list[Pair]:
     return pairs
 
 
-def _gradient_stream(item: Item, init: dict[str, np.ndarray]) -> Iterator[list[np.ndarray | None]] | None:
-    spec = item.case.gradients
-    if spec.mode == "replay" and spec.source == "generated":
-        return models.generated_gradients(spec, list(init), [a.shape for a in init.values()])
-    return None
-
-
 def _replay_source(item: Item) -> str | None:
     """The framework whose autograd gradients are replayed to every side, or None."""
     spec = item.case.gradients
-    return spec.source if spec.mode == "replay" and spec.source != "generated" else None
+    return spec.source if spec.mode == "replay" and spec.source not in ("generated", "trace") else None
+
+
+def _next_replay(stream: Iterator[list[np.ndarray | None]] | None, step: int) -> list[np.ndarray | None] | None:
+    """The next replayed gradients; a trace file that went bad after the case was loaded ends the item
+    as an error naming the file and step."""
+    try:
+        return next(stream) if stream is not None else None
+    except TraceError as exc:
+        raise FrameworkError("trace", step, exc) from exc
 
 
 def oracle_stride(item: Item, parameters: int) -> int:
@@ -175,22 +179,6 @@ def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses:
     return out
 
 
-def _feed(framework: str, item: Item, replay: list[np.ndarray | None],
-          shapes: list[tuple[int, ...]]) -> list[np.ndarray | None]:
-    """A framework's copy of a replayed gradient: prescaled, rounded to the dtype once, and a missing
-    gradient either kept missing (a framework that skips such parameters) or given as zeros."""
-    factor = item.case.gradients.factor(framework)
-    zeros = backends.get(framework).missing_grad == "zeros"
-    grads: list[np.ndarray | None] = []
-    for g, shape in zip(replay, shapes):
-        if g is None:
-            grads.append(np.zeros(shape, dtype=item.dtype) if zeros else None)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                grads.append(np.asarray(g if factor == 1.0 else g * factor, dtype=item.dtype))
-    return grads
-
-
 def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
               replay: list[np.ndarray | None] | None,
               barrier: Callable[[], None]) -> dict[str, list[np.ndarray | None]]:
@@ -213,7 +201,7 @@ def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.nda
             missing = backends.get(side.framework).missing_grad if any_missing else ""
             key = (item.case.gradients.factor(side.framework), missing)
             if key not in fed:
-                fed[key] = _feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
+                fed[key] = feeding.feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
             grads = fed[key]
             _call(side, step, side.session.step, grads)
         else:
@@ -260,26 +248,11 @@ def _observe(sides: dict[str, Side], step: int, received: dict[str, list[np.ndar
     oracle_inputs = {}
     for label, side in sides.items():
         if due and "@" not in label:
-            hparams = {**side.hparams, "lr": side.session.lr_used()}
+            hparams = formulas.with_lr(side.hparams, side.session.lr_used())
             oracle_inputs[label] = (hparams, side.values, received[label], list(side.counts))
         _read(side, keep)
     return Observation(step, {label: side.values for label, side in sides.items()},
                        {label: side.loss for label, side in sides.items()}, oracle_inputs)
-
-
-def _as_fed_to(item: Item, grads: list, source: str, framework: str, shapes: list[tuple[int, ...]]) -> list:
-    """The gradients `source` received, as `framework` would have been fed them: its prescale factor
-    instead of the source's, and a missing gradient kept missing or given as zeros by its policy."""
-    factor = item.case.gradients.factor(framework) / item.case.gradients.factor(source)
-    zeros = backends.get(framework).missing_grad == "zeros"
-    out = []
-    for g, shape in zip(grads, shapes):
-        if g is None:
-            out.append(np.zeros(shape, dtype=item.dtype) if zeros else None)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                out.append(g if factor == 1.0 else np.asarray(g * factor, dtype=g.dtype))
-    return out
 
 
 def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, names: dict[str, list[str]],
@@ -295,7 +268,7 @@ def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, nam
         out[label] = attribution.Side(backends.get(sides[label].framework).formula, hparams, pre, obs.values[label],
                                       grads, counts, names[label])
     left, right = labels
-    fed = _as_fed_to(item, out[left].grads, sides[left].framework, sides[right].framework,
+    fed = feeding.as_fed_to(item, out[left].grads, sides[left].framework, sides[right].framework,
                      [p.shape for p in out[left].pre["params"]])
     out[right] = dataclasses.replace(out[right], grads=fed)
     return out
@@ -328,10 +301,20 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
     return check
 
 
+def _decay_skipped(sides: dict[str, Side], names: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Per side, the parameters its decay filter leaves undecayed although weight decay is set (MindSpore's
+    names holding beta or gamma); sides without any are left out."""
+    out = {}
+    for label, side in sides.items():
+        features = backends.get(side.framework).formula.features
+        if skipped := formulas.decay_skipped(features, names[label], side.hparams):
+            out[label] = skipped
+    return out
+
+
 def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     """Run an item to the end (or to a framework error) and return its summary entry."""
     started = time.perf_counter()
-    init = models.init_arrays(item.case.model)
     skipped: dict[str, str] = {}
     path = steps_dir / f"{item.slug}.jsonl"
 
@@ -341,9 +324,12 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
         return judge(item, {}, {}, skipped, error, path, time.perf_counter() - started)
 
     try:
+        init = models.initial(item.case)
         sides = _open_sides(item, init, skipped)
     except FrameworkError as exc:  # a framework refused the configuration before step 1
         return nothing_ran(exc)
+    except TraceError as exc:  # a trace's file went bad after the case was loaded
+        return nothing_ran(FrameworkError("trace", 0, exc))
     source = _replay_source(item)
     if source is not None and source not in sides:
         skipped.setdefault(source, "the replay source cannot run here")
@@ -353,7 +339,7 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     pairs = _pairs(item, sides)
     names = {label: side.session.native_names for label, side in sides.items()}
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
-    replay_stream = _gradient_stream(item, init)
+    replay_stream = models.gradient_stream(item.case, init)
     batch_stream = models.batches(item.case.data, item.case.model)
     parameters = sum(a.size for a in init.values())
     stride = oracle_stride(item, parameters)
@@ -373,9 +359,9 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
         checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor), threaded)
         try:
             for step in range(1, last + 1):
-                replay = next(replay_stream) if replay_stream is not None else None
                 batch = next(batch_stream)
                 try:
+                    replay = _next_replay(replay_stream, step)
                     received = _step_all(sides, item, step, batch, replay, checker.wait)
                 except FrameworkError as exc:
                     error = exc
@@ -388,7 +374,10 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
                 checker.submit(_observe(sides, step, received, due, keep), holds_views=not keep)
         finally:
             checker.close()
+    facts = {"decay_skipped": _decay_skipped(sides, names)}
+    if item.case.model.kind == "trace":
+        facts["trace"] = porting.facts(item.case, names)
     entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started,
-                  attributor.as_dict() if attributor else None)
+                  attributor.as_dict() if attributor else None, facts)
     entry["oracle"] = {"stride": stride, "setting": item.case.oracle_stride, "steps_checked": checked}
     return entry

@@ -2,7 +2,8 @@
 
 Layout written into the run folder: index.html (header, counts, changes since a reference when the run was
 compared (changes.json), root causes, the sortable/filterable item table) and items/<slug>.html (one page
-per item: case text, repro command, first divergence, plots).
+per item: case text, repro command, attribution and what to do, a replayed trace's parameters, first
+divergence, plots).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from conformance.report import changes, frameworks_table, pages
+from conformance.report import advice, changes, frameworks_table, pages
 from conformance.report.series import read_curves
 from conformance.results import storage
 
@@ -30,7 +31,8 @@ def render_item(run_dir: Path, run: dict[str, Any], entry: dict[str, Any], group
         curves = read_curves(jsonl, int(entry["steps"]))
         svg = item_svg(curves, entry, salt=pages.item_slug(entry))
     return pages.environment().get_template("item.html.j2").render(
-        run=run, it=entry, group=group, svg=svg, curves=curves, jsonl_missing=jsonl is not None and not jsonl.exists())
+        run=run, it=entry, group=group, svg=svg, curves=curves, jsonl_missing=jsonl is not None and not jsonl.exists(),
+        advice=advice.rows(entry) if entry.get("first_divergent_step") else [])
 
 
 def search_section(run_dir: Path, items: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -23,7 +23,10 @@ BLANK: dict[str, Any] = {
 
 
 def rerun_command(item: Item) -> str:
-    """The command that reruns exactly this item."""
+    """The command that reruns exactly this item (a generated case file's own command, e.g. a replay's,
+    with -k selecting the case)."""
+    if item.case.rerun:
+        return f"{item.case.rerun} -k '{item.case.id}'"
     return f"pytest '{item.nodeid}'"
 
 

@@ -1,0 +1,169 @@
+"""`conformance.record(optimizer, path, model=model)`: a user's torch training loop, recorded as a trace.
+
+    with conformance.record(optimizer, "traces/my_model", model=model) as trace:
+        for x, y in batches:
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            trace.loss(loss)          # optional
+            optimizer.step()
+
+The loop does not change: the recorder hooks `optimizer.step` (torch's step pre-hook), so it sees each
+parameter's gradient and each group's learning rate exactly as the step is about to use them (after a
+scheduler or a GradScaler's unscale). It writes the trace folder of conformance/traces/format.py: the
+initial parameters when the block starts, then one step folder per `step()`, each written under a
+`.partial` name and renamed once complete, so a loop that crashes or is interrupted leaves every
+complete step readable and the manifest says how the recording ended. Memory held: one gradient at a
+time (its host copy, on a GPU), whatever the number of steps.
+
+This is the one module outside conformance/backends/ that imports torch (tests/meta/test_layout.py
+allows exactly it): it runs inside the user's torch process, on the user's own optimizer, and is never
+imported by the suite itself (`conformance.record` imports it when called).
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conformance.traces import format as trace_format
+
+OPTIONS = ("maximize", "foreach", "differentiable", "capturable")
+
+
+def _torch():
+    import torch  # the user's torch, already imported by their loop
+
+    return torch
+
+
+def _host(tensor) -> np.ndarray:
+    """A tensor's values as a NumPy array on the host (a view of a CPU tensor, a copy of a GPU one)."""
+    array = tensor.detach().cpu().numpy()
+    if array.dtype.name not in trace_format.DTYPES:
+        raise TypeError(f"conformance.record: a {tensor.dtype} tensor cannot be replayed; parameters must be "
+                        f"{', '.join(trace_format.DTYPES)}")
+    return array
+
+
+def _number(value: Any) -> Any:
+    """A hyper-parameter as JSON: a tensor lr as its float, betas as a list."""
+    if hasattr(value, "item"):
+        return float(value.item())
+    if isinstance(value, (tuple, list)):
+        return [float(v) for v in value]
+    return value
+
+
+def _named(optimizer, model) -> list[tuple[str, Any, str, str]]:
+    """(name, parameter, module class name, qualified class) of every parameter the optimizer holds, in
+    the model's order (named_parameters); without a model, group<g>.param<i> in the optimizer's order."""
+    held = {id(p): (g, i, p) for g, group in enumerate(optimizer.param_groups) for i, p in enumerate(group["params"])}
+    out = []
+    if model is not None:
+        for name, param in model.named_parameters():
+            if id(param) in held:
+                prefix = name.rpartition(".")[0]
+                module = type(model.get_submodule(prefix))
+                out.append((name, param, module.__name__, f"{module.__module__}.{module.__qualname__}"))
+                del held[id(param)]
+    for g, i, param in held.values():  # parameters the model does not own (or no model given)
+        out.append((f"group{g}.param{i}", param, "", ""))
+    return out
+
+
+class Recorder:
+    """The context manager `conformance.record` returns; `loss(value)` attaches a loss to the next step."""
+
+    def __init__(self, optimizer, path: str | os.PathLike, model=None):
+        torch = _torch()
+        if not isinstance(optimizer, torch.optim.Adamax):
+            raise TypeError(f"conformance.record records a torch.optim.Adamax; got {type(optimizer).__name__}")
+        self.optimizer, self.model, self.path = optimizer, model, Path(path)
+        self.steps = 0
+        self._loss: float | None = None
+        self._handle = None
+        self._named: list[tuple[str, Any, str, str]] = []
+
+    def __enter__(self) -> Recorder:
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise FileExistsError(f"{self.path}: exists and is not an empty folder; a trace is written into a "
+                                  "new folder")
+        self._named = _named(self.optimizer, self.model)
+        (self.path / "steps").mkdir(parents=True, exist_ok=True)
+        (self.path / "init").mkdir()
+        init = [trace_format.write_array(self.path / trace_format.init_file(i), _host(p))
+                for i, (_, p, _, _) in enumerate(self._named)]
+        self.manifest = self._manifest(init)
+        trace_format.write_json(self.path / trace_format.MANIFEST, self.manifest)
+        self._handle = self.optimizer.register_step_pre_hook(self._before_step)
+        return self
+
+    def _manifest(self, init: list[dict[str, Any]]) -> dict[str, Any]:
+        torch = _torch()
+        index = {id(p): i for i, (_, p, _, _) in enumerate(self._named)}
+        groups = []
+        for group in self.optimizer.param_groups:
+            groups.append({"params": [index[id(p)] for p in group["params"]],
+                           **{k: _number(group[k]) for k in trace_format.HPARAMS},
+                           **{k: group.get(k) for k in OPTIONS}})
+        signature = inspect.signature(torch.optim.Adamax.__init__).parameters
+        return {
+            "format": trace_format.FORMAT, "version": trace_format.VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "producer": {"torch": torch.__version__, "recorder": "conformance.record"},
+            "parameters": [{"name": name, "shape": list(p.shape), "dtype": str(p.dtype).removeprefix("torch."),
+                            "module": module, "module_class": qualified}
+                           for name, p, module, qualified in self._named],
+            "init": init,
+            "optimizer": {"class": "torch.optim.Adamax",
+                          "constructor": {k: _number(v) for k, v in self.optimizer.defaults.items()},
+                          "torch_defaults": {k: _number(signature[k].default) for k in trace_format.HPARAMS},
+                          "groups": groups},
+            "status": "recording", "steps": 0, "error": None,
+        }
+
+    def loss(self, value: Any) -> None:
+        """The loss of the step about to be taken (a float or a one-element tensor); optional."""
+        self._loss = float(value.item() if hasattr(value, "item") else value)
+
+    def _before_step(self, optimizer, args: tuple, kwargs: dict) -> None:
+        if len(args) > 1 or kwargs.get("closure") is not None:  # args[0] is the optimizer
+            raise RuntimeError("conformance.record: optimizer.step(closure) computes its gradients inside the "
+                               "step, after the recorder has seen them; call loss.backward() before step()")
+        step = self.steps + 1
+        partial = self.path / f"{trace_format.step_dir(step)}.partial"
+        partial.mkdir()
+        grads = {}
+        for i, (_, param, _, _) in enumerate(self._named):
+            if param.grad is None:
+                continue
+            if param.grad.is_sparse:
+                raise TypeError("conformance.record: sparse gradients cannot be recorded (Adamax does not take them)")
+            grads[str(i)] = trace_format.write_array(partial / f"g{i:05d}.npy", _host(param.grad))
+        record = {"step": step, "lr": [_number(g["lr"]) for g in optimizer.param_groups], "loss": self._loss,
+                  "grads": grads}
+        (partial / "step.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
+        os.rename(partial, self.path / trace_format.step_dir(step))
+        self.steps, self._loss = step, None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        error = None if exc_type is None else f"{exc_type.__name__}: {exc}"
+        self.manifest.update(status="complete" if exc_type is None else "interrupted", steps=self.steps, error=error)
+        trace_format.write_json(self.path / trace_format.MANIFEST, self.manifest)
+        return False  # the loop's exception goes on
+
+
+def record(optimizer, path: str | os.PathLike, model=None) -> Recorder:
+    """Record a torch.optim.Adamax loop into the trace folder `path` (it must not exist, or be empty).
+    `model`: the module whose parameters the optimizer holds, for their names and module types (MindSpore
+    names a LayerNorm's weight gamma, which decides its weight decay)."""
+    return Recorder(optimizer, path, model=model)
