@@ -66,35 +66,6 @@ def grad_file(step: int, index: int) -> str:
     return f"{step_dir(step)}/g{index:05d}.npy"
 
 
-def crc32(array: np.ndarray) -> int:
-    """CRC-32 of an array's bytes in C order (what the .npy file holds after its header)."""
-    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
-
-
-def absmax(array: np.ndarray) -> float | None:
-    """The largest finite magnitude in an array (None if it has none), without a temporary copy."""
-    if not array.size:
-        return 0.0
-    with np.errstate(invalid="ignore"):
-        top = max(abs(float(np.fmax.reduce(array, axis=None))), abs(float(np.fmin.reduce(array, axis=None))))
-    return top if np.isfinite(top) else None
-
-
-def write_array(path: Path, array: np.ndarray) -> dict[str, Any]:
-    """Write one .npy file (no pickle); returns what step.json keeps of it: its CRC-32 and absmax."""
-    array = np.ascontiguousarray(array)
-    with path.open("wb") as handle:
-        np.lib.format.write_array(handle, array, allow_pickle=False)
-    return {"crc32": crc32(array), "absmax": absmax(array)}
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write a JSON file through a temporary name and one rename: never half a manifest."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 @dataclass(frozen=True)
 class Parameter:
     name: str  # the torch name (model.named_parameters()), or group<g>.param<i> without a model

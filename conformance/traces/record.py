@@ -12,9 +12,9 @@ The loop does not change: the recorder hooks `optimizer.step` (torch's step pre-
 parameter's gradient and each group's learning rate exactly as the step is about to use them (after a
 scheduler or a GradScaler's unscale). It writes the trace folder of conformance/traces/format.py: the
 initial parameters when the block starts, then one step folder per `step()`, each written under a
-`.partial` name and renamed once complete, so a loop that crashes or is interrupted leaves every
-complete step readable and the manifest says how the recording ended. Memory held: one gradient at a
-time (its host copy, on a GPU), whatever the number of steps.
+`.partial` name and renamed once complete (conformance/traces/writer.py), so a loop that crashes or is
+interrupted leaves every complete step readable and the manifest says how the recording ended. Memory
+held: one gradient at a time (its host copy, on a GPU), whatever the number of steps.
 
 This is the one module outside conformance/backends/ that imports torch (tests/meta/test_layout.py
 allows exactly it): it runs inside the user's torch process, on the user's own optimizer, and is never
@@ -23,15 +23,14 @@ imported by the suite itself (`conformance.record` imports it when called).
 from __future__ import annotations
 
 import inspect
-import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from conformance.traces import format as trace_format
+from conformance.traces.writer import TraceWriter
 
 OPTIONS = ("maximize", "foreach", "differentiable", "capturable")
 
@@ -85,48 +84,37 @@ class Recorder:
         if not isinstance(optimizer, torch.optim.Adamax):
             raise TypeError(f"conformance.record records a torch.optim.Adamax; got {type(optimizer).__name__}")
         self.optimizer, self.model, self.path = optimizer, model, Path(path)
-        self.steps = 0
         self._loss: float | None = None
         self._handle = None
         self._named: list[tuple[str, Any, str, str]] = []
+        self._writer: TraceWriter | None = None
+
+    @property
+    def steps(self) -> int:
+        """Steps recorded so far."""
+        return self._writer.steps if self._writer else 0
 
     def __enter__(self) -> Recorder:
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
-            raise FileExistsError(f"{self.path}: exists and is not an empty folder; a trace is written into a "
-                                  "new folder")
         self._named = _named(self.optimizer, self.model)
-        (self.path / "steps").mkdir(parents=True, exist_ok=True)
-        (self.path / "init").mkdir()
-        init = [trace_format.write_array(self.path / trace_format.init_file(i), _host(p))
-                for i, (_, p, _, _) in enumerate(self._named)]
-        self.manifest = self._manifest(init)
-        trace_format.write_json(self.path / trace_format.MANIFEST, self.manifest)
+        parameters = [{"name": name, "shape": list(p.shape), "dtype": str(p.dtype).removeprefix("torch."),
+                       "module": module, "module_class": qualified} for name, p, module, qualified in self._named]
+        self._writer = TraceWriter(self.path, parameters, self._optimizer(),
+                                   {"torch": _torch().__version__, "recorder": "conformance.record"})
+        self._writer.start(_host(p) for _, p, _, _ in self._named)
         self._handle = self.optimizer.register_step_pre_hook(self._before_step)
         return self
 
-    def _manifest(self, init: list[dict[str, Any]]) -> dict[str, Any]:
-        torch = _torch()
+    def _optimizer(self) -> dict[str, Any]:
+        """The optimizer as the manifest keeps it: its class, constructor values, torch's defaults, groups."""
         index = {id(p): i for i, (_, p, _, _) in enumerate(self._named)}
-        groups = []
-        for group in self.optimizer.param_groups:
-            groups.append({"params": [index[id(p)] for p in group["params"]],
-                           **{k: _number(group[k]) for k in trace_format.HPARAMS},
-                           **{k: group.get(k) for k in OPTIONS}})
-        signature = inspect.signature(torch.optim.Adamax.__init__).parameters
-        return {
-            "format": trace_format.FORMAT, "version": trace_format.VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "producer": {"torch": torch.__version__, "recorder": "conformance.record"},
-            "parameters": [{"name": name, "shape": list(p.shape), "dtype": str(p.dtype).removeprefix("torch."),
-                            "module": module, "module_class": qualified}
-                           for name, p, module, qualified in self._named],
-            "init": init,
-            "optimizer": {"class": "torch.optim.Adamax",
-                          "constructor": {k: _number(v) for k, v in self.optimizer.defaults.items()},
-                          "torch_defaults": {k: _number(signature[k].default) for k in trace_format.HPARAMS},
-                          "groups": groups},
-            "status": "recording", "steps": 0, "error": None,
-        }
+        groups = [{"params": [index[id(p)] for p in group["params"]],
+                   **{k: _number(group[k]) for k in trace_format.HPARAMS}, **{k: group.get(k) for k in OPTIONS}}
+                  for group in self.optimizer.param_groups]
+        signature = inspect.signature(_torch().optim.Adamax.__init__).parameters
+        return {"class": "torch.optim.Adamax",
+                "constructor": {k: _number(v) for k, v in self.optimizer.defaults.items()},
+                "torch_defaults": {k: _number(signature[k].default) for k in trace_format.HPARAMS},
+                "groups": groups}
 
     def loss(self, value: Any) -> None:
         """The loss of the step about to be taken (a float or a one-element tensor); optional."""
@@ -136,29 +124,19 @@ class Recorder:
         if len(args) > 1 or kwargs.get("closure") is not None:  # args[0] is the optimizer
             raise RuntimeError("conformance.record: optimizer.step(closure) computes its gradients inside the "
                                "step, after the recorder has seen them; call loss.backward() before step()")
-        step = self.steps + 1
-        partial = self.path / f"{trace_format.step_dir(step)}.partial"
-        partial.mkdir()
-        grads = {}
-        for i, (_, param, _, _) in enumerate(self._named):
-            if param.grad is None:
-                continue
-            if param.grad.is_sparse:
+        for _, param, _, _ in self._named:
+            if param.grad is not None and param.grad.is_sparse:
                 raise TypeError("conformance.record: sparse gradients cannot be recorded (Adamax does not take them)")
-            grads[str(i)] = trace_format.write_array(partial / f"g{i:05d}.npy", _host(param.grad))
-        record = {"step": step, "lr": [_number(g["lr"]) for g in optimizer.param_groups], "loss": self._loss,
-                  "grads": grads}
-        (partial / "step.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
-        os.rename(partial, self.path / trace_format.step_dir(step))
-        self.steps, self._loss = step, None
+        grads = ((i, _host(p.grad)) for i, (_, p, _, _) in enumerate(self._named) if p.grad is not None)
+        self._writer.step([_number(g["lr"]) for g in optimizer.param_groups], self._loss, grads)
+        self._loss = None
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
-        error = None if exc_type is None else f"{exc_type.__name__}: {exc}"
-        self.manifest.update(status="complete" if exc_type is None else "interrupted", steps=self.steps, error=error)
-        trace_format.write_json(self.path / trace_format.MANIFEST, self.manifest)
+        if self._writer is not None:
+            self._writer.finish(None if exc_type is None else f"{exc_type.__name__}: {exc}")
         return False  # the loop's exception goes on
 
 
