@@ -42,9 +42,11 @@ class ExperimentalAdamaxSession(MindSporeSession):
         return self.ms.experimental.optim.Adamax(params, **kwargs)
 
     def step(self, grads) -> None:
-        for lr, param in zip(self.lrs, self.optimizer.lrs):  # a per-step lr list, as torch's adapter applies it
+        # a per-step lr list, assigned as mindspore.experimental.optim.lr_scheduler does (ops.assign on the
+        # group's lr; set_data on it was not seen by the compiled step once there were two groups)
+        for lr, group in zip(self.lrs, self.optimizer.param_groups):
             if isinstance(lr, tuple):
-                param.set_data(self.ms.Tensor(lr_at(lr, self.steps_done), self.ms.float32))
+                self.ms.ops.assign(group["lr"], self.ms.Tensor(lr_at(lr, self.steps_done), self.ms.float32))
         self.steps_done += 1
         native = self._last_grads if grads is None else tuple(self._tensor(grads[i]) for i in self.order)
         self._lr_used = self._current_lr()

@@ -187,8 +187,9 @@ def case_schema(framework_extras: dict[str, dict[str, dict]]) -> dict[str, Any]:
                 {"type": "object", "not": {"additionalProperties": {"const": "conform"}}}]}}, "required": ["expect"]},
              "then": {"required": ["reason", "cause"]}},
             # a trace brings the model and the steps (conformance/traces); every other case names them
-            {"if": {"properties": {"gradients": {"type": "object", "properties": {"source": {"const": "trace"}},
-                                                 "required": ["source"]}}, "required": ["gradients"]},
+            {"if": {"properties": {"gradients": {"type": "object", "anyOf": [
+                {"properties": {"source": {"const": "trace"}}, "required": ["source"]}, {"required": ["trace"]}]}},
+                    "required": ["gradients"]},
              "else": {"required": ["model", "steps"]}},
         ],
     }

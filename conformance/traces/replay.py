@@ -49,13 +49,15 @@ def case_id(trace: Trace) -> str:
 def case_file(trace: Trace, frameworks: list[str]) -> str:
     """The case file of a replay: the two ports of the trace, on the CPU, every framework."""
     path, name = str(trace.path.resolve()), case_id(trace)
-    common = {"gradients": {"mode": "replay", "source": "trace", "trace": path}, "devices": ["cpu"],
-              "frameworks": frameworks, "expect": "conform"}
+    def common() -> dict[str, Any]:  # a fresh mapping per case: no YAML anchors in the file
+        return {"gradients": {"mode": "replay", "source": "trace", "trace": path}, "devices": ["cpu"],
+                "frameworks": list(frameworks), "expect": "conform"}
+
     cases = [{"id": f"{name}_ported", "description": "The recorded run replayed with the hyper-parameters a "
-              "careful porter writes (every value explicit, groups as group dicts).", **common},
+              "careful porter writes (every value explicit, groups as group dicts).", **common()},
              {"id": f"{name}_native_defaults", "description": "The recorded run replayed as ported with only the "
               "values the torch code wrote; each framework's defaults for the rest.",
-              **common, "optimizer": {"defaults": "native"}}]
+              **common(), "optimizer": {"defaults": "native"}}]
     head = f"# written by `python -m conformance replay` for the trace {path}\n"
     return head + yaml.safe_dump({"rerun": f"python -m conformance replay {path}", "cases": cases}, sort_keys=False)
 
@@ -123,15 +125,20 @@ def summary_lines(data: dict[str, Any], trace: Trace) -> list[str]:
     if trace.note:
         lines.append(f"  note: {trace.note}")
     for entry in data["items"]:
-        causes = ", ".join((entry.get("attribution") or {}).get("causes") or []) or "none"
+        rows = advice.rows(entry) if entry.get("first_divergent_step") else []
+        causes = ", ".join(f"{r['id']}" + (f" ({'beyond' if r['effect']['beyond'] else 'within'} the tolerance)"
+                                           if r["effect"] else "") for r in rows) or "none"
         lines.append(f"  {entry['case']} [{entry.get('device')}-{entry.get('dtype')}]: {entry['outcome']}"
                      + (f" ({entry['reason']})" if entry["outcome"] in ("skipped", "error", "crashed") else
                         f"; attributed to: {causes}" if entry.get("first_divergent_step") else ""))
         lines += [_pair_line(label, pair) for label, pair in (entry.get("pairs") or {}).items()
                   if pair.get("role") == "primary"]
+        torch_names = {native: p["name"] for p in (entry.get("trace") or {}).get("parameters", [])
+                       for native in (p.get("names") or {}).values()}
         for label, names in (entry.get("decay_skipped") or {}).items():
-            lines.append(f"    {label}'s weight decay skips {len(names)} parameter(s): {', '.join(names)}")
-        for row in advice.rows(entry) if entry.get("first_divergent_step") else []:
+            shown = [f"{n} (torch {torch_names[n]})" if n in torch_names and torch_names[n] != n else n for n in names]
+            lines.append(f"    {label}'s weight decay skips {len(names)} parameter(s): {', '.join(shown)}")
+        for row in rows:
             lines.append(f"    {row['id']} ({row['title']}){_effect_words(row['effect'])}")
             lines.append(f"      what to do: {row['fix'] or 'no fix exists in mindspore.nn.AdaMax'}")
     return lines
