@@ -41,13 +41,16 @@ def _torch():
     return torch
 
 
-def _host(tensor) -> np.ndarray:
-    """A tensor's values as a NumPy array on the host (a view of a CPU tensor, a copy of a GPU one)."""
-    array = tensor.detach().cpu().numpy()
-    if array.dtype.name not in trace_format.DTYPES:
+def _replayable(tensor) -> None:
+    if str(tensor.dtype).removeprefix("torch.") not in trace_format.DTYPES:
         raise TypeError(f"conformance.record: a {tensor.dtype} tensor cannot be replayed; parameters must be "
                         f"{', '.join(trace_format.DTYPES)}")
-    return array
+
+
+def _host(tensor) -> np.ndarray:
+    """A tensor's values as a NumPy array on the host (a view of a CPU tensor, a copy of a GPU one)."""
+    _replayable(tensor)
+    return tensor.detach().cpu().numpy()
 
 
 def _number(value: Any) -> Any:
@@ -96,6 +99,8 @@ class Recorder:
 
     def __enter__(self) -> Recorder:
         self._named = _named(self.optimizer, self.model)
+        for _, param, _, _ in self._named:  # refused before anything is written
+            _replayable(param)
         parameters = [{"name": name, "shape": list(p.shape), "dtype": str(p.dtype).removeprefix("torch."),
                        "module": module, "module_class": qualified} for name, p, module, qualified in self._named]
         self._writer = TraceWriter(self.path, parameters, self._optimizer(),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -59,7 +60,8 @@ def case_file(trace: Trace, frameworks: list[str]) -> str:
               "values the torch code wrote; each framework's defaults for the rest.",
               **common(), "optimizer": {"defaults": "native"}}]
     head = f"# written by `python -m conformance replay` for the trace {path}\n"
-    return head + yaml.safe_dump({"rerun": f"python -m conformance replay {path}", "cases": cases}, sort_keys=False)
+    rerun = f"python -m conformance replay {shlex.quote(path)}"
+    return head + yaml.safe_dump({"rerun": rerun, "cases": cases}, sort_keys=False)
 
 
 def check(path: Path, frameworks: list[str] | None) -> tuple[Trace, list[str]]:
@@ -94,7 +96,10 @@ def replay(path: Path, frameworks: list[str] | None, reports_dir: Path, run_id: 
         cases = Path(tmp) / "cases" / f"{case_id(trace)}.yaml"
         cases.parent.mkdir()
         cases.write_text(case_file(trace, chosen), encoding="utf-8")
-        argv = ["-p", "conformance.plugin", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", "-rfE",
+        # our summary follows pytest's: no short summary (its paths name the temporary folder), and the
+        # frameworks' captured log noise stays in the run's logs/
+        argv = ["-p", "conformance.plugin", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", "-rN",
+                "--show-capture=no",
                 f"--rootdir={tmp}", f"--reports-dir={reports_dir}", f"--run-id={run_id}",
                 "-W", "ignore::DeprecationWarning", *(["-n", workers] if workers != "0" else []), *extra, str(cases)]
         code = int(pytest.main(argv))

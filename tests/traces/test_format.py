@@ -221,6 +221,11 @@ def test_the_recorder_refuses_what_it_cannot_record(tmp_path):
     with pytest.raises(FileExistsError, match="exists and is not an empty folder"):
         with conformance.record(optimizer, tmp_path / "full"):
             pass
+    half = torch.nn.Linear(2, 2).to(torch.bfloat16)
+    with pytest.raises(TypeError, match="a torch.bfloat16 tensor cannot be replayed"):
+        with conformance.record(torch.optim.Adamax(half.parameters()), tmp_path / "b", model=half):
+            pass
+    assert not (tmp_path / "b").exists()
     with pytest.raises(RuntimeError, match=r"step\(closure\)"):
         with conformance.record(optimizer, tmp_path / "c", model=model):
             optimizer.step(lambda: model(torch.randn(2, 4)).sum())
