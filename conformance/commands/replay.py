@@ -3,6 +3,8 @@ written as an ordinary run folder (conformance/traces/replay.py; the format: doc
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 
@@ -25,4 +27,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def replay(args: argparse.Namespace, extra: list[str]) -> int:
     from conformance.traces.replay import replay as run_replay
 
-    return run_replay(Path(args.trace), args.frameworks, Path(args.reports_dir), args.run_id, args.workers, extra)
+    command = "python -m conformance " + shlex.join(sys.argv[1:])  # what the report shows as the run's command
+    return run_replay(Path(args.trace), args.frameworks, Path(args.reports_dir), args.run_id, args.workers, extra,
+                      command)

@@ -16,6 +16,7 @@ summary printed at the end is read from the run's summary.json, as every page is
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import shlex
@@ -81,8 +82,9 @@ def check(path: Path, frameworks: list[str] | None) -> tuple[Trace, list[str]]:
 
 
 def replay(path: Path, frameworks: list[str] | None, reports_dir: Path, run_id: str | None, workers: str,
-           extra: list[str]) -> int:
-    """Check the trace, run its cases, print the summary; the exit status (module docstring)."""
+           extra: list[str], command: str | None = None) -> int:
+    """Check the trace, run its cases, print the summary; the exit status (module docstring). `command`:
+    the user's command line, which the report shows (run.context.command) instead of pytest's."""
     import pytest
 
     try:
@@ -96,10 +98,13 @@ def replay(path: Path, frameworks: list[str] | None, reports_dir: Path, run_id: 
         cases = Path(tmp) / "cases" / f"{case_id(trace)}.yaml"
         cases.parent.mkdir()
         cases.write_text(case_file(trace, chosen), encoding="utf-8")
+        context = Path(tmp) / "context.json"
+        context.write_text(json.dumps({"command": command or f"python -m conformance replay {trace.path}",
+                                       "trace": str(trace.path.resolve())}), encoding="utf-8")
         # our summary follows pytest's: no short summary (its paths name the temporary folder), and the
         # frameworks' captured log noise stays in the run's logs/
         argv = ["-p", "conformance.plugin", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", "-rN",
-                "--show-capture=no",
+                "--show-capture=no", f"--run-context={context}",
                 f"--rootdir={tmp}", f"--reports-dir={reports_dir}", f"--run-id={run_id}",
                 "-W", "ignore::DeprecationWarning", *(["-n", workers] if workers != "0" else []), *extra, str(cases)]
         code = int(pytest.main(argv))
