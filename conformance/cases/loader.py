@@ -216,7 +216,8 @@ def load_file(path: Path, display: str | None = None) -> list[Case | CaseError]:
                 continue
             try:
                 case = build_case(expanded, file, line, text, path.parent)
-                results.append(dataclasses.replace(case, rerun=doc["rerun"]) if "rerun" in doc else case)
+                rerun = doc.get("rerun") if isinstance(case, Case) else None  # a generated file's command
+                results.append(dataclasses.replace(case, rerun=rerun) if rerun else case)
             except CaseError as exc:
                 results.append(exc)
     return results

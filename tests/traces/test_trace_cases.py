@@ -101,3 +101,19 @@ def test_each_mistake_is_one_case_error_naming_the_key(tmp_path, body, key, word
     assert isinstance(error, CaseError), error
     assert (error.case_id, error.key) == ("bad", key), str(error)
     assert words in error.message, error.message
+
+
+def test_a_generated_file_names_its_own_rerun_command(tmp_path):
+    from conformance.cases.case import Item
+    from conformance.cases.loader import load_file
+    from conformance.results.entry import rerun_command
+
+    _record(tmp_path / "t", lambda m: torch.optim.Adamax(m.parameters()))
+    path = tmp_path / "c.yaml"
+    path.write_text("rerun: python -m conformance replay 't t'\ncases:\n"
+                    "  - id: own\n    gradients: {mode: replay, source: trace, trace: t}\n", encoding="utf-8")
+    (case,) = load_file(path, "cases/c.yaml")
+    assert rerun_command(Item(case, "cpu", "float32")) == "python -m conformance replay 't t' -k own"
+    path.write_text("rerun: [1]\ncases:\n  - id: own\n    gradients: {mode: replay, source: trace, trace: t}\n")
+    (error,) = load_file(path, "cases/c.yaml")
+    assert isinstance(error, CaseError) and error.key == "rerun" and "the command that reruns" in error.message
