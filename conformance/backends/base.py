@@ -46,9 +46,10 @@ class Session(abc.ABC):
         entry is a parameter without a gradient this step (the runner feeds it per Backend.missing_grad)."""
 
     @abc.abstractmethod
-    def lr_used(self) -> float:
+    def lr_used(self) -> float | list[float]:
         """The learning rate the last step used, as the framework holds it (a schedule's value, a float32
-        variable's value): the oracles step with it."""
+        variable's value): the oracles step with it. One value per parameter group where the case has
+        groups (`optimizer.groups`), in their order."""
 
     @abc.abstractmethod
     def params(self) -> list[np.ndarray]:
@@ -62,7 +63,9 @@ class Session(abc.ABC):
 
     @abc.abstractmethod
     def hparams(self) -> dict[str, Any]:
-        """Effective hyper-parameters, neutral names, extras that change the formula included."""
+        """Effective hyper-parameters, neutral names, extras that change the formula included; where the
+        case has parameter groups, `groups`: each {"params": parameter indices, and its effective lr, betas,
+        eps, weight_decay} (numerics/formulas.py per_parameter reads them)."""
 
     def native_state(self) -> dict[str, Any]:
         """The optimizer state in the framework's own layout (Backend.state_layout), NumPy arrays and plain
@@ -92,6 +95,10 @@ class Backend(abc.ABC):
     # its state untouched (torch's `.grad is None`); "zeros": it must be given one, and is fed zeros.
     missing_grad: ClassVar[str] = "zeros"
     package: ClassVar[str | None] = None  # the distribution whose version a run records (default: name)
+    # whether its sessions build a recorded trace's bare parameters (model kind `trace`, conformance/traces),
+    # and apply a case's parameter groups (`optimizer.groups`)
+    replays_traces: ClassVar[bool] = False
+    takes_groups: ClassVar[bool] = False
     formula_of: ClassVar[str | None] = None  # its FEATURES entry when another's (default: name)
     # the layout of its optimizer state that conformance.convert_state reads and writes ("torch",
     # "mindspore"), or None: its sessions cannot export or load one (no `resume:`)
@@ -115,6 +122,15 @@ class Backend(abc.ABC):
     def unavailable(self, device: str, dtype: str) -> str | None:
         """None if this framework can run here, else the exact reason it cannot (for the skip message)."""
 
+    def unsupported(self, item: Item) -> str | None:
+        """None if this adapter can build the item's model, else why not (for the skip message)."""
+        if item.case.model.kind == "trace" and not self.replays_traces:
+            return (f"the {self.name} adapter builds only the suite's own models, not a recorded trace's "
+                    "parameters (Backend.replays_traces)")
+        if item.case.optimizer.groups and not self.takes_groups:
+            return f"the {self.name} adapter does not map parameter groups (Backend.takes_groups)"
+        return None
+
     @abc.abstractmethod
     def version(self) -> str | None:
         """The installed version, or None where it is not installed."""
@@ -137,6 +153,19 @@ class Backend(abc.ABC):
     def probe(self, request: dict[str, Any]) -> None:
         """Build the optimizer on an unusual input and take one step; raise what the framework raises.
         request: hparams (neutral, only those given), param {shape, dtype}, empty_params, lr_as_tensor."""
+
+
+def param_groups(spec: SessionSpec) -> list[tuple[list[int], dict[str, Any]]]:
+    """The case's parameter groups (`optimizer.groups`) as (parameter indices, model order; the neutral
+    values the group sets); [] without groups."""
+    index = {name: i for i, name in enumerate(spec.init)}
+    return [([index[n] for n in group["params"]], {k: v for k, v in group.items() if k != "params"})
+            for group in spec.item.case.optimizer.groups]
+
+
+def lr_at(lr: Any, step: int) -> float:
+    """A learning rate at a step (0-based): a number, or a per-step list holding its last value past its end."""
+    return float(lr[min(step, len(lr) - 1)]) if isinstance(lr, (list, tuple)) else float(lr)
 
 
 def import_problem(module: str, load: Callable[[], Any]) -> str | None:

@@ -48,14 +48,18 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A small architecture described neutrally; every adapter builds the same one."""
+    """A small architecture described neutrally; every adapter builds the same one. Kind `trace`: the
+    parameters of a recorded torch model (conformance/traces), no layers: its gradients are replayed."""
 
-    kind: str  # linear | mlp | layernorm_mlp
-    sizes: tuple[int, ...]  # linear: (in, out); mlp: (in, hidden..., out)
+    kind: str  # linear | mlp | layernorm_mlp | trace
+    sizes: tuple[int, ...]  # linear: (in, out); mlp: (in, hidden..., out); trace: ()
     activation: str = "relu"
     init_seed: int = 0
     init_scale: float | None = None  # None: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as both frameworks do
-    names: tuple[str, ...] | None = None  # optional layer names, e.g. ("gamma_proj", "norm", "head")
+    names: tuple[str, ...] | None = None  # optional layer names, e.g. ("gamma_proj", "norm", "head"); trace:
+                                          # the parameters' torch names
+    shapes: tuple[tuple[int, ...], ...] = ()  # trace: each parameter's shape
+    modules: tuple[str, ...] = ()  # trace: the torch module class owning each parameter (LayerNorm, ...)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ class GradientSpec:
     """
 
     mode: str = "autograd"  # autograd | replay
-    source: str = "generated"  # replay only: generated | <framework name>
+    source: str = "generated"  # replay only: generated | trace | <framework name>
+    trace: str | None = None  # source trace: the trace folder (resolved against the case file's folder)
     seed: int = 2
     distribution: str = "normal"  # normal | uniform | constant | zeros
     scale: float = 1.0
@@ -100,6 +105,9 @@ class OptimizerSpec:
     hparams: dict[str, Any] = field(default_factory=dict)  # neutral keys given in the case; lr may be a list
     schedule: dict[str, Any] | None = None  # {kind: cosine, max_lr, min_lr, period}
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)  # framework name -> native-only options
+    # parameter groups: each {"params": (neutral names...), and the neutral keys it sets (lr, betas, eps,
+    # weight_decay)}; every parameter in one group. Empty: one group, as the hyper-parameters say.
+    groups: tuple[dict[str, Any], ...] = ()
 
     def neutral(self) -> dict[str, Any]:
         """Hyper-parameters for a framework that takes neutral defaults: given keys over paper defaults."""
@@ -144,6 +152,7 @@ class Case:
     # framework -> expectation of the primary pair frameworks[0]~framework, where `expect:` was a mapping
     expect_pairs: dict[str, str] = field(default_factory=dict)
     resume: ResumeSpec | None = None  # start the compared steps from a state another framework trained
+    rerun: str | None = None  # the command that reruns this case when `pytest <node id>` cannot (a generated file)
 
     @property
     def first_step(self) -> int:

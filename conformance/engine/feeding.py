@@ -12,21 +12,20 @@ import numpy as np
 from conformance import backends
 from conformance.cases.case import Item
 from conformance.engine import models
+from conformance.errors import FrameworkError
+from conformance.traces.format import TraceError
 
 
 def gradient_stream(item: Item, init: dict[str, np.ndarray]) -> Iterator[list[np.ndarray | None]] | None:
-    """The generated replay sequence (one gradient per parameter per step), or None: the frameworks'
-    autograd (or one framework's, replayed to the others) gives the gradients."""
-    spec = item.case.gradients
-    if spec.mode == "replay" and spec.source == "generated":
-        return models.generated_gradients(spec, list(init), [a.shape for a in init.values()])
-    return None
+    """The replayed sequence (generated, or a trace's recorded gradients; one per parameter per step), or
+    None: the frameworks' autograd (or one framework's, replayed to the others) gives the gradients."""
+    return models.gradient_stream(item.case, init)
 
 
 def replay_source(item: Item) -> str | None:
     """The framework whose autograd gradients are replayed to every side, or None."""
     spec = item.case.gradients
-    return spec.source if spec.mode == "replay" and spec.source != "generated" else None
+    return spec.source if spec.mode == "replay" and spec.source not in ("generated", "trace") else None
 
 
 def feed(framework: str, item: Item, replay: list[np.ndarray | None],
@@ -58,3 +57,12 @@ def as_fed_to(item: Item, grads: list, source: str, framework: str, shapes: list
             with np.errstate(over="ignore", invalid="ignore"):
                 out.append(g if factor == 1.0 else np.asarray(g * factor, dtype=g.dtype))
     return out
+
+
+def next_replay(stream: Iterator[list[np.ndarray | None]] | None, step: int) -> list[np.ndarray | None] | None:
+    """The next replayed gradients; a trace file that went bad after the case was loaded ends the item
+    as an error naming the file and step."""
+    try:
+        return next(stream) if stream is not None else None
+    except TraceError as exc:
+        raise FrameworkError("trace", step, exc) from exc

@@ -3,9 +3,12 @@
 Both frameworks must start from the same numbers, so nothing here depends on a framework's own RNG or
 initialiser. Parameters are named neutrally `<layer>.weight` / `<layer>.bias`; each adapter maps them to
 its native names (MindSpore's LayerNorm calls them gamma/beta, which matters for its weight decay).
+A model of kind `trace` has no layers: its parameters, their initial values and every step's gradients
+are a recorded torch run's (conformance/traces/format.py), read one step at a time.
 """
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from conformance.cases.case import DataSpec, GradientSpec, ModelSpec
+from conformance.cases.case import Case, DataSpec, GradientSpec, ModelSpec
+from conformance.traces.format import open_trace
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,10 @@ class Layer:
 
 
 def layers(spec: ModelSpec) -> list[Layer]:
-    """The layer sequence every adapter builds, in order, with the names its parameters take."""
+    """The layer sequence every adapter builds, in order, with the names its parameters take (none for a
+    trace: its parameters are bare tensors)."""
+    if spec.kind == "trace":
+        return []
     sizes = spec.sizes
     names = list(spec.names) if spec.names else None
     out: list[Layer] = []
@@ -84,11 +91,32 @@ def init_arrays(spec: ModelSpec) -> dict[str, np.ndarray]:
 
 def init_arrays_names(spec: ModelSpec) -> list[str]:
     """Neutral parameter names in model order, without generating any values."""
+    if spec.kind == "trace":
+        return list(spec.names or ())
     names: list[str] = []
     for layer in layers(spec):
         if layer.kind in ("dense", "layernorm"):
             names += [f"{layer.name}.weight", f"{layer.name}.bias"]
     return names
+
+
+def initial(case: Case) -> dict[str, np.ndarray]:
+    """The initial parameters of a case: generated from the model's seed, or a trace's recorded ones (in
+    the trace's dtype, which every adapter casts to exactly)."""
+    if case.model.kind == "trace":
+        return open_trace(case.gradients.trace).init_arrays()
+    return init_arrays(case.model)
+
+
+def gradient_stream(case: Case, init: dict[str, np.ndarray]) -> Iterator[list[np.ndarray | None]] | None:
+    """The replayed gradients of a case, step by step (None: each framework differentiates its own loss,
+    or one framework's autograd is replayed: the runner asks it step by step)."""
+    spec = case.gradients
+    if spec.mode == "replay" and spec.source == "trace":
+        return open_trace(spec.trace).gradients(case.steps)
+    if spec.mode == "replay" and spec.source == "generated":
+        return generated_gradients(spec, list(init), [a.shape for a in init.values()])
+    return None
 
 
 def _draw(rng: np.random.Generator, distribution: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -103,6 +131,8 @@ def _draw(rng: np.random.Generator, distribution: str, shape: tuple[int, ...]) -
 
 def batches(data: DataSpec, model: ModelSpec) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(inputs, targets) for each step, float64; the same batch every step unless `resample`."""
+    if model.kind == "trace":  # replayed gradients: no forward pass, no data
+        yield from itertools.repeat((np.zeros((data.batch, 0)), np.zeros((data.batch, 0))))
     rng = np.random.default_rng(data.seed)
     shape_x, shape_y = (data.batch, model.sizes[0]), (data.batch, model.sizes[-1])
     x, y = _draw(rng, data.distribution, shape_x), _draw(rng, data.distribution, shape_y)

@@ -32,11 +32,13 @@ from conformance.cases.case import QUANTITIES, Item, Tolerance
 from conformance.engine import feeding, models, resume
 from conformance.engine.checker import Checker
 from conformance.errors import FrameworkError
-from conformance.numerics import attribution
+from conformance.numerics import attribution, formulas
 from conformance.numerics.diff import diff, msprobe, nonfinite
 from conformance.numerics.oracles import formula_metrics
 from conformance.results.storage import StepWriter
 from conformance.results.verdict import PairTracker, judge
+from conformance.traces import porting
+from conformance.traces.format import TraceError
 
 ORACLE = "oracle"
 # `oracle_stride: auto` checks the oracles on every step up to this many parameters, and above it on
@@ -82,7 +84,7 @@ def _open_sides(item: Item, init: dict[str, np.ndarray], skipped: dict[str, str]
         backend = backends.get(framework)
         for device in devices:
             label = framework if device == item.device else f"{framework}@cpu"
-            reason = backend.unavailable(device, item.dtype)
+            reason = backend.unavailable(device, item.dtype) or backend.unsupported(item)
             if reason:
                 skipped[label] = reason
                 continue
@@ -243,7 +245,7 @@ def _observe(sides: dict[str, Side], step: int, received: dict[str, list[np.ndar
     oracle_inputs = {}
     for label, side in sides.items():
         if due and "@" not in label:
-            hparams = {**side.hparams, "lr": side.session.lr_used()}
+            hparams = formulas.with_lr(side.hparams, side.session.lr_used())
             oracle_inputs[label] = (hparams, side.values, received[label], list(side.counts))
         _read(side, keep)
     return Observation(step, {label: side.values for label, side in sides.items()},
@@ -301,10 +303,20 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
     return check
 
 
+def _decay_skipped(sides: dict[str, Side], names: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Per side, the parameters its decay filter leaves undecayed although weight decay is set (MindSpore's
+    names holding beta or gamma); sides without any are left out."""
+    out = {}
+    for label, side in sides.items():
+        features = backends.get(side.framework).formula.features
+        if skipped := formulas.decay_skipped(features, names[label], side.hparams):
+            out[label] = skipped
+    return out
+
+
 def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     """Run an item to the end (or to a framework error) and return its summary entry."""
     started = time.perf_counter()
-    init = models.init_arrays(item.case.model)
     skipped: dict[str, str] = {}
     path = steps_dir / f"{item.slug}.jsonl"
 
@@ -313,6 +325,10 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
             pass
         return judge(item, {}, {}, skipped, error, path, time.perf_counter() - started)
 
+    try:
+        init = models.initial(item.case)
+    except TraceError as exc:  # a trace's file went bad after the case was loaded
+        return nothing_ran(FrameworkError("trace", 0, exc))
     replay_stream = feeding.gradient_stream(item, init)
     batch_stream = models.batches(item.case.data, item.case.model)
     resumed = item.case.resume
@@ -326,6 +342,8 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
             resume.load(side, warm)
     except FrameworkError as exc:  # a framework refused the configuration (or the state) before step 1
         return nothing_ran(exc)
+    except TraceError as exc:  # a trace's file went bad after the case was loaded
+        return nothing_ran(FrameworkError("trace", 0, exc))
     source = feeding.replay_source(item)
     if source is not None and source not in sides:
         skipped.setdefault(source, "the replay source cannot run here")
@@ -353,9 +371,9 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
         checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor), threaded)
         try:
             for step in range(item.case.first_step, last + 1):
-                replay = next(replay_stream) if replay_stream is not None else None
                 batch = next(batch_stream)
                 try:
+                    replay = feeding.next_replay(replay_stream, step)
                     received = _step_all(sides, item, step, batch, replay, checker.wait)
                 except FrameworkError as exc:
                     error = exc
@@ -368,7 +386,10 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
                 checker.submit(_observe(sides, step, received, due, keep), holds_views=not keep)
         finally:
             checker.close()
+    facts = {"decay_skipped": _decay_skipped(sides, names)}
+    if item.case.model.kind == "trace":
+        facts["trace"] = porting.facts(item.case, names)
     entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started,
-                  attributor.as_dict() if attributor else None)
+                  attributor.as_dict() if attributor else None, facts)
     entry["oracle"] = {"stride": stride, "setting": item.case.oracle_stride, "steps_checked": checked}
     return entry

@@ -116,6 +116,41 @@ def _decay_words(features: Features) -> str:
     return "L2 into the gradient, every parameter"
 
 
+def decays(name: str, hp: dict[str, Any]) -> bool:
+    """MindSpore's decay filter: ungrouped, parameters whose name holds 'beta' or 'gamma' are skipped;
+    a parameter group that sets weight_decay decays all of its parameters."""
+    return bool(hp.get("param_groups")) or ("beta" not in name and "gamma" not in name)
+
+
+def decay_skipped(features: Features, names: list[str], hp: dict[str, Any]) -> list[str]:
+    """The parameters a formula with the decay filter leaves undecayed although weight decay is set (a
+    port's surprise: torch decays them); [] for a formula without the filter or without weight decay."""
+    if not features.decay_filter:
+        return []
+    hps = per_parameter(hp, len(names))
+    return [n for n, h in zip(names, hps) if float(h.get("weight_decay") or 0.0) > 0 and not decays(n, h)]
+
+
+def per_parameter(hp: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """Each parameter's hyper-parameters: the top-level ones, or where the optimizer has parameter groups
+    (hp["groups"]: each {"params": indices, and its values}) its group's values over them; a grouped
+    parameter has `param_groups` set (MindSpore's decay filter does not act on groups)."""
+    out = [hp] * count
+    for group in hp.get("groups") or ():
+        merged = {**hp, **{k: v for k, v in group.items() if k != "params"}, "param_groups": True}
+        for index in group["params"]:
+            out[index] = merged
+    return out
+
+
+def with_lr(hp: dict[str, Any], lr: float | list[float]) -> dict[str, Any]:
+    """Hyper-parameters with the learning rate a step used: one value, or one per parameter group."""
+    if isinstance(lr, (list, tuple)):
+        groups = [{**g, "lr": v} for g, v in zip(hp.get("groups") or (), lr)]
+        return {**hp, "lr": lr[0], **({"groups": groups} if groups else {})}
+    return {**hp, "lr": lr}
+
+
 def describe(name: str, features: Features) -> dict[str, Any]:
     """{"kind", "camp", "eps", "weight_decay", "features"} of an implementation's formula, for run.api;
     every word derived from its features (and NOTES)."""

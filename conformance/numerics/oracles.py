@@ -66,7 +66,7 @@ from conformance.numerics.diff import (
     worst_start,
 )
 from conformance.numerics.float16 import decayed, scalar16, signed_float16, to_float16, torch_lerp
-from conformance.numerics.formulas import EPS_MODES, FEATURES, Features
+from conformance.numerics.formulas import EPS_MODES, FEATURES, Features, decays, per_parameter
 
 if AVAILABLE:
     from conformance.numerics.compiled import float64_bits
@@ -235,12 +235,6 @@ def float32_power(beta1: float, t: int) -> float:
     return float(powers[t])
 
 
-def decays(name: str, hp: dict[str, Any]) -> bool:
-    """MindSpore's decay filter: ungrouped, parameters whose name holds 'beta' or 'gamma' are skipped;
-    a parameter group that sets weight_decay decays all of its parameters."""
-    return bool(hp.get("param_groups")) or ("beta" not in name and "gamma" not in name)
-
-
 def _flat(x: np.ndarray, compute: str) -> np.ndarray:
     """An operand as the formula reads it: rounded to the compute dtype where that is narrower than the
     case's (MindSpore's float64 parameters); float32/float64 otherwise kept (the loops widen each
@@ -389,7 +383,8 @@ def formula_metrics(formula: Formula, pre: dict[str, list[np.ndarray]], post: di
     like the comparator's (params: name, state: m:name / u:name). The bound is eps of the formula's compute
     dtype unless `bounds_dtype` says whose precision to hold the values to."""
     bounds = oracle_bounds(tolerance, bounds_dtype or formula.compute_dtype(dtype))
-    tensors = [tensor_metrics(formula, pre, post, i, grads[i], counts[i], step, hp, name, dtype, tolerance, bounds)
+    hps = per_parameter(hp, len(names))  # a parameter group's values where the optimizer has groups
+    tensors = [tensor_metrics(formula, pre, post, i, grads[i], counts[i], step, hps[i], name, dtype, tolerance, bounds)
                for i, name in enumerate(names)]
     return {"params": {name: t["params"] for name, t in zip(names, tensors)},
             "state": {**{f"m:{name}": t["m"] for name, t in zip(names, tensors)},

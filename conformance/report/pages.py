@@ -56,7 +56,8 @@ def _titles(ids: list[str]) -> str:
 def cause(entry: dict[str, Any]) -> str:
     """The root cause an item belongs to: the causes its divergence is attributed to (by computation,
     conformance/numerics/attribution.py), else the causes its case declares (errors, NaN/Inf, interface items),
-    else why it did not run or failed."""
+    else why it did not run or failed (a failed item expecting agreement: the causes it is attributed to,
+    as a replayed trace's items are)."""
     outcome = entry.get("outcome")
     if outcome in NOT_RUN:
         return f"{outcome}: {entry.get('reason') or 'no reason recorded'}"
@@ -67,6 +68,8 @@ def cause(entry: dict[str, Any]) -> str:
         return "declared: " + _titles(entry["cause"])
     if entry.get("expect") in ("diverge", "nonfinite", "error") and entry.get("reason"):
         return entry["reason"]
+    if outcome == "failed" and attribution.get("causes") and entry.get("expect") == "conform":
+        return "diverged where agreement was expected; attributed: " + _titles(attribution["causes"])
     if outcome == "failed":
         return "undeclared divergence: a case expecting agreement diverged, or a framework left its oracle"
     return "no declared difference (cases expecting agreement)"

@@ -3,8 +3,8 @@
 Layout written into the run folder: index.html (the result first: counts, the causes of the differences
 found, what failed; then, folded, the command, the machine and why items did not run; changes since a
 reference when the run was compared (changes.json), root causes, the sortable/filterable item table that
-fits a 1280-pixel window) and items/<slug>.html (one page
-per item: case text, repro command, first divergence, plots).
+fits a 1280-pixel window) and items/<slug>.html (one page per item: case text, repro command, attribution
+and what to do, a replayed trace's parameters, first divergence, plots).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from conformance.report import changes, frameworks_table, measured, pages
+from conformance.report import advice, changes, frameworks_table, measured, pages
 from conformance.report.series import read_curves
 from conformance.results import storage
 from conformance.results.entry import NOT_RUN
@@ -34,7 +34,8 @@ def render_item(run_dir: Path, run: dict[str, Any], entry: dict[str, Any], group
         curves = read_curves(jsonl, int(entry["steps"]))
         svg = item_svg(curves, entry, salt=pages.item_slug(entry))
     return pages.environment().get_template("item.html.j2").render(
-        run=run, it=entry, group=group, svg=svg, curves=curves, jsonl_missing=jsonl is not None and not jsonl.exists())
+        run=run, it=entry, group=group, svg=svg, curves=curves, jsonl_missing=jsonl is not None and not jsonl.exists(),
+        advice=advice.rows(entry) if entry.get("first_divergent_step") else [])
 
 
 def search_section(run_dir: Path, items: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ that could not be loaded, an item whose process died), is an entry with the keys
 """
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from conformance.cases.case import Item
@@ -25,7 +26,10 @@ BLANK: dict[str, Any] = {
 
 
 def rerun_command(item: Item) -> str:
-    """The command that reruns exactly this item."""
+    """The command that reruns exactly this item (a generated case file's own command, e.g. a replay's,
+    with -k selecting the case)."""
+    if item.case.rerun:
+        return f"{item.case.rerun} -k {shlex.quote(item.case.id)}"
     return f"pytest '{item.nodeid}'"
 
 

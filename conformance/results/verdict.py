@@ -246,8 +246,9 @@ def cause_problem(item: Item, attribution: dict[str, Any] | None) -> str | None:
 
 def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: dict[str, str],
           error: FrameworkError | None, jsonl: Path, seconds: float,
-          attribution: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The item's summary.json entry, with `outcome` and, when it did not pass, a `message`."""
+          attribution: dict[str, Any] | None = None, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The item's summary.json entry, with `outcome` and, when it did not pass, a `message`; `facts`: what
+    the run found beside the figures (decay_skipped, trace), entered as they are."""
     primaries = [t for t in trackers.values() if t.role == "primary"]  # one per framework after the first
     primary = primaries[0] if primaries else None  # its figures are the entry's top-level ones
     controls = [t for t in trackers.values() if t.role != "primary"]
@@ -266,7 +267,7 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         hparams={label: {k: list(v) if isinstance(v, tuple) else v for k, v in side.hparams.items()}
                  for label, side in sides.items()},
         nonfinite={label: side.nonfinite for label, side in sides.items()},
-        jsonl=f"steps/{jsonl.name}", seconds=round(seconds, 3))
+        jsonl=f"steps/{jsonl.name}", seconds=round(seconds, 3), **(facts or {}))
     bad_controls = [t for t in controls if t.observed != t.expect]
     if error is None and not sides and not trackers:
         entry.update(observed="skipped", outcome="skipped",
