@@ -61,7 +61,7 @@ DEFINED = _top_level_names()
 CALL = re.compile(r"^([A-Za-z_]\w*)\(\)$")
 # The frameworks' own private functions, cited as the sources a formula was read from.
 FRAMEWORK_INTERNALS = {"_single_tensor_adamax", "_multi_tensor_adamax", "_apply_decay", "_apply_weight_decay"}
-PRIVATE = re.compile(r"(?<![\w.`])(_[a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b")  # a private helper named in prose
+PRIVATE = re.compile(r"(?<![\w.`>}])(_[a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b")  # a private helper named in prose
 
 
 def _texts(path: Path) -> list[tuple[int, str]]:
