@@ -16,6 +16,8 @@ from conformance.release.rules import (
 )
 from conformance.results.entry import RAN
 
+# How an unchanged item is unchanged, in the order the counts are written.
+HOW = ("bitwise identical", "within the noise rule", "not run on either side")
 KINDS = ("new divergence", "vanished divergence", "error/skip", "moved", "new item", "removed item", "unchanged")
 
 
@@ -165,7 +167,7 @@ class Comparison:
         for change in self.items:
             if change.kind == "unchanged":
                 out[change.how] = out.get(change.how, 0) + 1
-        return out
+        return {how: out[how] for how in sorted(out, key=lambda how: (HOW.index(how) if how in HOW else len(HOW), how))}
 
     def as_dict(self) -> dict[str, Any]:
         return {"baseline": self.old_source, "run": self.new_source, "noise_rule": self.rule.describe(),
@@ -295,7 +297,8 @@ def render(result: Comparison, verbose: bool = False, names: tuple[str, str] = (
             lines += [f"      {d}" for d in change.details]
     elif unchanged:
         lines.append(f"unchanged: {len(unchanged)} items (listed with -v)")
-    lines.append("result: " + ("CHANGED (exit 1)" if result.changed else "UNCHANGED: no item and no API changed (exit 0)"))
+    lines.append("result: " + ("CHANGED (exit 1)" if result.changed
+                               else "UNCHANGED: no item and no API changed (exit 0)"))
     return "\n".join(lines)
 
 

@@ -142,7 +142,8 @@ def test_new_errors_and_skips_and_items_that_run_again(real_summary, tmp_path, c
     assert code == 1
     assert _kinds(real_summary, new) == {AGREE: ("error/skip", "NEW ERROR"), EPS: ("error/skip", "NEW SKIP")}
     # one line per item, its reason once in the numbered list after them
-    assert f"  NEW ERROR (1): ran in the reference, errors now\n    was conform, now error, reason [1] (1):\n      {AGREE}\n" in out
+    assert (f"  NEW ERROR (1): ran in the reference, errors now\n    was conform, now error, reason [1] (1):\n"
+            f"      {AGREE}\n") in out
     assert "  [1] mindspore raised TypeError at step 1: x\n" in out
     code, out, _ = _compare(tmp_path, real_summary, new, "--accept-environment", "-v", capsys=capsys)
     assert "now: error: mindspore raised TypeError at step 1: x" in out  # -v: every item with its details
@@ -187,8 +188,8 @@ def test_new_skipped_items_are_one_line_each_and_their_reasons_are_given_once_by
         "    skipped, reason [2] (1):", "      cases/g.yaml::g2[gpu-float32]"]
     assert out.count("MindSpore GPU needs a driver") == 2  # once per distinct reason, not once per item
     reasons = lines[lines.index("reasons:"):]
-    assert reasons[1:6] == ["  [1] torch: no CUDA device here", "      mindspore: MindSpore GPU needs a driver; none here",
-                            "  [2] torch: no CUDA device here", "      mindspore: MindSpore GPU needs a driver; none here",
+    gpu_lines = ["torch: no CUDA device here", "      mindspore: MindSpore GPU needs a driver; none here"]
+    assert reasons[1:6] == [f"  [1] {gpu_lines[0]}", gpu_lines[1], f"  [2] {gpu_lines[0]}", gpu_lines[1],
                             "      keras, keras@cpu: keras is not installed"]
 
 
