@@ -90,6 +90,11 @@ FEATURES: dict[str, Features] = {
     # count for the whole tree; weight decay as the suite chains it: add_decayed_weights (L2) before adamax,
     # g + wd*p in the parameter's dtype (wd a weak-typed Python float), each op rounded as JAX's ops are.
     "optax": Features(moment="mul_add", step_count="global"),
+    # optax.adamaxw 0.2.8 (optax/_src/alias.py adamaxw): scale_by_adamax as optax.adamax, then
+    # add_decayed_weights(wd) on the update and scale_by_learning_rate: p - lr*(m/(1 - b1**count)/u + wd*p),
+    # the decay decoupled from the moments (Keras's p*(1 - wd*lr) in exact arithmetic; the float64 oracle
+    # evaluates both the same way, the order of the rounding is within its bound).
+    "optax_adamaxw": Features(moment="mul_add", step_count="global", decay="decoupled"),
     # paddle.optimizer.Adamax 3.3.1 (paddle/phi/kernels/impl/adamax_kernel_impl.h, python/paddle/optimizer/
     # adamax.py): m = b1*m + (1-b1)*g; u = max(b2*u + eps, |g|); p -= lr/(1 - beta1_pow) * m/u; beta1, beta2,
     # eps are float attributes and lr a float32 tensor; beta1_pow a per-parameter float32 accumulator
@@ -99,7 +104,8 @@ FEATURES: dict[str, Features] = {
     "paddle": Features(eps="decayed_u", moment="mul_add", scalars="float32"),
 }
 # What the features cannot say about an implementation, for its description.
-NOTES = {"optax": "optax.adamax has no weight decay; the suite chains add_decayed_weights (L2) before it"}
+NOTES = {"optax": "optax.adamax has no weight decay; the suite chains add_decayed_weights (L2) before it",
+         "optax_adamaxw": "optax.adamaxw adds wd*p to the update before the lr scales it; default weight_decay 1e-4"}
 
 # The words for each feature value, from which every description is derived.
 CAMPS = {"max": "torch-like", "denominator": "MindSpore-like", "decayed_u": "Paddle (its own)"}
