@@ -3,7 +3,7 @@
 Without --runs it runs the whole suite once per release, each in a virtualenv of its own
 (conformance/release/virtualenvs.py, `.tox/releases/`), reusing a stored run whose fingerprint still
 matches: by default once per MindSpore release (2.8.0, 2.9.0, 2.10.0) with the pinned torch; with --torch
-alone once per torch release with the pinned MindSpore (`--torch 2.13.0 2.14.1 2.15.0 --out docs/releases
+alone once per torch release with the pinned MindSpore (`--torch 2.13.0 2.14.1 2.15.0 --out <folder>
 --name torch` writes the committed torch page); with both, the MindSpore releases and then the torch ones.
 With --runs it renders stored run folders, oldest release first, and runs nothing. Extra options go to each
 suite run (e.g. -n 0).

@@ -43,6 +43,8 @@ class Features:
                                      # fl16(fl16(wd)*p), then g + that (below 2^-14 in whole units of
                                      # 2^-24: 7.35 units of decay are 7); MindSpore's 1/loss_scale multiply
                                      # rounds too; decoupled stores p*(1 - wd*lr). False: computed in float32
+    decay_factor: str = "exact"      # decoupled decay's factor 1 - wd*lr: "exact" (in the formula's
+                                     # precision, optax) | "float32": formed as a float32 tensor (Keras)
 
     def differences(self, other: Features) -> list[str]:
         """Names of the features whose values differ."""
@@ -84,7 +86,7 @@ FEATURES: dict[str, Features] = {
     # (torch_optimizer.py _apply_weight_decay) is torch._foreach_mul_ by 1 - wd*lr, a float32 0-d tensor
     # (its lr is a float32 variable): the factor is float32, the product rounded to the variable's dtype.
     "keras": Features(eps="denominator", moment="mul_add", step_count="global", decay="decoupled",
-                      float16_denominator=True),
+                      decay_factor="float32", float16_denominator=True),
     # optax.adamax 0.2.8 (optax/_src/transform.py scale_by_adamax, tree_utils): m = (1-b1)*g + b1*m;
     # u = max(|g| + eps, b2*u) (jnp.maximum propagates NaN); p += -lr * (m / (1 - b1**count)) / u with one
     # count for the whole tree; weight decay as the suite chains it: add_decayed_weights (L2) before adamax,
@@ -116,7 +118,8 @@ EPS_WORDS = {"max": "inside the max: u = max(b2*u, |g| + eps)",
 
 def _decay_words(features: Features) -> str:
     if features.decay == "decoupled":
-        return "decoupled: p*(1 - wd*lr) before the step, every variable, the factor in float32"
+        factor = ", the factor in float32" if features.decay_factor == "float32" else ""
+        return f"decoupled: p*(1 - wd*lr) before the step, every variable{factor}"
     if features.decay_filter:
         return "L2 into the gradient, skipped for names holding beta/gamma"
     return "L2 into the gradient, every parameter"

@@ -280,8 +280,10 @@ class Formula:
         wd = float(hp.get("weight_decay") or 0.0)
         if f.decay_filter and not decays(name, hp):
             wd = 0.0
-        if f.decay == "decoupled":  # p *= 1 - wd*lr, the factor a float32 tensor (Keras's lr is a float32 variable)
+        if f.decay == "decoupled" and f.decay_factor == "float32":  # Keras: 1 - wd*lr a float32 tensor
             wd = 1.0 - float(np.float32(1.0 - np.float32(np.float32(wd) * np.float32(lr))))
+        elif f.decay == "decoupled":  # p *= 1 - wd*lr in the formula's own precision (optax.adamaxw)
+            wd *= lr
         loss_scale = float(hp.get("loss_scale", 1.0)) if f.loss_scale else 1.0
         float16 = dtype == "float16"
         return (lr / (1.0 - power), beta1, beta2, eps, wd, loss_scale, -1.0 if hp.get("maximize") else 1.0,

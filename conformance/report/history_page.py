@@ -1,6 +1,6 @@
 """The "AdaMax behaviour across releases" page (Markdown and its HTML twin), from the data of
 conformance.release.across_releases; its title names the framework whose releases vary ("across torch
-releases"). `history --torch ... --out docs/releases --name torch` writes the committed torch page."""
+releases"). `history --torch ... --out <folder> --name torch` writes the torch page."""
 from __future__ import annotations
 
 from pathlib import Path
