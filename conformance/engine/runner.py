@@ -266,7 +266,7 @@ def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, nam
                                       grads, counts, names[label])
     left, right = labels
     fed = feeding.as_fed_to(item, out[left].grads, sides[left].framework, sides[right].framework,
-                     [p.shape for p in out[left].pre["params"]])
+                            [p.shape for p in out[left].pre["params"]])
     out[right] = dataclasses.replace(out[right], grads=fed)
     return out
 
