@@ -200,6 +200,7 @@ FULL = {
                   "prescale": {"mindspore": 2.0}},
     "optimizer": {**VALID["optimizer"], "schedule": {"kind": "cosine", "max_lr": 0.1, "min_lr": 0.0, "period": 3},
                   "mindspore_graph": {"loss_scale": 1.0}, "optax": {"learning_rate": 0.01},
+                  "optax_adamaxw": {"learning_rate": 0.01},
                   "groups": [{"params": ["dense0.weight", "dense0.bias", "dense1.weight", "dense1.bias"], "lr": 0.01,
                               "betas": [0.9, 0.99], "eps": 1e-8, "weight_decay": 0.1}]},
     "tolerance": {q: {"atol": 1e-6, "rtol": 1e-3, "ulp": 4} for q in ("params", "state", "loss")},
