@@ -50,20 +50,26 @@ class Tolerance:
 class ModelSpec:
     """A small architecture described neutrally; every adapter builds the same one."""
 
-    kind: str  # linear | mlp | layernorm_mlp
-    sizes: tuple[int, ...]  # linear: (in, out); mlp: (in, hidden..., out)
+    kind: str  # linear | mlp | layernorm_mlp | transformer
+    sizes: tuple[int, ...]  # linear: (in, out); mlp: (in, hidden..., out); transformer: (in, width, out)
     activation: str = "relu"
     init_seed: int = 0
     init_scale: float | None = None  # None: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as both frameworks do
     names: tuple[str, ...] | None = None  # optional layer names, e.g. ("gamma_proj", "norm", "head")
+    tokens: int = 8  # transformer: the input is read as `tokens` tokens of in/tokens features each
 
 
 @dataclass(frozen=True)
 class DataSpec:
+    """Generated inputs and targets (a seeded distribution), or a real dataset that a package ships
+    (`dataset`: engine/datasets.py DATASETS): then `batch` samples of its training split per step, in
+    an order shuffled by `seed` each epoch, and the held-out split scores the final accuracy."""
+
     batch: int = 4
     seed: int = 1
     distribution: str = "normal"  # normal | uniform
     resample: bool = False  # draw a new batch every step instead of reusing one
+    dataset: str | None = None  # a name of engine/datasets.py DATASETS
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ class Case:
     file: str
     line: int
     model: ModelSpec
-    loss: str
+    loss: str  # l1 | mse | cross_entropy (a dataset's one-hot labels)
     data: DataSpec
     gradients: GradientSpec
     optimizer: OptimizerSpec

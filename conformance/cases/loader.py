@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from conformance import backends
-from conformance.cases import causes
+from conformance.cases import causes, training_checks
 from conformance.cases.case import (
     ApiCase,
     Bound,
@@ -85,7 +85,8 @@ def _model(raw: dict) -> ModelSpec:
         sizes = tuple(raw.get("sizes", (2, 8, 3)))
     names = tuple(raw["names"]) if "names" in raw else None
     return ModelSpec(kind=kind, sizes=tuple(int(s) for s in sizes), activation=raw.get("activation", "relu"),
-                     init_seed=int(raw.get("init_seed", 0)), init_scale=raw.get("init_scale"), names=names)
+                     init_seed=int(raw.get("init_seed", 0)), init_scale=raw.get("init_scale"), names=names,
+                     tokens=int(raw.get("tokens", 8)))
 
 
 def _gradients(raw: Any) -> GradientSpec:
@@ -114,11 +115,7 @@ def _optimizer(raw: dict | None, frameworks: list[str]) -> OptimizerSpec:
 
 
 def param_count(model: ModelSpec) -> int:
-    sizes = model.sizes
-    count = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    if model.kind == "layernorm_mlp":
-        count += 2 * sum(sizes[1:-1])
-    return count
+    return sum(math.prod(shape) for shape in models.param_shapes(model).values())
 
 
 _REPLAY_ONLY = {"zero_fraction", "sign_flip", "spikes", "nonfinite", "prescale", "source", "missing", "missing_until"}
@@ -146,6 +143,10 @@ def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
         problems.append((["model", "sizes"], "a linear model takes 'in' and 'out', not 'sizes'"))
     if model.kind == "layernorm_mlp" and len(model.sizes) < 3:
         problems.append((["model", "sizes"], "layernorm_mlp needs at least one hidden size: [in, hidden, out]"))
+    problems += training_checks.transformer(entry["model"], model)
+    if problems:
+        return problems
+    problems += training_checks.data(entry, model)
     layers = len(model.sizes) - 1 + (len(model.sizes) - 2 if model.kind == "layernorm_mlp" else 0)
     if model.names is not None and len(model.names) != layers:
         problems.append((["model", "names"], f"give {layers} layer names for this model, got {len(model.names)}"))
