@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from conformance.cases.case import Item
+from conformance.cases.case import Case, Item
 from conformance.numerics.oracles import Formula, oracle
 
 
@@ -64,6 +64,11 @@ class Session(abc.ABC):
     def hparams(self) -> dict[str, Any]:
         """Effective hyper-parameters, neutral names, extras that change the formula included."""
 
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The model's outputs (logits) for inputs `x`, without gradients: after a run on a real dataset the
+        runner scores the held-out split with them. A backend whose `losses` include cross_entropy has it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot score a held-out split (no predict)")
+
 
 class Backend(abc.ABC):
     """One AdaMax implementation: everything the engine, the plugin and the reports ask of it.
@@ -79,6 +84,9 @@ class Backend(abc.ABC):
     # What the implementation does with a parameter that has no gradient this step: "skip" leaves it and
     # its state untouched (torch's `.grad is None`); "zeros": it must be given one, and is fed zeros.
     missing_grad: ClassVar[str] = "zeros"
+    # the model kinds (engine/models.py) and losses its sessions build; a case asking for another skips it
+    model_kinds: ClassVar[tuple[str, ...]] = ("linear", "mlp", "layernorm_mlp")
+    losses: ClassVar[tuple[str, ...]] = ("l1", "mse")
     package: ClassVar[str | None] = None  # the distribution whose version a run records (default: name)
     formula_of: ClassVar[str | None] = None  # its FEATURES entry when another's (default: name)
 
@@ -99,6 +107,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def unavailable(self, device: str, dtype: str) -> str | None:
         """None if this framework can run here, else the exact reason it cannot (for the skip message)."""
+
+    def unsupported(self, case: Case) -> str | None:
+        """None if this adapter builds the case's model and loss, else why not (for the skip message)."""
+        if case.model.kind not in self.model_kinds:
+            return (f"the {self.name} adapter builds no {case.model.kind} model "
+                    f"(it builds {', '.join(self.model_kinds)})")
+        if case.loss not in self.losses:
+            return f"the {self.name} adapter has no {case.loss} loss (it has {', '.join(self.losses)})"
+        return None
 
     @abc.abstractmethod
     def version(self) -> str | None:
