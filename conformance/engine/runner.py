@@ -29,7 +29,7 @@ import numpy as np
 
 from conformance import backends
 from conformance.cases.case import QUANTITIES, Item, Tolerance
-from conformance.engine import models
+from conformance.engine import models, training
 from conformance.engine.checker import Checker
 from conformance.errors import FrameworkError
 from conformance.numerics import attribution
@@ -82,7 +82,8 @@ def _open_sides(item: Item, init: dict[str, np.ndarray], skipped: dict[str, str]
         backend = backends.get(framework)
         for device in devices:
             label = framework if device == item.device else f"{framework}@cpu"
-            reason = backend.unavailable(device, item.dtype)
+            reason = backend.unavailable(device, item.dtype) or backend.unsupported(item.case) or \
+                training.unavailable(item)
             if reason:
                 skipped[label] = reason
                 continue
@@ -302,10 +303,11 @@ def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, nam
 
 
 def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[str, list[str]],
-            trackers: dict[str, PairTracker], writer: StepWriter,
-            attributor: attribution.Attributor | None) -> Callable[[Observation], None]:
+            trackers: dict[str, PairTracker], writer: StepWriter, attributor: attribution.Attributor | None,
+            gap: training.LossGap | None) -> Callable[[Observation], None]:
     """The per-step checks: oracles (when due), non-finite tracking, every pair compared, the primary
-    pair's divergence attributed where it leaves its tolerance, one JSONL line."""
+    pair's divergence attributed where it leaves its tolerance, the loss gap of a run on a real dataset,
+    one JSONL line."""
     def check(obs: Observation) -> None:
         for label, side in sides.items():
             _track_nonfinite(side, obs.step, obs.values[label], obs.losses[label])
@@ -324,6 +326,8 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             record["pairs"][pair.label] = metrics
         if any(v is not None for v in obs.losses.values()):
             record["loss"] = obs.losses
+            if gap is not None:
+                gap.update(obs.losses)
         writer.write(record)
     return check
 
@@ -369,8 +373,9 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     declared = f"{item.case.frameworks[0]}~{item.case.frameworks[1]}"
     primary = next((pair for pair in pairs if pair.role == "primary" and pair.label == declared), None)
     attributor = attribution.Attributor(primary.label, primary.left, primary.right, item) if primary else None
+    gap = training.LossGap(item) if item.case.data.dataset is not None else None
     with StepWriter(path) as writer:
-        checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor), threaded)
+        checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor, gap), threaded)
         try:
             for step in range(1, last + 1):
                 replay = next(replay_stream) if replay_stream is not None else None
@@ -389,6 +394,6 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
         finally:
             checker.close()
     entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started,
-                  attributor.as_dict() if attributor else None)
+                  attributor.as_dict() if attributor else None, training.summary(item, gap, sides, error is None))
     entry["oracle"] = {"stride": stride, "setting": item.case.oracle_stride, "steps_checked": checked}
     return entry
