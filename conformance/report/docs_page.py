@@ -5,7 +5,8 @@ What to do, Code Example, Edge cases, Evidence; plus an appendix with the detail
 
 One entry per cause of the registry (cases/causes.yaml), never one per case: an item stands for the
 causes attributed to it (or its case declares). Every figure is read from the run's summary.json through
-measured.Figures; nothing is recomputed. The order of "What to do" is impact.order_key (documented there).
+measured.Figures; nothing is recomputed. The order of "What to do" is impact.order_key (documented there),
+led by how much each cause changed a real training run (`real_training`, from the items' `training` blocks).
 """
 from __future__ import annotations
 
@@ -112,6 +113,34 @@ def _row(key: str, sides: dict[str, list], frameworks: list[str], api: dict[str,
     return {"concept": key, "names": names, "interface": text[0].upper() + text[1:], "defaults": defaults}
 
 
+def real_training(items: list[dict[str, Any]], figs: Figures) -> dict[str, dict[str, Any]]:
+    """Per cause, how much it changed a real training run: of the evidence items that trained on a real
+    dataset (a summary.json `training` block) and stand for the cause, the one standing for the fewest
+    causes (then the larger mean relative loss gap), with its figures read through `figs`: the loss and
+    accuracy gaps after its steps, each framework's final loss and held-out accuracy, and the other causes
+    it stands for. `order` is its mean relative loss gap, impact.order_key's first measure."""
+    found: dict[str, dict[str, Any]] = {}
+    trained = [e for e in items if measured.is_evidence(e) and (e.get("training") or {}).get("steps")]
+    trained.sort(key=lambda e: (len(measured.item_causes(e)), -(e["training"]["loss_gap"]["mean_rel"] or 0.0),
+                                e["nodeid"]))
+    for entry in trained:
+        causes = measured.item_causes(entry)
+        for cause in causes:
+            if cause in found:
+                continue
+            block = entry["training"]
+            sides = block["pair"].split("~")
+            fig = lambda key: figs(entry, f"training.{key}")
+            found[cause] = {"entry": entry, "others": [c for c in causes if c != cause], "dataset": block["dataset"],
+                            "sides": sides, "steps": fig("steps"), "mean_rel": fig("loss_gap.mean_rel"),
+                            "final_abs": fig("loss_gap.final_abs"), "accuracy_gap": fig("accuracy_gap"),
+                            "loss": [fig(f"final_loss.{fw}") if fw in block["final_loss"] else None for fw in sides],
+                            "accuracy": [fig(f"final_accuracy.{fw}") if fw in block["final_accuracy"] else None
+                                         for fw in sides],
+                            "order": block["loss_gap"]["mean_rel"]}
+    return found
+
+
 class Page:
     """Everything both pages show, read once from a summary: items by node id and case, cause entries."""
 
@@ -120,6 +149,7 @@ class Page:
         self.figs = Figures()
         self.by_nodeid = {e["nodeid"]: e for e in self.items}
         self.registry = cause_registry.load()
+        self.trained = real_training(self.items, self.figs)
 
     def link(self, entry: dict[str, Any]) -> str:
         return measured.link(entry, self.report)
@@ -154,10 +184,13 @@ class Page:
         fix = {"text": cause.fix, "case": cause.fix_case,
                "proof": self.proof(fix_item) if fix_item and measured.conforms(fix_item) else None,
                "outcome": (fix_item or {}).get("outcome", "not in this run") if cause.fix_case else None}
+        trained = self.trained.get(cause.id)
         return {"id": cause.id, "anchor": f"cause-{cause.id}", "cause": cause, "impact": impact.impact(cause.id),
                 "evidence": [e for e, _ in sized], "rep": rep, "rep_href": self.link(rep) if rep else None,
-                "size": size, "fix": fix,
-                "key": impact.order_key(cause.id, size.loud if size else True, size.order if size else 0.0)}
+                "size": size, "fix": fix, "trained": trained,
+                "trained_href": self.link(trained["entry"]) if trained else None,
+                "key": impact.order_key(cause.id, size.loud if size else True, size.order if size else 0.0,
+                                        trained["order"] if trained else None)}
 
     def entries(self) -> list[dict[str, Any]]:
         return sorted((self.cause_entry(c) for c in self.registry.values()), key=lambda e: e["key"])
