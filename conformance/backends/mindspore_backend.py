@@ -152,8 +152,8 @@ class MindSporeSession(Session):
         self._grad_fn = ms.value_and_grad(self._forward, None, self.optimizer.parameters)
         if spec.item.case.data.dataset is not None:
             # A real training run, as MindSpore's training scripts run one: forward and backward compiled
-            # (mindspore.jit), the optimizer as it is. Measured on CPU (2.10): a 64-32-10 MLP's PyNative
-            # value_and_grad took 24 ms a step, compiled 2 ms (once ~1 s to compile).
+            # (mindspore.jit), the optimizer as it is. About ten times faster on CPU (2.10; a 64-32-10 MLP on
+            # a busy 2-core machine: 24 ms a step in PyNative, 2 ms compiled, after ~1 s compiling once).
             self._grad_fn = ms.jit(self._grad_fn)
         self._last_grads: tuple | None = None
 
