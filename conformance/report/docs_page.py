@@ -176,8 +176,11 @@ class Page:
         """One cause as the pages show it: the registry's words, the run's evidence, the fix's proof."""
         mine = [e for e in self.items if measured.is_evidence(e) and cause.id in measured.item_causes(e)]
         sized = [(e, measured.size(e, Figures())) for e in mine]
-        # the representative item: one that shows this cause alone if any, then the largest difference
-        sized.sort(key=lambda es: (len(measured.item_causes(es[0])) > 1, es[1].loud, -es[1].order, es[0]["nodeid"]))
+        # the representative item: a controlled one before a training run (whose parameter differences also
+        # hold the frameworks' kernels' rounding, compounded by training; its gaps are shown as `trained`),
+        # one that shows this cause alone if any, then the largest difference
+        sized.sort(key=lambda es: (bool(es[0].get("training")), len(measured.item_causes(es[0])) > 1, es[1].loud,
+                                   -es[1].order, es[0]["nodeid"]))
         rep = sized[0][0] if sized else None
         size = measured.size(rep, self.figs) if rep else None
         fix_item = self.by_nodeid.get(cause.fix_case) if cause.fix_case else None

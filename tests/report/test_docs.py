@@ -476,6 +476,9 @@ def test_real_training_gaps_order_what_to_do_and_are_figures_of_summary_json(tmp
     assert tiers == sorted(tiers)  # the causes not measured in real training follow by tier
     row = dict(what_to_do_rows(html))["decay_name_filter"]
     assert "in real training (digits" in row and "beside eps_placement" in row and "block_decay" in row
+    # the measured size stays a controlled case's; the training run gives the real-training clause
+    eps = dict(what_to_do_rows(html))["eps_placement"]
+    assert eps.index("eps_small_gradients") < eps.index("in real training") < eps.index("block_groups")
     by_nodeid = {e["nodeid"]: e for e in data["items"]}
     trained = [f for f in figures(html) if f["path"].startswith("training.")]
     assert {f["path"] for f in trained} >= {"training.loss_gap.mean_rel", "training.final_accuracy.mindspore",
