@@ -105,3 +105,12 @@ def test_a_conforming_case_fails_when_its_loss_curves_break_mindformers_standard
     assert "fail MindFormers' standard" in entry["message"]
     again = run_item(Item(case, "cpu", "float32"), tmp_path / "again")
     assert again["training"] == entry["training"]  # the same batches, the same figures, run after run
+
+
+def test_without_the_dataset_package_the_item_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    from conformance.engine import datasets
+
+    monkeypatch.setattr(datasets, "unavailable", lambda name: f"no package ships {name} here")
+    entry = run_item(Item(load_case(tmp_path, TRANSFORMER.format(steps=3)), "cpu", "float32"), tmp_path / "steps")
+    assert entry["outcome"] == "skipped" and entry["steps"] == 0
+    assert entry["reason"] == "torch: no package ships digits here; mindspore: no package ships digits here"
