@@ -6,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["run", "report", "docs", "frameworks", "baseline", "compare", "validate", "history", "bench", "search"]
+COMMANDS = ["run", "replay", "report", "docs", "frameworks", "baseline", "compare", "validate", "history", "bench",
+            "search"]
 
 
 def main(argv: list[str] | None = None) -> int:

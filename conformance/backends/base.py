@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from conformance.cases.case import Case, Item
+from conformance.cases.case import Item
 from conformance.numerics.oracles import Formula, oracle
 
 
@@ -46,9 +46,10 @@ class Session(abc.ABC):
         entry is a parameter without a gradient this step (the runner feeds it per Backend.missing_grad)."""
 
     @abc.abstractmethod
-    def lr_used(self) -> float:
+    def lr_used(self) -> float | list[float]:
         """The learning rate the last step used, as the framework holds it (a schedule's value, a float32
-        variable's value): the oracles step with it."""
+        variable's value): the oracles step with it. One value per parameter group where the case has
+        groups (`optimizer.groups`), in their order."""
 
     @abc.abstractmethod
     def params(self) -> list[np.ndarray]:
@@ -62,7 +63,21 @@ class Session(abc.ABC):
 
     @abc.abstractmethod
     def hparams(self) -> dict[str, Any]:
-        """Effective hyper-parameters, neutral names, extras that change the formula included."""
+        """Effective hyper-parameters, neutral names, extras that change the formula included; where the
+        case has parameter groups, `groups`: each {"params": parameter indices, and its effective lr, betas,
+        eps, weight_decay} (numerics/formulas.py per_parameter reads them)."""
+
+    def native_state(self) -> dict[str, Any]:
+        """The optimizer state in the framework's own layout (Backend.state_layout), NumPy arrays and plain
+        numbers, copied: what conformance.convert_state reads. A case's `resume:` needs it."""
+        raise NotImplementedError(f"{type(self).__name__}: exporting the optimizer state is not supported by "
+                                  "this implementation (resume: works with torch and mindspore)")
+
+    def load_native_state(self, state: dict[str, Any]) -> None:
+        """Load an optimizer state in the framework's own layout (what conformance.convert_state writes),
+        before the first step. A case's `resume:` needs it."""
+        raise NotImplementedError(f"{type(self).__name__}: loading an optimizer state is not supported by "
+                                  "this implementation (resume: works with torch and mindspore)")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The model's outputs (logits) for inputs `x`, without gradients: after a run on a real dataset the
@@ -88,7 +103,14 @@ class Backend(abc.ABC):
     model_kinds: ClassVar[tuple[str, ...]] = ("linear", "mlp", "layernorm_mlp")
     losses: ClassVar[tuple[str, ...]] = ("l1", "mse")
     package: ClassVar[str | None] = None  # the distribution whose version a run records (default: name)
+    # whether its sessions build a recorded trace's bare parameters (model kind `trace`, conformance/traces),
+    # and apply a case's parameter groups (`optimizer.groups`)
+    replays_traces: ClassVar[bool] = False
+    takes_groups: ClassVar[bool] = False
     formula_of: ClassVar[str | None] = None  # its FEATURES entry when another's (default: name)
+    # the layout of its optimizer state that conformance.convert_state reads and writes ("torch",
+    # "mindspore"), or None: its sessions cannot export or load one (no `resume:`)
+    state_layout: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -108,13 +130,20 @@ class Backend(abc.ABC):
     def unavailable(self, device: str, dtype: str) -> str | None:
         """None if this framework can run here, else the exact reason it cannot (for the skip message)."""
 
-    def unsupported(self, case: Case) -> str | None:
-        """None if this adapter builds the case's model and loss, else why not (for the skip message)."""
-        if case.model.kind not in self.model_kinds:
+    def unsupported(self, item: Item) -> str | None:
+        """None if this adapter can build the item's model and loss, else why not (for the skip message)."""
+        case = item.case
+        if case.model.kind == "trace":
+            if not self.replays_traces:
+                return (f"the {self.name} adapter builds only the suite's own models, not a recorded trace's "
+                        "parameters (Backend.replays_traces)")
+        elif case.model.kind not in self.model_kinds:
             return (f"the {self.name} adapter builds no {case.model.kind} model "
                     f"(it builds {', '.join(self.model_kinds)})")
         if case.loss not in self.losses:
             return f"the {self.name} adapter has no {case.loss} loss (it has {', '.join(self.losses)})"
+        if case.optimizer.groups and not self.takes_groups:
+            return f"the {self.name} adapter does not map parameter groups (Backend.takes_groups)"
         return None
 
     @abc.abstractmethod
@@ -139,6 +168,19 @@ class Backend(abc.ABC):
     def probe(self, request: dict[str, Any]) -> None:
         """Build the optimizer on an unusual input and take one step; raise what the framework raises.
         request: hparams (neutral, only those given), param {shape, dtype}, empty_params, lr_as_tensor."""
+
+
+def param_groups(spec: SessionSpec) -> list[tuple[list[int], dict[str, Any]]]:
+    """The case's parameter groups (`optimizer.groups`) as (parameter indices, model order; the neutral
+    values the group sets); [] without groups."""
+    index = {name: i for i, name in enumerate(spec.init)}
+    return [([index[n] for n in group["params"]], {k: v for k, v in group.items() if k != "params"})
+            for group in spec.item.case.optimizer.groups]
+
+
+def lr_at(lr: Any, step: int) -> float:
+    """A learning rate at a step (0-based): a number, or a per-step list holding its last value past its end."""
+    return float(lr[min(step, len(lr) - 1)]) if isinstance(lr, (list, tuple)) else float(lr)
 
 
 def import_problem(module: str, load: Callable[[], Any]) -> str | None:
@@ -182,14 +224,17 @@ def doc_notices(doc: str | None) -> list[str]:
 
 def describe_signature(dotted: str, signature: inspect.Signature, neutral: dict[str, str],
                        doc: str | None = None) -> dict[str, Any]:
-    """A constructor signature as JSON-able data; `neutral` maps native parameter names to neutral ones;
-    `notices` holds the class docstring's warnings (announced changes)."""
+    """A constructor signature as JSON-able data; `neutral` maps native parameter names to neutral ones, and
+    a keyword-only parameter says so (`keyword_only`); `notices` holds the class docstring's warnings
+    (announced changes)."""
     params = {}
     for name, param in signature.parameters.items():
         if name in ("self", "params") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         default = None if param.default is inspect.Parameter.empty else repr(param.default)
         params[name] = {"default": default, "neutral": neutral.get(name)}
+        if param.kind is param.KEYWORD_ONLY:  # after `*` in the signature (torch's maximize, differentiable, ...)
+            params[name]["keyword_only"] = True
     return {"class": dotted, "params": params, "mapping": dict(neutral), "notices": doc_notices(doc)}
 
 

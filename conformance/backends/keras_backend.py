@@ -7,7 +7,8 @@ unavailable if keras was already imported on another backend. On the torch backe
 Adamax for a foreach implementation (keras/src/backend/torch/optimizers/torch_adamax.py): the same
 formula as the generic one, in the variable's dtype:
 
-    p <- p * (1 - wd * lr)                 (decoupled decay, before the step, every variable)
+    p <- p * (1 - wd * lr)                 (decoupled decay, before the step, every variable; the factor is
+                                            a float32 tensor, as Keras's lr variable is)
     m <- b1*m + (1-b1)*g;  u <- max(b2*u, |g|)
     p <- p - (m*lr) / ((u + eps) * (1 - b1**t))    (b1**t and lr in the variable's dtype)
 

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from conformance.backends.base import Backend, Session, SessionSpec, describe_signature, import_problem
+from conformance.backends.base import (
+    Backend,
+    Session,
+    SessionSpec,
+    describe_signature,
+    import_problem,
+    param_groups,
+)
 from conformance.engine import models
 
 log = logging.getLogger("conformance.mindspore")
@@ -25,9 +32,17 @@ log = logging.getLogger("conformance.mindspore")
 # neutral hyper-parameter -> mindspore.nn.AdaMax keyword; betas split into two
 NATIVE_NAMES = {"lr": "learning_rate", "betas": ("beta1", "beta2"), "eps": "eps", "weight_decay": "weight_decay"}
 LAYERNORM_EPS = 1e-5  # match torch's default (MindSpore's own default is 1e-7)
-# The names MindSpore's own layers give the parameters torch calls <layer>.weight / .bias, by layer kind:
-# what a model ported from torch is called in MindSpore, and so what nn.AdaMax's decay filter reads.
-_NATIVE_ROLES = {"layernorm": {"weight": "gamma", "bias": "beta"}, "embedding": {"weight": "embedding_table"}}
+_NORM = {"weight": "gamma", "bias": "beta"}
+# A torch module's parameters as the MindSpore cell a port uses names them (mindspore.nn 2.10, each cell's
+# trainable_params(): LayerNorm, BatchNorm1d/2d/3d, GroupNorm, InstanceNorm1d/2d/3d, Embedding, PReLU); every
+# other module's keep their torch names (Linear -> Dense: weight, bias). nn.AdaMax's decay filter reads
+# these names, so a replayed trace (conformance/traces) decays in MindSpore as the ported model would.
+PORTED_NAMES = {"LayerNorm": _NORM, "BatchNorm1d": _NORM, "BatchNorm2d": _NORM, "GroupNorm": _NORM,
+                "BatchNorm3d": {"weight": "bn2d.gamma", "bias": "bn2d.beta"}, "InstanceNorm1d": _NORM,
+                "InstanceNorm2d": _NORM, "InstanceNorm3d": _NORM, "Embedding": {"weight": "embedding_table"},
+                "PReLU": {"weight": "a"}}
+# the neutral model's layer kinds (engine/models.py) as the torch modules whose ports PORTED_NAMES names
+_PORTED_KINDS = {"layernorm": "LayerNorm", "embedding": "Embedding"}
 _bound_device: list[str] = []
 # MindSpore's C++ teardown at interpreter exit takes seconds (measured 1.7 s after one step, 3.9 s after
 # fifteen items): processes that are done may skip it (backends.exit_now).
@@ -99,9 +114,22 @@ def _init_signature() -> inspect.Signature:
     return inspect.signature(init)
 
 
-def _native_name(neutral: str, kinds: dict[str, str]) -> str:
-    layer, role = neutral.rsplit(".", 1)
-    return f"{layer}.{_NATIVE_ROLES.get(kinds[layer], {}).get(role, role)}"
+def ported_name(torch_name: str, module: str) -> str:
+    """A torch parameter's name in the MindSpore port of its module (PORTED_NAMES): `norm.weight` of a
+    LayerNorm is `norm.gamma`."""
+    prefix, _, role = torch_name.rpartition(".")
+    native = PORTED_NAMES.get(module, {}).get(role, role)
+    return f"{prefix}.{native}" if prefix else native
+
+
+def native_names(spec: SessionSpec) -> list[str]:
+    """The parameters' MindSpore names, model order: a trace's as its ported modules name them, the neutral
+    model's with its LayerNorms' weight/bias as gamma/beta."""
+    model = spec.item.case.model
+    if model.kind == "trace":
+        return [ported_name(name, module) for name, module in zip(model.names, model.modules)]
+    kinds = {layer.name: layer.kind for layer in models.layers(model)}
+    return [ported_name(n, _PORTED_KINDS.get(kinds[n.rsplit(".", 1)[0]], "")) for n in spec.init]
 
 
 def _transformer(ms, built, spec):
@@ -134,11 +162,16 @@ class MindSporeSession(Session):
         self.ms = ms
         self.np_dtype = np.dtype(spec.item.dtype)
         self.dtype = getattr(ms, spec.item.dtype)
-        self.net = self._build(spec)
-        kinds = {layer.name: layer.kind for layer in models.layers(spec.item.case.model)}
-        self.native_names = [_native_name(n, kinds) for n in spec.init]
-        by_name = {p.name: p for p in self.net.trainable_params()}
-        self.param_list = [by_name[n] for n in self.native_names]
+        self.native_names = native_names(spec)
+        if spec.item.case.model.kind == "trace":  # a recorded model's parameters, named as its port names them
+            self.net = None
+            self.param_list = [ms.Parameter(ms.Tensor(np.zeros(shape, self.np_dtype)), name=name)
+                               for name, shape in zip(self.native_names, spec.item.case.model.shapes)]
+        else:
+            self.net = self._build(spec)
+            by_name = {p.name: p for p in self.net.trainable_params()}
+            self.param_list = [by_name[n] for n in self.native_names]
+        self.groups = param_groups(spec)
         for param, neutral in zip(self.param_list, spec.init):
             param.set_data(ms.Tensor(spec.init[neutral].astype(self.np_dtype)))
         # cross_entropy: the targets are one-hot rows, which CrossEntropyLoss reads as class probabilities
@@ -171,7 +204,24 @@ class MindSporeSession(Session):
         params: Any = self.param_list
         if self.grouped:  # a group that sets weight_decay decays every parameter in it, names ignored
             params = [{"params": self.param_list, "weight_decay": kwargs.pop("weight_decay", 0.0)}]
+        elif self.groups:  # group dicts as a port writes them; order_params keeps the model's order
+            params = [*map(self._group, self.groups), {"order_params": self.param_list}]
         return ms.nn.AdaMax(params, **kwargs)
+
+    def _group(self, group: tuple[list[int], dict[str, Any]]) -> dict[str, Any]:
+        """One parameter group as nn.AdaMax takes it: params, and the lr and weight_decay it sets (a
+        grouped nn.AdaMax decays by the group's weight_decay > 0, names ignored)."""
+        indices, given = group
+        other = sorted(k for k in given if k not in ("lr", "weight_decay"))
+        if other:
+            raise ValueError(f"mindspore.nn.AdaMax parameter groups set only lr and weight_decay; a group sets "
+                             f"{', '.join(other)}")
+        out: dict[str, Any] = {"params": [self.param_list[i] for i in indices]}
+        if "lr" in given:
+            out["lr"] = [float(v) for v in given["lr"]] if isinstance(given["lr"], tuple) else float(given["lr"])
+        if "weight_decay" in given:
+            out["weight_decay"] = float(given["weight_decay"])
+        return out
 
     def _build(self, spec: SessionSpec):
         nn, dtype = self.ms.nn, self.dtype
@@ -201,16 +251,23 @@ class MindSporeSession(Session):
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.net(self._tensor(x)).asnumpy().copy()
 
-    def _current_lr(self) -> float:
-        """The learning rate nn.AdaMax will use at its next step (constant, per-step list or schedule)."""
+    def _current_lr(self) -> float | list[float]:
+        """The learning rate nn.AdaMax will use at its next step (constant, per-step list or schedule); with
+        parameter groups one per group (a group's lr is its first parameter's: nn.AdaMax keeps one per
+        parameter, in the model's order)."""
         step = int(self.optimizer.global_step.asnumpy().reshape(-1)[0])
         lr = self.optimizer.learning_rate
+        if self.groups and self.optimizer.is_group_lr:
+            return [self._lr_value(lr[indices[0]], step) for indices, _ in self.groups]
+        return [self._lr_value(lr, step)] * len(self.groups) if self.groups else self._lr_value(lr, step)
+
+    def _lr_value(self, lr: Any, step: int) -> float:
         if isinstance(lr, self.ms.nn.Cell):
             return float(lr(self.ms.Tensor(step, self.ms.int32)).asnumpy())
         values = lr.asnumpy().reshape(-1)
         return float(values[min(step, len(values) - 1)])
 
-    def lr_used(self) -> float:
+    def lr_used(self) -> float | list[float]:
         return self._lr_used
 
     def params(self) -> list[np.ndarray]:
@@ -220,23 +277,53 @@ class MindSporeSession(Session):
         return {"m": [t.asnumpy() for t in self.optimizer.moment1],
                 "u": [t.asnumpy() for t in self.optimizer.moment2]}
 
+    def native_state(self) -> dict[str, Any]:
+        """nn.AdaMax's state Parameters by name, as its checkpoints hold them: `moment1.<param>`,
+        `moment2.<param>`, `beta1_power` (float32, shape [1]) and `global_step` (int32, shape [1])."""
+        opt = self.optimizer
+        out = {p.name: p.asnumpy().copy() for p in (*opt.moment1, *opt.moment2)}
+        out.update(beta1_power=opt.beta1_power.asnumpy().copy(), global_step=opt.global_step.asnumpy().copy())
+        return out
+
+    def load_native_state(self, state: dict[str, Any]) -> None:
+        """As a user loads a checkpoint: load_param_into_net with strict_load=True. Without it MindSpore
+        2.10 strips a guessed prefix from names it does not find, and `moment1.weight` also overwrites the
+        network's `weight`. Before the first step: once nn.AdaMax has stepped, values loaded this way
+        replace the Parameters' data, which the compiled step no longer reads (measured on CPU, 2.10)."""
+        ms = self.ms
+        given = {name: ms.Parameter(ms.Tensor(np.asarray(value)), name=name) for name, value in state.items()}
+        _, not_loaded = ms.load_param_into_net(self.optimizer, given, strict_load=True)
+        if not_loaded:
+            raise ValueError(f"nn.AdaMax has no state Parameter named {', '.join(sorted(not_loaded))}")
+
     def hparams(self) -> dict[str, Any]:
         """What nn.AdaMax recorded of its own arguments, defaults applied, under neutral names."""
         args = self.optimizer.init_args
         grouped = self.optimizer.init_params["params"][0]["weight_decay"] if self.grouped else None
         weight_decay = args["weight_decay"] if not self.grouped else grouped
         lr = self.optimizer.init_learning_rate
-        return {"lr": tuple(lr) if isinstance(lr, list) else lr, "betas": (args["beta1"], args["beta2"]),
-                "eps": args["eps"], "weight_decay": weight_decay, "loss_scale": args["loss_scale"],
-                "param_groups": self.grouped}
+        out = {"lr": tuple(lr) if isinstance(lr, list) else lr, "betas": (args["beta1"], args["beta2"]),
+               "eps": args["eps"], "weight_decay": weight_decay, "loss_scale": args["loss_scale"],
+               "param_groups": self.grouped or bool(self.groups)}
+        if self.groups:
+            out["groups"] = [{"params": indices, "betas": out["betas"], "eps": out["eps"],
+                              **{k: v for k, v in self._group((indices, given)).items() if k != "params"},
+                              **({} if "lr" in given else {"lr": out["lr"]}),
+                              **({} if "weight_decay" in given else {"weight_decay": weight_decay})}
+                             for indices, given in self.groups]
+            for group in out["groups"]:
+                group["lr"] = tuple(group["lr"]) if isinstance(group["lr"], list) else group["lr"]
+        return out
 
 
 class MindSporeBackend(Backend):
     name = "mindspore"
     model_kinds = (*Backend.model_kinds, "transformer")
     losses = (*Backend.losses, "cross_entropy")
+    replays_traces = takes_groups = True
     extra_options = {"loss_scale": {"type": "number", "exclusiveMinimum": 0}, "param_groups": {"type": "boolean"}}
     missing_grad = "zeros"  # nn.AdaMax takes one gradient per parameter: a frozen one gets zeros
+    state_layout = "mindspore"
 
     def unavailable(self, device: str, dtype: str) -> str | None:
         problem = _import_problem()

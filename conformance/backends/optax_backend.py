@@ -1,12 +1,15 @@
 """optax adapter: a functional JAX model + optax.adamax, the step under `jax.jit`. The only module that
-imports jax or optax.
+imports jax or optax (optax_adamaxw_backend.py reuses its session for optax.adamaxw).
 
 optax.adamax is `scale_by_adamax` then `scale_by_learning_rate` (optax/_src/transform.py): eps inside
 the max, as torch, with m as (1-b1)*g + b1*m, the bias correction 1 - b1**count in the state's count
 (int32) and the update (m/(1-b1**t))/u * -lr added to the parameter. optax.adamax has no weight
 decay; a case's `weight_decay` is L2 as in torch: `optax.chain(optax.add_decayed_weights(wd),
-optax.adamax(...))`, the decay added to the gradient before the moments. optax has no default
-learning rate: under `defaults: native` a case gives `optimizer.optax.learning_rate`.
+optax.adamax(...))`, the decay added to the gradient before the moments. optax.adamaxw (optax/_src/
+alias.py) is optax's own AdaMax with weight decay: `scale_by_adamax`, then `add_decayed_weights(wd)`
+on the update, then `scale_by_learning_rate`, so p - lr*(m/(1-b1**t)/u + wd*p): decoupled, as Keras,
+with a default weight_decay of 1e-4. optax has no default learning rate: under `defaults: native` a
+case gives `optimizer.<name>.learning_rate`; the other defaults are read from the transform's signature.
 
 JAX computes in float32 unless x64 is enabled; a float64 item runs inside `jax.experimental.enable_x64()`
 (float32 and float16 items run with JAX's default configuration, as most users run it).
@@ -67,8 +70,15 @@ def _forward(jnp, jax, spec: SessionSpec):
     return forward
 
 
+def native_defaults(transform: str) -> dict[str, Any]:
+    """The neutral defaults of optax.<transform> as its signature gives them (adamax has no weight decay)."""
+    params = inspect.signature(getattr(_jax()[1], transform)).parameters
+    return {"betas": (float(params["b1"].default), float(params["b2"].default)), "eps": float(params["eps"].default),
+            "weight_decay": float(params["weight_decay"].default) if "weight_decay" in params else 0.0}
+
+
 class OptaxSession(Session):
-    def __init__(self, spec: SessionSpec):
+    def __init__(self, spec: SessionSpec, name: str = "optax", transform: str = "adamax"):
         jax, optax = _jax()
         self.jax, self.optax = jax, optax
         jnp = jax.numpy
@@ -76,20 +86,22 @@ class OptaxSession(Session):
         self.np_dtype = np.dtype(spec.item.dtype)
         if spec.item.case.optimizer.schedule is not None:
             raise NotImplementedError("the optax adapter maps no lr schedule (per-step lr lists work)")
-        given = spec.item.case.optimizer.extras.get("optax", {})
+        given = spec.item.case.optimizer.extras.get(name, {})
         if "lr" not in spec.hparams and "learning_rate" not in given:
-            raise ValueError("optax.adamax has no default learning rate: give optimizer.lr, or under "
-                             "`defaults: native` optimizer.optax.learning_rate")
-        self.hp = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,  # adamax's defaults
-                   "lr": given.get("learning_rate"), **spec.hparams}
+            raise ValueError(f"optax.{transform} has no default learning rate: give optimizer.lr, or under "
+                             f"`defaults: native` optimizer.{name}.learning_rate")
+        self.hp = {**native_defaults(transform), "lr": given.get("learning_rate"), **spec.hparams}
         lr = self.hp["lr"]
         self.lr_list = tuple(float(v) for v in lr) if isinstance(lr, (list, tuple)) else None
         learning_rate = (lambda count: jnp.asarray(self.lr_list)[jnp.minimum(count, len(self.lr_list) - 1)]) \
             if self.lr_list else float(lr)
         b1, b2 = (float(b) for b in self.hp["betas"])
-        adamax = optax.adamax(learning_rate, b1=b1, b2=b2, eps=float(self.hp["eps"]))
         wd = float(self.hp["weight_decay"] or 0.0)
-        self.tx = optax.chain(optax.add_decayed_weights(wd), adamax) if wd else adamax
+        if transform == "adamaxw":  # decoupled: its own add_decayed_weights, on the update, before the lr
+            self.tx = optax.adamaxw(learning_rate, b1=b1, b2=b2, eps=float(self.hp["eps"]), weight_decay=wd)
+        else:  # L2, as torch: the decay into the gradient, before the moments
+            adamax = optax.adamax(learning_rate, b1=b1, b2=b2, eps=float(self.hp["eps"]))
+            self.tx = optax.chain(optax.add_decayed_weights(wd), adamax) if wd else adamax
         self.native_names = list(spec.init)
         loss_kind = spec.item.case.loss
         forward = _forward(jnp, jax, spec)
@@ -157,6 +169,8 @@ class OptaxSession(Session):
 
 class OptaxBackend(Backend):
     name = "optax"
+    transform = "adamax"  # the optax alias this backend runs: optax.<transform>
+    package = "optax"  # the distribution whose version the run records
     missing_grad = "zeros"  # a pytree of gradients has every leaf
     # the lr under `defaults: native` (optax has no default learning rate)
     extra_options = {"learning_rate": {"type": "number", "exclusiveMinimum": 0}}
@@ -173,8 +187,11 @@ class OptaxBackend(Backend):
         return None if _import_problem() else _jax()[1].__version__
 
     def api(self) -> dict[str, Any]:
-        neutral = {"learning_rate": "lr", "b1": "betas[0]", "b2": "betas[1]", "eps": "eps"}
-        return describe_signature("optax.adamax", inspect.signature(_jax()[1].adamax), neutral)
+        neutral = {"learning_rate": "lr", "b1": "betas[0]", "b2": "betas[1]", "eps": "eps",
+                   "weight_decay": "weight_decay"}
+        signature = inspect.signature(getattr(_jax()[1], self.transform))
+        return describe_signature(f"optax.{self.transform}", signature,
+                                  {k: v for k, v in neutral.items() if k in signature.parameters})
 
     def build_info(self) -> dict[str, Any]:
         jax, optax = _jax()
@@ -192,14 +209,14 @@ class OptaxBackend(Backend):
         for neutral, value in request.get("hparams", {}).items():
             native = NATIVE_NAMES[neutral]
             kwargs.update(dict(zip(native, value)) if isinstance(native, tuple) else {native: value})
-        if "weight_decay" in kwargs:
+        if "weight_decay" in kwargs and self.transform == "adamax":
             raise TypeError("optax.adamax has no weight_decay argument")
-        tx = optax.adamax(**{"learning_rate": 0.002, **kwargs})
+        tx = getattr(optax, self.transform)(**{"learning_rate": 0.002, **kwargs})
         state = tx.init(params)
         tx.update([jax.numpy.ones(shape, dtype) for _ in params], state, params)
 
     def open(self, spec: SessionSpec) -> OptaxSession:
-        return OptaxSession(spec)
+        return OptaxSession(spec, self.name, self.transform)
 
 
 BACKEND = OptaxBackend()

@@ -1,4 +1,5 @@
-"""PyTorch adapter: torch.nn model + torch.optim.Adamax. The only module that imports torch."""
+"""PyTorch adapter: torch.nn model + torch.optim.Adamax. The only module of the suite that imports torch (a
+user's loop imports it too: conformance/traces/record.py records it)."""
 from __future__ import annotations
 
 import functools
@@ -9,7 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from conformance.backends.base import Backend, Session, SessionSpec, describe_signature, import_problem
+from conformance.backends.base import (
+    Backend,
+    Session,
+    SessionSpec,
+    describe_signature,
+    import_problem,
+    lr_at,
+    param_groups,
+)
 from conformance.engine import models
 
 # neutral hyper-parameter -> torch.optim.Adamax keyword (identical here; stated so the mapping is explicit)
@@ -85,8 +94,9 @@ class TorchSession(Session):
         self.device = torch.device(GPU_DEVICE if spec.device == "gpu" else "cpu")
         self.model = self._build(spec).to(device=self.device, dtype=self.dtype)
         named = dict(self.model.named_parameters())
-        self.native_names = list(spec.init)  # torch names are the neutral names
-        self.param_list = [named[name] for name in self.native_names]
+        self.native_names = list(spec.init)  # torch names are the neutral names (a trace's: the recorded ones)
+        self.param_list = (list(self.model) if spec.item.case.model.kind == "trace"
+                           else [named[name] for name in self.native_names])
         with torch.no_grad():
             for param, name in zip(self.param_list, self.native_names):
                 param.copy_(torch.from_numpy(spec.init[name]).to(self.dtype))
@@ -94,16 +104,23 @@ class TorchSession(Session):
         self.loss_fn = {"l1": torch.nn.L1Loss, "mse": torch.nn.MSELoss,
                         "cross_entropy": torch.nn.CrossEntropyLoss}[spec.item.case.loss]()
         kwargs = {NATIVE_NAMES[k]: v for k, v in spec.hparams.items()}
-        self.lr_list = kwargs.pop("lr") if isinstance(kwargs.get("lr"), tuple) else None
-        if self.lr_list:
-            kwargs["lr"] = self.lr_list[0]
         kwargs.update(spec.item.case.optimizer.extras.get("torch", {}))
         if spec.device == "cpu" and spec.item.device == "gpu":  # the CPU twin of a GPU item
             kwargs = {k: v for k, v in kwargs.items() if k not in CAPTURE_ONLY_OPTIONS}
-        self.optimizer = torch.optim.Adamax(self.param_list, **kwargs)
+        groups = param_groups(spec)
+        params: list = ([{"params": [self.param_list[i] for i in indices],
+                          **{NATIVE_NAMES[k]: v for k, v in given.items()}} for indices, given in groups]
+                        if groups else [{"params": self.param_list}])
+        # each group's lr: a number, or a per-step list that step() applies (None: torch's default)
+        self.lrs = [group.get("lr", kwargs.get("lr")) for group in params]
+        for group in (*params, kwargs):
+            if isinstance(group.get("lr"), tuple):
+                group["lr"] = group["lr"][0]
+        self.grouped = bool(groups)
+        self.optimizer = torch.optim.Adamax(params, **kwargs)
         self.scheduler = self._scheduler(spec.item.case.optimizer.schedule)
         self.steps_done = 0
-        self._lr_used = float(self.optimizer.param_groups[0]["lr"])
+        self._lr_used: float | list[float] = float(self.optimizer.param_groups[0]["lr"])
 
     def _scheduler(self, schedule: dict | None):
         """torch's native counterpart of a neutral schedule (CosineAnnealingLR for `cosine`)."""
@@ -114,6 +131,8 @@ class TorchSession(Session):
 
     def _build(self, spec: SessionSpec):
         nn = self.torch.nn
+        if spec.item.case.model.kind == "trace":  # a recorded model's parameters, without its layers
+            return nn.ParameterList([nn.Parameter(self.torch.zeros(shape)) for shape in spec.item.case.model.shapes])
         acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
         model = spec.item.case.model
         built = models.assemble(model, nn.Linear, lambda n: nn.LayerNorm(n, eps=LAYERNORM_EPS),
@@ -139,13 +158,15 @@ class TorchSession(Session):
 
     def step(self, grads: list[np.ndarray | None] | None) -> None:
         """One step; a None gradient leaves `.grad` unset, so torch skips that parameter entirely.
-        A per-step lr list sets the group's lr (holding its last value past the end)."""
+        A per-step lr list sets its group's lr (holding its last value past the end)."""
         if grads is not None:
             for param, grad in zip(self.param_list, grads):
                 param.grad = None if grad is None else self._tensor(grad)
-        if self.lr_list:
-            self.optimizer.param_groups[0]["lr"] = self.lr_list[min(self.steps_done, len(self.lr_list) - 1)]
-        self._lr_used = float(self.optimizer.param_groups[0]["lr"])
+        for group, lr in zip(self.optimizer.param_groups, self.lrs):
+            if isinstance(lr, tuple):
+                group["lr"] = lr_at(lr, self.steps_done)
+        used = [float(group["lr"]) for group in self.optimizer.param_groups]
+        self._lr_used = used if self.grouped else used[0]
         self._optimizer_step()
         if self.scheduler is not None:
             self.scheduler.step()
@@ -170,6 +191,23 @@ class TorchSession(Session):
                                     else np.zeros(tuple(param.shape), dtype=self._numpy(param).dtype))
         return out
 
+    def native_state(self) -> dict[str, Any]:
+        """Adamax.state_dict() with NumPy arrays: per parameter index `step`, `exp_avg`, `exp_inf`."""
+        saved = self.optimizer.state_dict()
+        state = {int(i): {k: float(v.item()) if k == "step" else self._numpy(v).copy() for k, v in s.items()}
+                 for i, s in saved["state"].items()}
+        groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in saved["param_groups"]]
+        return {"state": state, "param_groups": groups}
+
+    def load_native_state(self, state: dict[str, Any]) -> None:
+        """Adamax.load_state_dict with this optimizer's own param_groups (its hyper-parameters are the
+        case's) and the given per-parameter state; `step` as the float32 tensor torch keeps."""
+        saved = self.optimizer.state_dict()
+        saved["state"] = {int(i): {"step": self.torch.tensor(float(s["step"]), dtype=self.torch.float32),
+                                   "exp_avg": self._tensor(s["exp_avg"]), "exp_inf": self._tensor(s["exp_inf"])}
+                          for i, s in state["state"].items()}
+        self.optimizer.load_state_dict(saved)
+
     def hparams(self) -> dict[str, Any]:
         group = self.optimizer.param_groups[0]
         out = {neutral: group[native] for neutral, native in NATIVE_NAMES.items()}
@@ -179,14 +217,20 @@ class TorchSession(Session):
         # on CUDA, the single-tensor loop on the CPU); recorded per side, ignored by the oracle
         out["foreach"] = group.get("foreach")
         out["capturable"] = bool(group.get("capturable", False))
+        if self.grouped:
+            index = {id(p): i for i, p in enumerate(self.param_list)}
+            out["groups"] = [{"params": [index[id(p)] for p in g["params"]], "lr": g["lr"], "betas": tuple(g["betas"]),
+                              "eps": g["eps"], "weight_decay": g["weight_decay"]} for g in self.optimizer.param_groups]
         return out
 
 
 class TorchBackend(Backend):
     name = "torch"
+    replays_traces = takes_groups = True
     missing_grad = "skip"  # a parameter whose .grad is None is not touched (state, step count)
     model_kinds = (*Backend.model_kinds, "transformer")
     losses = (*Backend.losses, "cross_entropy")
+    state_layout = "torch"
     extra_options = {"foreach": {"type": ["boolean", "null"]}, "maximize": {"type": "boolean"},
                      "differentiable": {"type": "boolean"}, "capturable": {"type": "boolean"}}
 

@@ -15,6 +15,10 @@ The bare loop does the frameworks' work and nothing else: the same generated gra
 way), cast once, stepped through the same adapter sessions (torch.optim.Adamax, mindspore.nn.AdaMax);
 nothing is read back, compared or written. A third loop, `read`, adds only reading every side's
 parameters and state back into NumPy each step (views of the CPU tensors: adapters do not copy).
+
+Replay of a recorded trace (`python -m conformance replay`): a synthetic trace of the linear model
+(`synthetic_trace`, written by the recorder's own writer) is measured the same way, its overhead (the bare
+loop reads the same trace files) and its peak RSS per step count (rows with `"source": "trace"`).
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from conformance.cases.case import Case, Item
 from conformance.cases.loader import build_case
 from conformance.engine import models
 from conformance.results.storage import environment, new_run_id, write_json
+from conformance.traces.writer import TraceWriter
 
 # linear in=out=n: n*n + n parameters (992, 100172, 130682, 1001000); 131k is the largest model whose
 # oracles run at every step (runner.AUTO_ORACLE_PARAMS), so every step is copied for the checker.
@@ -57,14 +62,42 @@ def bench_case(width: int, steps: int, stride: str | int = "auto") -> Case:
     return build_case(entry, "<bench>", 1, "")
 
 
+def synthetic_trace(path: Path, width: int, steps: int) -> Path:
+    """A trace of the linear width x width model as conformance.record writes one (TraceWriter): the
+    bench's initial weights, gradients drawn as the generated replay draws them, float32."""
+    spec = bench_case(width, 1).model
+    init = {name: a.astype(DTYPE) for name, a in models.init_arrays(spec).items()}
+    group = {"params": [0, 1], "lr": 0.002, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0}
+    values = {k: v for k, v in group.items() if k != "params"}
+    writer = TraceWriter(path, [{"name": f"fc.{n.split('.')[-1]}", "shape": list(a.shape), "dtype": DTYPE,
+                                 "module": "Linear", "module_class": "torch.nn.modules.linear.Linear"}
+                                for n, a in init.items()],
+                         {"class": "torch.optim.Adamax", "constructor": values, "torch_defaults": values,
+                          "groups": [group]}, {"bench": "conformance.bench.measure"})
+    writer.start(init.values())
+    rng = np.random.default_rng(5)
+    for _ in range(steps):
+        writer.step([0.002], None, ((i, rng.standard_normal(a.shape, dtype=np.float32))
+                                    for i, a in enumerate(init.values())))
+    writer.finish()
+    return path
+
+
+def trace_case(path: Path, steps: int, stride: str | int = "auto") -> Case:
+    """A replay of `path`'s first steps, as `python -m conformance replay` ports it: both frameworks, CPU."""
+    entry = {"id": "bench_trace", "gradients": {"mode": "replay", "source": "trace", "trace": str(path)},
+             "steps": steps, "devices": ["cpu"], "oracle_stride": stride}
+    return build_case(entry, "<bench>", 1, "")
+
+
 def bare_loop(case: Case, read: bool = False) -> None:
     """The frameworks' own work for `case`: open both sessions, step them on the replayed gradients
     (with `read`, also copy parameters and state out after each step, as any comparison must)."""
     item = Item(case, "cpu", DTYPE)
-    init = models.init_arrays(case.model)
+    init = models.initial(case)
     sessions = [backends.get(f).open(backends.base.SessionSpec(item, "cpu", init, case.optimizer.neutral()))
                 for f in case.frameworks]
-    stream = models.generated_gradients(case.gradients, list(init), [a.shape for a in init.values()])
+    stream = models.gradient_stream(case, init)
     for _ in range(case.steps):
         grads = [np.asarray(g, dtype=DTYPE) for g in next(stream)]
         for session in sessions:
@@ -86,19 +119,22 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def overhead(sizes: list[str], steps: int, repeats: int, workdir: Path, load: str = "idle") -> list[dict[str, Any]]:
-    """Median seconds of bare loop vs harness (strided oracles, full oracles), interleaved, per size."""
+def overhead(sizes: list[str], steps: int, repeats: int, workdir: Path, load: str = "idle",
+             trace: Path | None = None) -> list[dict[str, Any]]:
+    """Median seconds of bare loop vs harness (strided oracles, full oracles), interleaved, per size; with
+    `trace`, of replaying that trace (one size: the trace's)."""
     rows = []
     for label in sizes:
         width = SIZES[label]
-        cases = {"bare": bench_case(width, steps), "stride": bench_case(width, steps, "auto"),
-                 "full": bench_case(width, steps, 1)}
+        make = (lambda n, stride="auto": trace_case(trace, n, stride)) if trace else (
+            lambda n, stride="auto": bench_case(width, n, stride))
+        cases = {"bare": make(steps), "stride": make(steps, "auto"), "full": make(steps, 1)}
         runs: dict[str, Callable[[], Any]] = {
             "bare": lambda: bare_loop(cases["bare"]),
             "read": lambda: bare_loop(cases["bare"], read=True),
             "stride": lambda: harness(cases["stride"], workdir / f"{label}-stride"),
             "full": lambda: harness(cases["full"], workdir / f"{label}-full")}
-        harness(bench_case(width, 2, 1), workdir / "warmup")  # first-use costs belong to start-up, not here
+        harness(make(2, 1), workdir / "warmup")  # first-use costs belong to start-up, not here
         times: dict[str, list[float]] = {k: [] for k in runs}
         for _ in range(repeats):
             for key, fn in runs.items():
@@ -106,7 +142,8 @@ def overhead(sizes: list[str], steps: int, repeats: int, workdir: Path, load: st
         entry = harness(cases["stride"], workdir / f"{label}-check")
         med = {k: statistics.median(v) for k, v in times.items()}
         jsonl = workdir / f"{label}-stride" / f"{Item(cases['stride'], 'cpu', DTYPE).slug}.jsonl"
-        rows.append({"size": label, "load": load, "parameters": width * width + width, "steps": steps,
+        rows.append({"size": label, "load": load, "source": "trace" if trace else "generated",
+                     "parameters": width * width + width, "steps": steps,
                      "repeats": repeats,
                      "seconds": times, "median_s": med, "min_s": {k: min(v) for k, v in times.items()},
                      "ratio_read": med["read"] / med["bare"],
@@ -126,10 +163,11 @@ def _child(argv: list[str], timeout: float) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def memory(size: str, step_counts: list[int], timeout: float, load: str = "idle") -> list[dict[str, Any]]:
-    """Peak RSS of one harness run per step count, each in a fresh process."""
-    return [{"size": size, "load": load, "steps": n, **_child(["memory", size, str(n)], timeout)}
-            for n in step_counts]
+def memory(size: str, step_counts: list[int], timeout: float, load: str = "idle",
+           trace: Path | None = None) -> list[dict[str, Any]]:
+    """Peak RSS of one harness run per step count, each in a fresh process (with `trace`, its replay)."""
+    return [{"size": size, "load": load, "source": "trace" if trace else "generated", "steps": n,
+             **_child(["memory", size, str(n), *([str(trace)] if trace else [])], timeout)} for n in step_counts]
 
 
 @contextlib.contextmanager
@@ -195,9 +233,9 @@ def _peak_rss_mib() -> float:
     return peak / 1024.0 / (1024.0 if sys.platform == "darwin" else 1.0)  # Linux: KiB; macOS: bytes
 
 
-def _child_memory(size: str, steps: int) -> dict[str, Any]:
+def _child_memory(size: str, steps: int, trace: str | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        entry = harness(bench_case(SIZES[size], steps), Path(tmp))
+        entry = harness(trace_case(Path(trace), steps) if trace else bench_case(SIZES[size], steps), Path(tmp))
     return {"peak_rss_mib": _peak_rss_mib(), "oracle": entry["oracle"], "outcome": entry["outcome"]}
 
 
@@ -246,14 +284,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            "overhead": [], "memory": []}
     for name in backends.names():
         doc["machine"][name] = backends.get(name).version()
-    for load in args.loads:
-        with background_load(load) as description, tempfile.TemporaryDirectory() as tmp:
-            doc["loads"][load] = {"description": description, "load_average_before": load_average()}
-            if args.sizes:
-                doc["overhead"] += overhead(args.sizes, args.steps, args.repeats, Path(tmp), load)
-            for size in args.memory_sizes if args.memory_steps else ():
-                doc["memory"] += memory(size, args.memory_steps, args.timeout, load)
-            doc["loads"][load]["load_average_after"] = load_average()
+    with tempfile.TemporaryDirectory() as traces:  # the replay's synthetic trace, written once (4 GB at 1M x 1,000)
+        trace = synthetic_trace(Path(traces) / "trace", SIZES[args.replay_size],
+                                max([*args.replay_steps, args.steps])) if args.replay_steps else None
+        for load in args.loads:
+            with background_load(load) as description, tempfile.TemporaryDirectory() as tmp:
+                doc["loads"][load] = {"description": description, "load_average_before": load_average()}
+                if args.sizes:
+                    doc["overhead"] += overhead(args.sizes, args.steps, args.repeats, Path(tmp), load)
+                if args.sizes and trace:
+                    doc["overhead"] += overhead([args.replay_size], args.steps, args.repeats, Path(tmp), load, trace)
+                for size in args.memory_sizes if args.memory_steps else ():
+                    doc["memory"] += memory(size, args.memory_steps, args.timeout, load)
+                if trace:
+                    doc["memory"] += memory(args.replay_size, args.replay_steps, args.timeout, load, trace)
+                doc["loads"][load]["load_average_after"] = load_average()
     if args.suite:
         doc["suite"] = suite(args.suite, args.workers, args.timeout, args.suite_repeats)
     if not args.no_startup:
@@ -277,16 +322,16 @@ def table(doc: dict[str, Any]) -> str:
                   f"{'stride':>8} {'x':>6} {'full':>8} {'x':>6}  oracle stride"]
     for r in doc.get("overhead", []):
         m = r["median_s"]
-        lines.append(f"  {r.get('load', 'idle'):>4} {r['size']:>5} {r['parameters']:>9} {r['steps']:>5} "
+        lines.append(f"  {r.get('load', 'idle'):>4} {_label(r):>5} {r['parameters']:>9} {r['steps']:>5} "
                      f"{m['bare']:8.2f} {m['read']:8.2f} {r['ratio_read']:6.2f} {m['stride']:8.2f} "
                      f"{r['ratio_stride']:6.2f} {m['full']:8.2f} {r['ratio_full']:6.2f}  "
                      f"{r['oracle']['stride']} ({r['oracle']['steps_checked']} of {r['steps']} steps checked)")
     if doc.get("memory"):
         lines.append("memory (peak RSS, fresh process each)")
-        lines += [f"  {r.get('load', 'idle'):>4} {r['size']:>5} x {r['steps']:>6} steps: {r['peak_rss_mib']:8.1f} MiB"
+        lines += [f"  {r.get('load', 'idle'):>4} {_label(r):>5} x {r['steps']:>6} steps: {r['peak_rss_mib']:8.1f} MiB"
                   for r in doc["memory"]]
         for g in doc.get("memory_growth") or []:
-            lines.append(f"  growth {g['load']:>4} {g['size']:>5}: {g['percent']:+.2f}% from {g['from']} to "
+            lines.append(f"  growth {g['load']:>4} {_label(g):>5}: {g['percent']:+.2f}% from {g['from']} to "
                          f"{g['to']} steps")
     if doc.get("suite"):
         lines.append("suite wall time")
@@ -301,17 +346,22 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _label(row: dict[str, Any]) -> str:
+    """A row's size, marked `<size> trace` for a replayed trace."""
+    return row["size"] + (" trace" if row.get("source") == "trace" else "")
+
+
 def growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (size, load): peak RSS growth from the fewest to the most steps measured, in percent."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    """Per (size, load, source): peak RSS growth from the fewest to the most steps measured, in percent."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["size"], row.get("load", "idle")), []).append(row)
+        groups.setdefault((row["size"], row.get("load", "idle"), row.get("source", "generated")), []).append(row)
     out = []
-    for (size, load), group in groups.items():
+    for (size, load, source), group in groups.items():
         if len(group) < 2:
             continue
         low, high = min(group, key=lambda r: r["steps"]), max(group, key=lambda r: r["steps"])
-        out.append({"size": size, "load": load, "from": low["steps"], "to": high["steps"],
+        out.append({"size": size, "load": load, "source": source, "from": low["steps"], "to": high["steps"],
                     "percent": 100.0 * (high["peak_rss_mib"] - low["peak_rss_mib"]) / low["peak_rss_mib"]})
     return out
 
@@ -327,7 +377,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _child_main(argv: list[str]) -> None:
     kind, size, *rest = argv
-    result = _child_memory(size, int(rest[0])) if kind == "memory" else _child_startup(size)
+    result = _child_memory(size, int(rest[0]), *rest[1:]) if kind == "memory" else _child_startup(size)
     print(json.dumps(result))
 
 

@@ -48,15 +48,19 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A small architecture described neutrally; every adapter builds the same one."""
+    """A small architecture described neutrally; every adapter builds the same one. Kind `trace`: the
+    parameters of a recorded torch model (conformance/traces), no layers: its gradients are replayed."""
 
-    kind: str  # linear | mlp | layernorm_mlp | transformer
-    sizes: tuple[int, ...]  # linear: (in, out); mlp: (in, hidden..., out); transformer: (in, width, out)
+    kind: str  # linear | mlp | layernorm_mlp | transformer | trace
+    sizes: tuple[int, ...]  # linear: (in, out); mlp: (in, hidden..., out); transformer: (in, width, out); trace: ()
     activation: str = "relu"
     init_seed: int = 0
     init_scale: float | None = None  # None: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as both frameworks do
-    names: tuple[str, ...] | None = None  # optional layer names, e.g. ("gamma_proj", "norm", "head")
+    names: tuple[str, ...] | None = None  # optional layer names, e.g. ("gamma_proj", "norm", "head"); trace:
+                                          # the parameters' torch names
     tokens: int = 8  # transformer: the input is read as `tokens` tokens of in/tokens features each
+    shapes: tuple[tuple[int, ...], ...] = ()  # trace: each parameter's shape
+    modules: tuple[str, ...] = ()  # trace: the torch module class owning each parameter (LayerNorm, ...)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class GradientSpec:
     """
 
     mode: str = "autograd"  # autograd | replay
-    source: str = "generated"  # replay only: generated | <framework name>
+    source: str = "generated"  # replay only: generated | trace | <framework name>
+    trace: str | None = None  # source trace: the trace folder (resolved against the case file's folder)
     seed: int = 2
     distribution: str = "normal"  # normal | uniform | constant | zeros
     scale: float = 1.0
@@ -106,12 +111,24 @@ class OptimizerSpec:
     hparams: dict[str, Any] = field(default_factory=dict)  # neutral keys given in the case; lr may be a list
     schedule: dict[str, Any] | None = None  # {kind: cosine, max_lr, min_lr, period}
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)  # framework name -> native-only options
+    # parameter groups: each {"params": (neutral names...), and the neutral keys it sets (lr, betas, eps,
+    # weight_decay)}; every parameter in one group. Empty: one group, as the hyper-parameters say.
+    groups: tuple[dict[str, Any], ...] = ()
 
     def neutral(self) -> dict[str, Any]:
         """Hyper-parameters for a framework that takes neutral defaults: given keys over paper defaults."""
         if self.defaults == "native":
             return dict(self.hparams)
         return {**NEUTRAL_DEFAULTS, **self.hparams}
+
+
+@dataclass(frozen=True)
+class ResumeSpec:
+    """`resume: {steps, from}`: `source` trains `steps` steps alone; every compared framework then starts
+    from its parameters and its optimizer state, converted to its own layout (engine/resume.py)."""
+
+    steps: int
+    source: str  # the framework that trains the first steps (`from:` in the YAML)
 
 
 @dataclass(frozen=True)
@@ -140,6 +157,18 @@ class Case:
     causes: tuple[str, ...] = ()  # ids of cases/causes.yaml the divergence is declared to come from
     # framework -> expectation of the primary pair frameworks[0]~framework, where `expect:` was a mapping
     expect_pairs: dict[str, str] = field(default_factory=dict)
+    resume: ResumeSpec | None = None  # start the compared steps from a state another framework trained
+    rerun: str | None = None  # the command that reruns this case when `pytest <node id>` cannot (a generated file)
+
+    @property
+    def first_step(self) -> int:
+        """The first compared step: 1, or after a resume the step after the ones trained alone."""
+        return self.resume.steps + 1 if self.resume else 1
+
+    @property
+    def last_step(self) -> int:
+        """The last compared step: `steps` compared steps follow the resumed ones."""
+        return self.first_step + self.steps - 1
 
     def expect_for(self, framework: str) -> str:
         """What the primary pair frameworks[0]~framework should observe."""

@@ -1,7 +1,8 @@
 """The cause registry (cases/causes.yaml): every known difference between AdaMax implementations as data.
 
 A cause is one mechanism: an id cases name in `cause:`, a title, the mechanism, when it matters, the
-user's fix and the case proving the fix. `formula` causes name the oracle feature (oracles.Features)
+user's fix and the case proving the fix; `zh_cn` holds the title, when it matters and the fix in Chinese for
+the Chinese docs page (conformance/report/docs_page.py). `formula` causes name the oracle feature (oracles.Features)
 whose switch reproduces them; `configuration` causes the hyper-parameter the two sides received
 differently (`hparam.lr`) and the case setting that explains it (`when`); `validation` causes are
 refusals (error and interface items), declared by cases rather than computed. The attribution
@@ -38,6 +39,8 @@ EDGE_TOPICS = ("NaN and Inf gradients", "float16", "float64", "betas near 1", "i
 # The docs page's Differences rows (constructor parameters) a cause can act through (`parameters`).
 PARAMETERS = ("params", "lr", "betas", "eps", "weight_decay", "foreach", "maximize", "differentiable",
               "capturable", "loss_scale")
+# What a docs page says of a cause, in each of its languages (`zh_cn:` of an entry; English is the entry's own).
+WORDS = ("title", "matters_when", "fix")
 
 _SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["causes"],
@@ -60,6 +63,10 @@ _SCHEMA = {
                        "if": {"properties": {"tier": {"const": 4}}}, "then": {"required": ["topic"]},
                        "else": {"not": {"required": ["topic"]}}},
             "parameters": {"type": "array", "items": {"enum": list(PARAMETERS)}, "uniqueItems": True},
+            "zh_cn": {"type": "object", "additionalProperties": False, "required": list(WORDS),
+                      "properties": {"title": {"type": "string", "minLength": 1},
+                                     "matters_when": {"type": "string", "minLength": 1},
+                                     "fix": {"type": ["string", "null"]}}},
         },
         "allOf": [
             {"if": {"properties": {"kind": {"const": "formula"}}},
@@ -80,6 +87,17 @@ class Impact:
 
 
 @dataclass(frozen=True)
+class Words:
+    """What a docs page says of a cause in one language."""
+    title: str
+    matters_when: str
+    fix: str | None
+
+
+LANGUAGES = ("en", "zh_cn")  # the docs pages' languages, named as MindSpore's docs folders (source_zh_cn)
+
+
+@dataclass(frozen=True)
 class Cause:
     id: str
     title: str
@@ -92,10 +110,24 @@ class Cause:
     when: str | None = None  # configuration causes: the case setting that explains the hyper-parameter
     impact: Impact = Impact(4, "")
     parameters: tuple[str, ...] = ()  # the docs page's Differences rows it acts through
+    zh_cn: Words | None = None  # the page words in Chinese
 
     def as_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {**out, "impact": asdict(self.impact), "parameters": list(self.parameters)}
+        return {**out, "impact": asdict(self.impact), "parameters": list(self.parameters),
+                "zh_cn": asdict(self.zh_cn) if self.zh_cn else None}
+
+    def words(self, language: str) -> Words:
+        """The cause's title, when it matters and fix in `language` (en, zh_cn); a RegistryError naming
+        the registry and the key when the registry lacks that language."""
+        if language == "en":
+            return Words(self.title, self.matters_when, self.fix)
+        translated = getattr(self, language, None) if language in LANGUAGES else None
+        if translated is None:
+            raise RegistryError(f"{registry_path()}: cause {self.id!r} has no `{language}:` block "
+                                f"({', '.join(WORDS)}), which the {language} page needs; languages: "
+                                f"{', '.join(LANGUAGES)}")
+        return translated
 
 
 class RegistryError(ValueError):
@@ -123,7 +155,8 @@ def parse(text: str, source: str) -> dict[str, Cause]:
         if entry["id"] in out or entry["id"] == UNKNOWN:
             raise RegistryError(f"{source}: cause id {entry['id']!r} is used twice or reserved")
         out[entry["id"]] = Cause(**{**entry, "impact": Impact(**entry["impact"]),
-                                    "parameters": tuple(entry.get("parameters", ()))})
+                                    "parameters": tuple(entry.get("parameters", ())),
+                                    "zh_cn": Words(**entry["zh_cn"]) if "zh_cn" in entry else None})
     return out
 
 

@@ -12,6 +12,7 @@ entry only; the rest of the file still loads.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import re
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 
 from conformance import backends
-from conformance.cases import causes, training_checks
+from conformance.cases import checks, trace_cases
 from conformance.cases.case import (
     ApiCase,
     Bound,
@@ -32,10 +33,11 @@ from conformance.cases.case import (
     ModelSpec,
     OptimizerSpec,
     ProbeCase,
+    ResumeSpec,
     Tolerance,
 )
 from conformance.cases.matrix import _DOTTED, expand_matrix
-from conformance.cases.schema import MAX_MATRIX, MAX_MEMORY_MB, MAX_PARAMS, validate
+from conformance.cases.schema import MAX_MATRIX, validate
 from conformance.cases.yaml_lines import (
     _construct_mapping,
     _line_of,
@@ -44,7 +46,6 @@ from conformance.cases.yaml_lines import (
     parse_text,
     read_text,
 )
-from conformance.engine import models
 from conformance.errors import CaseError
 
 # Default bounds when a case gives none. Expressed in ULP of the case's dtype so one default serves
@@ -92,7 +93,7 @@ def _model(raw: dict) -> ModelSpec:
 def _gradients(raw: Any) -> GradientSpec:
     if raw is None or isinstance(raw, str):
         return GradientSpec(mode=raw or "autograd")
-    plain = {k: raw[k] for k in ("mode", "source", "seed", "distribution", "scale", "zero_fraction",
+    plain = {k: raw[k] for k in ("mode", "source", "trace", "seed", "distribution", "scale", "zero_fraction",
                                  "missing_until", "sign_flip") if k in raw}
     return GradientSpec(
         **plain,
@@ -107,93 +108,12 @@ def _optimizer(raw: dict | None, frameworks: list[str]) -> OptimizerSpec:
     extras = {name: dict(raw.pop(name)) for name in frameworks if name in raw}
     defaults = raw.pop("defaults", "neutral")
     schedule = raw.pop("schedule", None)
+    groups = tuple({k: (tuple(v) if isinstance(v, list) else v) for k, v in g.items()} for g in raw.pop("groups", ()))
     hparams = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()}
     if schedule is not None:
         hparams["lr"] = float(schedule["max_lr"])
         schedule = {"min_lr": 0.0, **schedule}
-    return OptimizerSpec(defaults=defaults, hparams=hparams, extras=extras, schedule=schedule)
-
-
-def param_count(model: ModelSpec) -> int:
-    return sum(math.prod(shape) for shape in models.param_shapes(model).values())
-
-
-_REPLAY_ONLY = {"zero_fraction", "sign_flip", "spikes", "nonfinite", "prescale", "source", "missing", "missing_until"}
-
-
-def memory_estimate(model: ModelSpec, batch: int, devices: list[str], frameworks: int = 2) -> int:
-    """Rough peak bytes of one item, counted in float64 words so one figure serves every dtype.
-
-    Per parameter: the float64 init and replayed gradient (2); per side, the framework's params, grads,
-    m, u (4), their host copies and received gradients (4), the oracle's results, scales and temporaries
-    (10). Per sample: inputs and targets (in + out), and per side forward/backward activations (3 x width).
-    A GPU item adds a CPU twin per framework. Over-estimates rather than under-: it guards the machine.
-    """
-    sides = frameworks * (2 if "gpu" in devices else 1)
-    params = param_count(model)
-    width = sum(model.sizes)
-    words = params * (2 + 18 * sides) + batch * (model.sizes[0] + model.sizes[-1] + 3 * sides * width)
-    return 8 * words
-
-
-def _semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
-    """Checks a schema cannot express: sizes by kind, layer names, the parameter limit."""
-    problems: list[tuple[list, str]] = []
-    if model.kind == "linear" and "sizes" in entry["model"]:
-        problems.append((["model", "sizes"], "a linear model takes 'in' and 'out', not 'sizes'"))
-    if model.kind == "layernorm_mlp" and len(model.sizes) < 3:
-        problems.append((["model", "sizes"], "layernorm_mlp needs at least one hidden size: [in, hidden, out]"))
-    problems += training_checks.transformer(entry["model"], model)
-    if problems:
-        return problems
-    problems += training_checks.data(entry, model)
-    layers = len(model.sizes) - 1 + (len(model.sizes) - 2 if model.kind == "layernorm_mlp" else 0)
-    if model.names is not None and len(model.names) != layers:
-        problems.append((["model", "names"], f"give {layers} layer names for this model, got {len(model.names)}"))
-    if model.names is not None and len(set(model.names)) != len(model.names):
-        problems.append((["model", "names"], "layer names must be unique (parameter names must be)"))
-    gradients = entry.get("gradients")
-    if isinstance(gradients, dict):
-        known = set(models.init_arrays_names(model))
-        for name in gradients.get("missing", ()):
-            if name not in known:
-                problems.append((["gradients", "missing"], f"no parameter '{name}' in this model; "
-                                                           f"parameters: {', '.join(sorted(known))}"))
-        if gradients.get("mode") != "replay" and any(k in gradients for k in _REPLAY_ONLY):
-            problems.append((["gradients", "mode"], f"{', '.join(sorted(_REPLAY_ONLY & set(gradients)))} "
-                                                    "need mode: replay"))
-    problems += _expect_mapping_checks(entry)
-    if entry.get("expect") != "error" and "error_contains" in entry:
-        problems.append((["error_contains"], "error_contains goes with expect: error"))
-    count = param_count(model)
-    if count > MAX_PARAMS:
-        problems.append((["model"], f"{count} parameters exceeds the limit of {MAX_PARAMS}; "
-                                    "set CONFORMANCE_MAX_PARAMS to raise it deliberately"))
-        return problems
-    devices = entry.get("devices", ["cpu", "gpu"])
-    batch = int(entry.get("data", {}).get("batch", 4))
-    need = memory_estimate(model, batch, [devices] if isinstance(devices, str) else devices,
-                           len(entry.get("frameworks", ("torch", "mindspore"))))
-    if need > MAX_MEMORY_MB * 2**20:
-        problems.append((["data", "batch"] if "batch" in entry.get("data", {}) else ["model"],
-                         f"this item would need about {need / 2**20:,.0f} MiB (model {count} parameters, batch "
-                         f"{batch}), over the limit of {MAX_MEMORY_MB} MiB; set CONFORMANCE_MAX_MEMORY_MB "
-                         "to raise it deliberately"))
-    return problems
-
-
-def _expect_mapping_checks(entry: dict) -> list[tuple[list, str]]:
-    """`expect` as a mapping names every framework after the first, and only those (N-way cases)."""
-    expect = entry.get("expect")
-    if not isinstance(expect, dict):
-        return []
-    others = list(entry.get("frameworks", ("torch", "mindspore")))[1:]
-    missing, extra = [f for f in others if f not in expect], [f for f in expect if f not in others]
-    if missing or extra:
-        return [(["expect"], "a mapping `expect` gives one expectation per framework after the first "
-                             f"({', '.join(others)}); " + (f"missing: {', '.join(missing)}" if missing else
-                                                           f"not in frameworks: {', '.join(extra)}"))]
-    return []
+    return OptimizerSpec(defaults=defaults, hparams=hparams, extras=extras, schedule=schedule, groups=groups)
 
 
 def _expectations(entry: dict) -> tuple[str, dict[str, str]]:
@@ -205,50 +125,32 @@ def _expectations(entry: dict) -> tuple[str, dict[str, str]]:
     return expect[frameworks[1]], dict(expect)
 
 
-def _causes(entry: dict) -> tuple[str, ...]:
-    cause = entry.get("cause", ())
-    return (cause,) if isinstance(cause, str) else tuple(cause)
-
-
-def _cause_problems(entry: dict) -> list[tuple[list, str]]:
-    """Every declared cause must be an id of the registry (cases/causes.yaml) or `unknown` alone."""
-    declared = _causes(entry)
-    if not declared:
-        return []
-    try:
-        known = causes.load()
-    except causes.RegistryError as exc:
-        return [(["cause"], f"the cause registry cannot be read: {exc}")]
-    if causes.UNKNOWN in declared and len(declared) > 1:
-        return [(["cause"], "`unknown` stands alone: it says no known cause explains the difference")]
-    wrong = [c for c in declared if c not in known and c != causes.UNKNOWN]
-    if wrong:
-        return [(["cause"], f"{', '.join(map(repr, wrong))} is not a cause of {causes.registry_path().name}; "
-                            f"allowed: {', '.join(sorted(known))}, or unknown")]
-    return []
-
-
 def _interface_case(entry: dict, file: str, line: int, text: str) -> ProbeCase | ApiCase:
     common = {"id": str(entry["id"]), "description": entry.get("description", ""), "file": file, "line": line,
-              "reason": entry.get("reason"), "source_text": text, "causes": _causes(entry)}
+              "reason": entry.get("reason"), "source_text": text, "causes": checks.declared_causes(entry)}
     if "probe" in entry:
         return ProbeCase(**common, probe=dict(entry["probe"]), behaviour=dict(entry["behaviour"]),
                          frameworks=tuple(entry["behaviour"]))
     return ApiCase(**common, framework=entry["api"], cls=entry["class"], params=dict(entry["params"]))
 
 
-def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase | ApiCase:
-    """A validated entry -> Case (or an interface case). Raises CaseError naming the first problem."""
+def build_case(entry: dict, file: str, line: int, text: str, base: Path | None = None) -> Case | ProbeCase | ApiCase:
+    """A validated entry -> Case (or an interface case). Raises CaseError naming the first problem. `base`:
+    the case file's folder, against which a relative trace path is read (conformance/cases/trace_cases.py)."""
     frameworks = backends.names()
     problems = validate(entry, backends.extras())
     case_id = str(entry.get("id")) if isinstance(entry, dict) and "id" in entry else None
     if not problems:
-        problems = _cause_problems(entry)
+        problems = checks.cause_problems(entry)
     if not problems and ("probe" in entry or "api" in entry):
         return _interface_case(entry, file, line, text)
-    if not problems:
+    if not problems and trace_cases.is_trace(entry):
+        filled, model, problems = trace_cases.expand(entry, base)
+        entry = filled if filled is not None else entry
+    elif not problems:
         model = _model(entry["model"])
-        problems = _semantic_checks(entry, model)
+    if not problems:
+        problems = checks.semantic_checks(entry, model)
     if problems:
         path, message = problems[0]
         key = ".".join(str(p) for p in path) or None
@@ -268,7 +170,8 @@ def build_case(entry: dict, file: str, line: int, text: str) -> Case | ProbeCase
         expect=_expectations(entry)[0], expect_pairs=_expectations(entry)[1], reason=entry.get("reason"),
         frameworks=tuple(entry.get("frameworks", ("torch", "mindspore"))), source_text=text,
         oracle_expect=dict(entry.get("oracle_expect", {})), error_contains=entry.get("error_contains"),
-        oracle_stride=entry.get("oracle_stride", "auto"), causes=_causes(entry),
+        oracle_stride=entry.get("oracle_stride", "auto"), causes=checks.declared_causes(entry),
+        resume=ResumeSpec(int(entry["resume"]["steps"]), entry["resume"]["from"]) if "resume" in entry else None,
     )
 
 
@@ -287,10 +190,13 @@ def load_file(path: Path, display: str | None = None) -> list[Case | CaseError]:
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list) or not doc["cases"]:
         return [CaseError(file, getattr(doc, "line", 1), None, "cases",
                           "a case file is a mapping with a non-empty 'cases:' list (and optionally 'defaults:')")]
-    unknown = sorted(set(doc) - {"cases", "defaults"})
+    unknown = sorted(set(doc) - {"cases", "defaults", "rerun"})
     if unknown:
         return [CaseError(file, doc.key_lines.get(unknown[0]), None, unknown[0],
-                          "unknown top-level key; allowed: cases, defaults")]
+                          "unknown top-level key; allowed: cases, defaults, rerun")]
+    if not isinstance(doc.get("rerun", ""), str):
+        return [CaseError(file, doc.key_lines.get("rerun"), None, "rerun",
+                          "'rerun:' is the command that reruns this file's cases (text)")]
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict):
         return [CaseError(file, doc.key_lines.get("defaults"), None, "defaults",
@@ -312,7 +218,9 @@ def load_file(path: Path, display: str | None = None) -> list[Case | CaseError]:
                 results.append(expanded)
                 continue
             try:
-                results.append(build_case(expanded, file, line, text))
+                case = build_case(expanded, file, line, text, path.parent)
+                rerun = doc.get("rerun") if isinstance(case, Case) else None  # a generated file's command
+                results.append(dataclasses.replace(case, rerun=rerun) if rerun else case)
             except CaseError as exc:
                 results.append(exc)
     return results

@@ -26,7 +26,7 @@ from conformance.engine.datasets import DATASETS, PACKAGE
 MAX_STEPS = int(os.environ.get("CONFORMANCE_MAX_STEPS", 100_000))
 MAX_PARAMS = int(os.environ.get("CONFORMANCE_MAX_PARAMS", 50_000_000))
 # Estimated peak memory of one item (model, optimizer state, host copies, oracle, data; see
-# loader.memory_estimate): catches a huge `data.batch` as well as a huge model.
+# checks.memory_estimate): catches a huge `data.batch` as well as a huge model.
 MAX_MEMORY_MB = int(os.environ.get("CONFORMANCE_MAX_MEMORY_MB", 16_384))
 # Cases one `matrix:` may expand into (before devices x dtypes).
 MAX_MATRIX = int(os.environ.get("CONFORMANCE_MAX_MATRIX", 1_000))
@@ -99,13 +99,18 @@ def case_schema(framework_extras: dict[str, dict[str, dict]]) -> dict[str, Any]:
         "eps": _NUM,
         "weight_decay": {"type": "number", "minimum": 0},
     }
+    # parameter groups (neutral names; each parameter in one group), each setting its own values
+    optimizer_props["groups"] = {"type": "array", "minItems": 1, "items": {
+        "type": "object", "additionalProperties": False, "required": ["params"],
+        "properties": {"params": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                       **{k: optimizer_props[k] for k in ("lr", "betas", "eps", "weight_decay")}}}}
     for name, extras in framework_extras.items():
         optimizer_props[name] = {"type": "object", "propertyNames": {"enum": sorted(extras)},
                                  "properties": dict(extras)}
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": ["id", "model", "steps"],
+        "required": ["id"],  # and model, steps: unless the gradients come from a trace (below)
         "properties": {
             "id": {"type": "string", "pattern": r"^[A-Za-z0-9_.=+-]+$"},
             "description": {"type": "string"},
@@ -137,7 +142,8 @@ def case_schema(framework_extras: dict[str, dict[str, dict]]) -> dict[str, Any]:
                     {"enum": ["autograd", "replay"]},
                     {"type": "object", "additionalProperties": False, "required": ["mode"],
                      "properties": {"mode": {"enum": ["autograd", "replay"]},
-                                    "source": {"enum": ["generated", *sorted(framework_extras)]},
+                                    "source": {"enum": ["generated", "trace", *sorted(framework_extras)]},
+                                    "trace": {"type": "string", "minLength": 1},
                                     "seed": {"type": "integer", "minimum": 0},
                                     "distribution": {"enum": ["normal", "uniform", "constant", "zeros"]},
                                     "scale": {"type": "number", "exclusiveMinimum": 0},
@@ -174,14 +180,25 @@ def case_schema(framework_extras: dict[str, dict[str, dict]]) -> dict[str, Any]:
                               "additionalProperties": {"enum": ["conform", "diverge", "nonfinite"]}},
             "frameworks": {"type": "array", "items": {"enum": sorted(framework_extras)},
                            "minItems": 2, "uniqueItems": True},
+            # the first `steps` trained by `from` alone; the compared steps continue from its state
+            "resume": {"type": "object", "additionalProperties": False, "required": ["steps", "from"],
+                       "properties": {"steps": {**_POS_INT, "maximum": MAX_STEPS},
+                                      "from": {"enum": sorted(framework_extras)}}},
             "matrix": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
         },
-        # a declared difference names its reason and cause: `expect` diverge/error/nonfinite, or a
-        # mapping (one expectation per framework after the first) holding one
-        "if": {"properties": {"expect": {"anyOf": [
-            {"enum": ["diverge", "error", "nonfinite"]},
-            {"type": "object", "not": {"additionalProperties": {"const": "conform"}}}]}}, "required": ["expect"]},
-        "then": {"required": ["reason", "cause"]},
+        "allOf": [
+            # a declared difference names its reason and cause: `expect` diverge/error/nonfinite, or a
+            # mapping (one expectation per framework after the first) holding one
+            {"if": {"properties": {"expect": {"anyOf": [
+                {"enum": ["diverge", "error", "nonfinite"]},
+                {"type": "object", "not": {"additionalProperties": {"const": "conform"}}}]}}, "required": ["expect"]},
+             "then": {"required": ["reason", "cause"]}},
+            # a trace brings the model and the steps (conformance/traces); every other case names them
+            {"if": {"properties": {"gradients": {"type": "object", "anyOf": [
+                {"properties": {"source": {"const": "trace"}}, "required": ["source"]}, {"required": ["trace"]}]}},
+                    "required": ["gradients"]},
+             "else": {"required": ["model", "steps"]}},
+        ],
     }
 
 

@@ -17,6 +17,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--memory-steps", type=int, nargs="*", default=[100, 5000],
                         help="step counts for peak RSS, one fresh process each (none: skip); growth is "
                              "reported from the fewest to the most")
+    parser.add_argument("--replay-size", default="1M", choices=list(SIZES),
+                        help="model of the synthetic trace whose replay is measured (default: %(default)s)")
+    parser.add_argument("--replay-steps", type=int, nargs="*", default=[100, 1000],
+                        help="step counts for the replay's peak RSS (none: no replay rows); the trace holds the most "
+                             "of these and --steps (at 1M x 1,000 steps: 4 GB in a temporary folder)")
     parser.add_argument("--loads", nargs="+", default=list(LOADS), choices=list(LOADS),
                         help="overhead and memory under each: idle (the bench alone) and busy (a spinning "
                              "process on every other CPU) (default: both)")

@@ -1,5 +1,7 @@
-"""`docs`: the "Differences between torch.optim.Adamax and mindspore.nn.AdaMax" page and its appendix
-(Markdown + HTML) from a stored run; every figure on them is that run's."""
+"""`docs`: the API-mapping page "Differences between torch.optim.Adamax and mindspore.nn.AdaMax" in English
+and Chinese (Markdown and its HTML rendering) and its appendix, from a stored run; every figure on them is
+that run's. With --docs-repo, the pages and each language's mapping-index row go into a checkout of
+MindSpore's docs repository, where it keeps them."""
 from __future__ import annotations
 
 import argparse
@@ -8,29 +10,30 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("docs", help="write the API-differences page and its appendix (measured) from a run")
+    parser = sub.add_parser("docs", help="write the API-mapping page (English and Chinese) and its appendix from a run")
     parser.add_argument("run_dir", help="a run folder, e.g. reports/latest")
-    parser.add_argument("--out", default=None, help="folder for the pages (default: the run folder)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the pages, their HTML renderings and the appendix (default: the run folder)")
+    parser.add_argument("--docs-repo", default=None, metavar="DIR",
+                        help="a checkout of MindSpore's docs repository: write the pages under "
+                             "docs/mindspore/source_en|source_zh_cn/note/api_mapping/pytorch_diff/ and add their row "
+                             "to each language's pytorch_api_mapping.md")
     parser.add_argument("--report-url", default=None,
-                        help="where the run's HTML report will be published (default: the run folder, relative)")
-    parser.add_argument("--history", default=None, metavar="URL",
-                        help="link for the Evidence section's 'AdaMax behaviour across releases'")
-    parser.add_argument("--across", default=None, metavar="FILE.md",
-                        help="a Markdown 'AdaMax across frameworks' table to include in the Evidence section")
+                        help="where the run's HTML report is published: the pages then link their evidence there "
+                             "(default: no links, case names only)")
     parser.set_defaults(func=docs)
 
 
 def docs(args: argparse.Namespace, extra: list[str]) -> int:
     from conformance.cases.causes import RegistryError
-    from conformance.report.docs_page import write_docs
+    from conformance.report.docs_site import write_docs
     from conformance.results.storage import RunDirError, load_summary
 
     run_dir = Path(args.run_dir)
     try:
-        across = Path(args.across).read_text(encoding="utf-8") if args.across else None
         data = load_summary(run_dir)
         paths = write_docs(data, Path(args.out) if args.out else run_dir, run_dir=run_dir,
-                           report_url=args.report_url, history=args.history, across=across)
+                           report_url=args.report_url, docs_repo=Path(args.docs_repo) if args.docs_repo else None)
     except (RunDirError, RegistryError, OSError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2

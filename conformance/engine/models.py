@@ -8,9 +8,12 @@ its Embedding calls its weight embedding_table).
 Most kinds are a sequence of layers (`assemble` builds one in any framework); `transformer` is one
 pre-norm transformer block over the input read as tokens: its layers, with the names every adapter gives
 them, are `TRANSFORMER` below, and each adapter writes its forward pass with its own ops.
+A model of kind `trace` has no layers: its parameters, their initial values and every step's gradients
+are a recorded torch run's (conformance/traces/format.py), read one step at a time.
 """
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from conformance.cases.case import DataSpec, GradientSpec, ModelSpec
+from conformance.cases.case import Case, DataSpec, GradientSpec, ModelSpec
 from conformance.engine import datasets
+from conformance.traces.format import open_trace
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,9 @@ def _transformer_layers(spec: ModelSpec) -> list[Layer]:
 
 def layers(spec: ModelSpec) -> list[Layer]:
     """The layers every adapter builds, in order, with the names its parameters take (for a sequential
-    kind, the sequence itself)."""
+    kind, the sequence itself; none for a trace: its parameters are bare tensors)."""
+    if spec.kind == "trace":
+        return []
     if spec.kind == "transformer":
         return _transformer_layers(spec)
     sizes = spec.sizes
@@ -118,7 +124,10 @@ def init_arrays(spec: ModelSpec) -> dict[str, np.ndarray]:
 
 
 def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
-    """Neutral parameter names and shapes in model order, without generating any values."""
+    """Neutral parameter names and shapes in model order, without generating any values (a trace's as
+    recorded)."""
+    if spec.kind == "trace":
+        return dict(zip(spec.names or (), spec.shapes))
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in layers(spec):
         if layer.kind == "dense":
@@ -136,6 +145,25 @@ def init_arrays_names(spec: ModelSpec) -> list[str]:
     return list(param_shapes(spec))
 
 
+def initial(case: Case) -> dict[str, np.ndarray]:
+    """The initial parameters of a case: generated from the model's seed, or a trace's recorded ones (in
+    the trace's dtype, which every adapter casts to exactly)."""
+    if case.model.kind == "trace":
+        return open_trace(case.gradients.trace).init_arrays()
+    return init_arrays(case.model)
+
+
+def gradient_stream(case: Case, init: dict[str, np.ndarray]) -> Iterator[list[np.ndarray | None]] | None:
+    """The replayed gradients of a case, step by step (None: each framework differentiates its own loss,
+    or one framework's autograd is replayed: the runner asks it step by step)."""
+    spec = case.gradients
+    if spec.mode == "replay" and spec.source == "trace":
+        return open_trace(spec.trace).gradients(case.steps)
+    if spec.mode == "replay" and spec.source == "generated":
+        return generated_gradients(spec, list(init), [a.shape for a in init.values()])
+    return None
+
+
 def _draw(rng: np.random.Generator, distribution: str, shape: tuple[int, ...]) -> np.ndarray:
     if distribution == "uniform":
         return rng.uniform(-1.0, 1.0, shape)
@@ -147,8 +175,11 @@ def _draw(rng: np.random.Generator, distribution: str, shape: tuple[int, ...]) -
 
 
 def batches(data: DataSpec, model: ModelSpec) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(inputs, targets) for each step, float64: a real dataset's training batches (datasets.batches), or
-    generated ones, the same batch every step unless `resample`."""
+    """(inputs, targets) for each step, float64: dummy ones for a trace (replayed gradients: no forward
+    pass, no data), a real dataset's training batches (datasets.batches), or generated ones, the same batch
+    every step unless `resample`."""
+    if model.kind == "trace":
+        return itertools.repeat((np.zeros((data.batch, 0)), np.zeros((data.batch, 0))))
     if data.dataset is not None:
         return datasets.batches(data)
     return _generated_batches(data, model)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +29,16 @@ import numpy as np
 
 from conformance import backends
 from conformance.cases.case import QUANTITIES, Item, Tolerance
-from conformance.engine import models, training
+from conformance.engine import feeding, models, resume, training
 from conformance.engine.checker import Checker
 from conformance.errors import FrameworkError
-from conformance.numerics import attribution
-from conformance.numerics.diff import diff, nonfinite
+from conformance.numerics import attribution, formulas
+from conformance.numerics.diff import diff, msprobe, nonfinite
 from conformance.numerics.oracles import formula_metrics
 from conformance.results.storage import StepWriter
 from conformance.results.verdict import PairTracker, judge
+from conformance.traces import porting
+from conformance.traces.format import TraceError
 
 ORACLE = "oracle"
 # `oracle_stride: auto` checks the oracles on every step up to this many parameters, and above it on
@@ -82,7 +84,7 @@ def _open_sides(item: Item, init: dict[str, np.ndarray], skipped: dict[str, str]
         backend = backends.get(framework)
         for device in devices:
             label = framework if device == item.device else f"{framework}@cpu"
-            reason = backend.unavailable(device, item.dtype) or backend.unsupported(item.case) or \
+            reason = backend.unavailable(device, item.dtype) or backend.unsupported(item) or \
                 training.unavailable(item)
             if reason:
                 skipped[label] = reason
@@ -115,19 +117,6 @@ def _pairs(item: Item, sides: dict[str, Side]) -> list[Pair]:
         elif side.framework in sides:
             pairs.append(Pair(f"{side.framework}~{label}", side.framework, label, "device", case.tolerance, "conform"))
     return pairs
-
-
-def _gradient_stream(item: Item, init: dict[str, np.ndarray]) -> Iterator[list[np.ndarray | None]] | None:
-    spec = item.case.gradients
-    if spec.mode == "replay" and spec.source == "generated":
-        return models.generated_gradients(spec, list(init), [a.shape for a in init.values()])
-    return None
-
-
-def _replay_source(item: Item) -> str | None:
-    """The framework whose autograd gradients are replayed to every side, or None."""
-    spec = item.case.gradients
-    return spec.source if spec.mode == "replay" and spec.source != "generated" else None
 
 
 def oracle_stride(item: Item, parameters: int) -> int:
@@ -176,20 +165,16 @@ def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses:
     return out
 
 
-def _feed(framework: str, item: Item, replay: list[np.ndarray | None],
-          shapes: list[tuple[int, ...]]) -> list[np.ndarray | None]:
-    """A framework's copy of a replayed gradient: prescaled, rounded to the dtype once, and a missing
-    gradient either kept missing (a framework that skips such parameters) or given as zeros."""
-    factor = item.case.gradients.factor(framework)
-    zeros = backends.get(framework).missing_grad == "zeros"
-    grads: list[np.ndarray | None] = []
-    for g, shape in zip(replay, shapes):
-        if g is None:
-            grads.append(np.zeros(shape, dtype=item.dtype) if zeros else None)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                grads.append(np.asarray(g if factor == 1.0 else g * factor, dtype=item.dtype))
-    return grads
+def _msprobe(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]],
+             names: dict[str, list[str]]) -> dict[str, dict[str, dict]]:
+    """msprobe's metrics (diff.msprobe) of every params and state tensor of a pair at one step, the left
+    side (torch) as msprobe's bench."""
+    a, b = values[pair.left], values[pair.right]
+    out: dict[str, dict[str, dict]] = {"params": {}, "state": {}}
+    for key, quantity in (("params", "params"), ("m", "state"), ("u", "state")):
+        for i, name in enumerate(names[pair.left]):
+            out[quantity][name if key == "params" else f"{key}:{name}"] = msprobe(a[key][i], b[key][i])
+    return out
 
 
 def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
@@ -203,7 +188,7 @@ def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.nda
     copy is a pass over memory."""
     received: dict[str, list[np.ndarray | None]] = {}
     fed: dict[tuple[float, str], list[np.ndarray | None]] = {}  # (prescale, missing-gradient policy)
-    source = _replay_source(item)
+    source = feeding.replay_source(item)
     if replay is None and source is not None:  # run_item made sure the source side is open
         src = sides[source]
         src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
@@ -214,7 +199,7 @@ def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.nda
             missing = backends.get(side.framework).missing_grad if any_missing else ""
             key = (item.case.gradients.factor(side.framework), missing)
             if key not in fed:
-                fed[key] = _feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
+                fed[key] = feeding.feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
             grads = fed[key]
             _call(side, step, side.session.step, grads)
         else:
@@ -261,26 +246,11 @@ def _observe(sides: dict[str, Side], step: int, received: dict[str, list[np.ndar
     oracle_inputs = {}
     for label, side in sides.items():
         if due and "@" not in label:
-            hparams = {**side.hparams, "lr": side.session.lr_used()}
+            hparams = formulas.with_lr(side.hparams, side.session.lr_used())
             oracle_inputs[label] = (hparams, side.values, received[label], list(side.counts))
         _read(side, keep)
     return Observation(step, {label: side.values for label, side in sides.items()},
                        {label: side.loss for label, side in sides.items()}, oracle_inputs)
-
-
-def _as_fed_to(item: Item, grads: list, source: str, framework: str, shapes: list[tuple[int, ...]]) -> list:
-    """The gradients `source` received, as `framework` would have been fed them: its prescale factor
-    instead of the source's, and a missing gradient kept missing or given as zeros by its policy."""
-    factor = item.case.gradients.factor(framework) / item.case.gradients.factor(source)
-    zeros = backends.get(framework).missing_grad == "zeros"
-    out = []
-    for g, shape in zip(grads, shapes):
-        if g is None:
-            out.append(np.zeros(shape, dtype=item.dtype) if zeros else None)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                out.append(g if factor == 1.0 else np.asarray(g * factor, dtype=g.dtype))
-    return out
 
 
 def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, names: dict[str, list[str]],
@@ -296,7 +266,7 @@ def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, nam
         out[label] = attribution.Side(backends.get(sides[label].framework).formula, hparams, pre, obs.values[label],
                                       grads, counts, names[label])
     left, right = labels
-    fed = _as_fed_to(item, out[left].grads, sides[left].framework, sides[right].framework,
+    fed = feeding.as_fed_to(item, out[left].grads, sides[left].framework, sides[right].framework,
                      [p.shape for p in out[left].pre["params"]])
     out[right] = dataclasses.replace(out[right], grads=fed)
     return out
@@ -306,8 +276,10 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             trackers: dict[str, PairTracker], writer: StepWriter, attributor: attribution.Attributor | None,
             gap: training.LossGap | None) -> Callable[[Observation], None]:
     """The per-step checks: oracles (when due), non-finite tracking, every pair compared, the primary
-    pair's divergence attributed where it leaves its tolerance, the loss gap of a run on a real dataset,
-    one JSONL line."""
+    pair's divergence attributed where it leaves its tolerance, msprobe's metrics of a primary pair at the last
+    and the worst step (PairTracker.msprobe_snapshots), a real-data run's loss gap, one JSONL line."""
+    last = item.case.last_step
+
     def check(obs: Observation) -> None:
         for label, side in sides.items():
             _track_nonfinite(side, obs.step, obs.values[label], obs.losses[label])
@@ -320,6 +292,8 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             else:
                 continue
             trackers[pair.label].update(obs.step, metrics)
+            if pair.role == "primary" and (due := trackers[pair.label].msprobe_snapshots(obs.step, metrics, last)):
+                trackers[pair.label].record_msprobe(due, obs.step, _msprobe(pair, obs.values, names))
             if attributor is not None and pair.label == attributor.pair_label:
                 attributor.update(obs.step, metrics,
                                   lambda: _attribution_sides(item, sides, obs, names, (pair.left, pair.right)))
@@ -332,10 +306,20 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
     return check
 
 
+def _decay_skipped(sides: dict[str, Side], names: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Per side, the parameters its decay filter leaves undecayed although weight decay is set (MindSpore's
+    names holding beta or gamma); sides without any are left out."""
+    out = {}
+    for label, side in sides.items():
+        features = backends.get(side.framework).formula.features
+        if skipped := formulas.decay_skipped(features, names[label], side.hparams):
+            out[label] = skipped
+    return out
+
+
 def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     """Run an item to the end (or to a framework error) and return its summary entry."""
     started = time.perf_counter()
-    init = models.init_arrays(item.case.model)
     skipped: dict[str, str] = {}
     path = steps_dir / f"{item.slug}.jsonl"
 
@@ -345,10 +329,25 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
         return judge(item, {}, {}, skipped, error, path, time.perf_counter() - started)
 
     try:
-        sides = _open_sides(item, init, skipped)
-    except FrameworkError as exc:  # a framework refused the configuration before step 1
+        init = models.initial(item.case)
+    except TraceError as exc:  # a trace's file went bad after the case was loaded
+        return nothing_ran(FrameworkError("trace", 0, exc))
+    replay_stream = feeding.gradient_stream(item, init)
+    batch_stream = models.batches(item.case.data, item.case.model)
+    resumed = item.case.resume
+    if resumed and (why := backends.get(resumed.source).unavailable(item.device, item.dtype)):
+        skipped[resumed.source] = f"{why} (it trains the steps this case resumes from)"
+        return nothing_ran(None)
+    try:  # after a resume: every side starts from what resumed.source trained (engine/resume.py)
+        warm = resume.warm_up(item, init, _hparams_given(item), batch_stream, replay_stream) if resumed else None
+        sides = _open_sides(item, warm.params if warm else init, skipped)
+        for side in sides.values() if warm else ():
+            resume.load(side, warm)
+    except FrameworkError as exc:  # a framework refused the configuration (or the state) before step 1
         return nothing_ran(exc)
-    source = _replay_source(item)
+    except TraceError as exc:  # a trace's file went bad after the case was loaded
+        return nothing_ran(FrameworkError("trace", 0, exc))
+    source = feeding.replay_source(item)
     if source is not None and source not in sides:
         skipped.setdefault(source, "the replay source cannot run here")
         return nothing_ran(None)
@@ -357,17 +356,15 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     pairs = _pairs(item, sides)
     names = {label: side.session.native_names for label, side in sides.items()}
     trackers = {pair.label: PairTracker(pair.label, pair.role, pair.expect, pair.tolerance) for pair in pairs}
-    replay_stream = _gradient_stream(item, init)
-    batch_stream = models.batches(item.case.data, item.case.model)
     parameters = sum(a.size for a in init.values())
     stride = oracle_stride(item, parameters)
     for side in sides.values():
         _read(side, keep=True)
-        side.counts = [0] * len(init)
+        side.counts = list(warm.counts) if warm else [0] * len(init)
     checked = 0
     error: FrameworkError | None = None
     threaded = parameters >= PIPELINE_PARAMS
-    last = item.case.steps
+    last = item.case.last_step
     # the declared pair (frameworks[0]~frameworks[1]) alone is attributed: a case's `cause:` is about it,
     # and where its right side cannot run here (an N-way case without MindSpore) nothing is attributed
     declared = f"{item.case.frameworks[0]}~{item.case.frameworks[1]}"
@@ -377,10 +374,10 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     with StepWriter(path) as writer:
         checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor, gap), threaded)
         try:
-            for step in range(1, last + 1):
-                replay = next(replay_stream) if replay_stream is not None else None
+            for step in range(item.case.first_step, last + 1):
                 batch = next(batch_stream)
                 try:
+                    replay = feeding.next_replay(replay_stream, step)
                     received = _step_all(sides, item, step, batch, replay, checker.wait)
                 except FrameworkError as exc:
                     error = exc
@@ -393,7 +390,10 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
                 checker.submit(_observe(sides, step, received, due, keep), holds_views=not keep)
         finally:
             checker.close()
+    facts = {"decay_skipped": _decay_skipped(sides, names),
+             **({"trace": porting.facts(item.case, names)} if item.case.model.kind == "trace" else {})}
     entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started,
-                  attributor.as_dict() if attributor else None, training.summary(item, gap, sides, error is None))
+                  attributor.as_dict() if attributor else None, facts,
+                  training.summary(item, gap, sides, error is None))
     entry["oracle"] = {"stride": stride, "setting": item.case.oracle_stride, "steps_checked": checked}
     return entry

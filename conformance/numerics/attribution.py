@@ -25,6 +25,7 @@ import numpy as np
 
 from conformance.cases import causes
 from conformance.cases.case import Item
+from conformance.numerics.formulas import per_parameter
 from conformance.numerics.oracles import Formula, formula_metrics
 
 MAX_SWITCHES = 3  # larger sets are not searched: a divergence needing more is reported unexplained
@@ -45,14 +46,17 @@ class Side:
 
 
 def _residual(metrics: dict[str, dict[str, dict]]) -> dict[str, Any]:
-    """Elements outside the bound over all tensors, and the largest abs error with its tensor."""
+    """Elements outside the bound over all tensors, and the largest abs error with its tensor (and per
+    quantity: params, state)."""
     outside, worst, where = 0, 0.0, None
+    tops = {"params": 0.0, "state": 0.0}
     for quantity in ("params", "state"):
         for tensor, m in metrics[quantity].items():
             outside += int(m["bad"])
+            tops[quantity] = max(tops[quantity], float(m["abs"]))
             if m["abs"] > worst or (where is None and m["bad"]):
                 worst, where = float(m["abs"]), tensor
-    return {"outside": outside, "max_abs": worst, "tensor": where}
+    return {"outside": outside, "max_abs": worst, "tensor": where, **tops}
 
 
 def _values(x: Any, float32: bool) -> list[float]:
@@ -60,11 +64,23 @@ def _values(x: Any, float32: bool) -> list[float]:
     return [float(np.float32(v)) for v in values] if float32 else values
 
 
-def _hparam_differs(a: Any, b: Any, float32: bool) -> bool:
-    """Whether two sides received different values; with `float32`, only beyond float32 rounding (a
+def _hparam_differs(a: dict[str, Any], b: dict[str, Any], key: str, float32: bool, count: int) -> bool:
+    """Whether two sides received different values of `key` for any of their `count` parameters (their
+    parameter groups' values where they have groups); with `float32`, only beyond float32 rounding (a
     formula that holds its scalars in float32 reports float32(0.002) for 0.002: that is the scalars
     feature, not a different hyper-parameter)."""
-    return _values(a, float32) != _values(b, float32)
+    each = zip(per_parameter(a, count), per_parameter(b, count))
+    return any(_values(x.get(key), float32) != _values(y.get(key), float32) for x, y in each)
+
+
+def _take(a: dict[str, Any], b: dict[str, Any], keys: set[str], count: int) -> dict[str, Any]:
+    """B's hyper-parameters with `keys` taken from A: the top-level values and each of B's groups'."""
+    out = {**b, **{k: a.get(k) for k in keys if k in a}}
+    if b.get("groups"):
+        a_each = per_parameter(a, count)
+        out["groups"] = [{**g, **{k: a_each[g["params"][0]].get(k) for k in keys}} if g["params"] else g
+                         for g in b["groups"]]
+    return out
 
 
 def candidates(a: Side, b: Side) -> list[str]:
@@ -72,7 +88,7 @@ def candidates(a: Side, b: Side) -> list[str]:
     features = b.formula.features.differences(a.formula.features)
     float32 = "float32" in (a.formula.features.scalars, b.formula.features.scalars)
     hparams = [f"{HPARAM_PREFIX}{k}" for k in causes.HPARAMS
-               if _hparam_differs(a.hparams.get(k), b.hparams.get(k), float32)]
+               if _hparam_differs(a.hparams, b.hparams, k, float32, len(a.names))]
     return features + hparams
 
 
@@ -82,8 +98,8 @@ def counterfactual(a: Side, b: Side, switches: tuple[str, ...]) -> tuple[Formula
     features = {s: getattr(a.formula.features, s) for s in switches if not s.startswith(HPARAM_PREFIX)}
     taken = {s[len(HPARAM_PREFIX):] for s in switches if s.startswith(HPARAM_PREFIX)}
     if "scalars" in features:
-        taken |= {k for k in causes.HPARAMS if not _hparam_differs(a.hparams.get(k), b.hparams.get(k), True)}
-    hparams = {**b.hparams, **{k: a.hparams.get(k) for k in taken if k in a.hparams}}
+        taken |= {k for k in causes.HPARAMS if not _hparam_differs(a.hparams, b.hparams, k, True, len(a.names))}
+    hparams = _take(a.hparams, b.hparams, taken, len(a.names))
     return (b.formula.replace(**features) if features else b.formula), hparams
 
 
@@ -132,7 +148,22 @@ def attribute_step(a: Side, b: Side, step: int, item: Item) -> dict[str, Any]:
     settings = case_settings(item)
     ids = [causes.for_switch(s, settings) for s in subset]
     out.update(switches=list(subset), residual_after=after, causes=[i for i in ids if i],
-               explained=all(ids), alternatives=[list(s) for s, _ in others])
+               explained=all(ids), alternatives=[list(s) for s, _ in others], effects=_effects(a, b, subset, step,
+                                                                                               item, before, ids))
+    return out
+
+
+def _effects(a: Side, b: Side, subset: tuple[str, ...], step: int, item: Item, before: dict[str, Any],
+             ids: list[str | None]) -> list[dict[str, Any]]:
+    """Each switch's own effect on this step: the residual of the found set without it (largest abs per
+    quantity and elements outside the oracle bound), so a cause whose effect stays far below the case's
+    tolerance (eps placement in u at small gradients, beside the cause that diverges) can be told apart."""
+    out = []
+    for switch, cause in zip(subset, ids):
+        rest = tuple(s for s in subset if s != switch)
+        without = residual(a, b, rest, step, item) if rest else before
+        out.append({"switch": switch, "cause": cause, "outside": without["outside"], "params": without["params"],
+                    "state": without["state"]})
     return out
 
 

@@ -225,3 +225,73 @@ def worst(entries: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | No
     return max(entries.items(), key=lambda kv: (kv[1]["bad"] > 0, kv[1]["abs"]))
 
 
+
+
+# msprobe's comparison metrics (Ascend mstt, debug/accuracy_tools/msprobe: core/compare/npy_compare.py for
+# the definitions, its 10.accuracy_compare_PyTorch.md section 3 for the criteria), so a MindSpore user
+# reads a result in the terms msprobe's compare reports. Its bench is PyTorch (the reference its
+# cross-framework compare measures MindSpore against): relative errors divide by the bench's value.
+MSPROBE_EPSILON = float(np.finfo(np.float64).eps)  # msprobe's Const.FLOAT_EPSILON: added where the bench is 0
+MSPROBE_COSINE = 0.99  # its published acceptable values: cosine above this ...
+MSPROBE_MAX_ABS = 0.001  # ... and max abs error below this
+MSPROBE_RATIOS = {"one_thousandth": 0.001, "five_thousandths": 0.005}  # share of elements with rel below
+
+
+def _msprobe_cosine(bench: np.ndarray, tested: np.ndarray) -> tuple[float | None, str | None]:
+    """msprobe's cosine similarity of two flat float64 arrays, or None and why it has none."""
+    if bench.size == 1:
+        return None, "one element: msprobe computes no cosine"
+    nb, nt = float(np.linalg.norm(bench)), float(np.linalg.norm(tested))
+    if nb <= MSPROBE_EPSILON and nt <= MSPROBE_EPSILON:
+        return 1.0, None
+    if nb <= MSPROBE_EPSILON or nt <= MSPROBE_EPSILON:
+        return None, "all zero on one side: msprobe computes no cosine"
+    return float(np.dot(bench, tested) / (nb * nt)), None
+
+
+def msprobe(bench: np.ndarray, tested: np.ndarray) -> dict[str, Any]:
+    """msprobe's metrics of `tested` against `bench` (cosine, max_abs, max_rel, one_thousandth,
+    five_thousandths), `passes` (cosine > MSPROBE_COSINE and max_abs < MSPROBE_MAX_ABS, None where msprobe
+    has no cosine) and `accuracy_reached`, its "Accuracy Reached or Not" column: "No" when cosine < 0.99
+    and max abs > 0.001, or cosine < 0.9, or max abs > 1, or NaN/Inf at different positions; else "Yes"
+    (None without a cosine). NaN/Inf at the same positions on both sides count as 0 there, as msprobe does."""
+    b = np.array(bench, dtype=np.float64).ravel()
+    t = np.array(tested, dtype=np.float64).reshape(-1)
+    special_b, special_t = (np.isnan(b), np.isinf(b)), (np.isnan(t), np.isinf(t))
+    if any(x.any() for x in (*special_b, *special_t)):
+        if not all(np.array_equal(x, y) for x, y in zip(special_b, special_t)):
+            return {"cosine": None, "max_abs": None, "max_rel": None, "one_thousandth": None,
+                    "five_thousandths": None, "passes": False, "accuracy_reached": "No",
+                    "note": "NaN or Inf at different positions: msprobe reports N/A"}
+        b[special_b[0] | special_b[1]] = 0.0
+        t[special_t[0] | special_t[1]] = 0.0
+    zero = b == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs((np.where(zero, t + MSPROBE_EPSILON, t) - np.where(zero, MSPROBE_EPSILON, b))
+                     / np.where(zero, MSPROBE_EPSILON, b))
+    cosine, note = _msprobe_cosine(b, t)
+    max_abs = float(np.max(np.abs(t - b))) if b.size else 0.0
+    out: dict[str, Any] = {"cosine": cosine, "max_abs": max_abs, "max_rel": float(rel.max()) if b.size else 0.0,
+                           **{k: float(np.mean(rel < v)) if b.size else 1.0 for k, v in MSPROBE_RATIOS.items()}}
+    if cosine is None:
+        out.update(passes=None, accuracy_reached=None, note=note)
+    else:
+        out["passes"] = cosine > MSPROBE_COSINE and max_abs < MSPROBE_MAX_ABS
+        failed = (cosine < MSPROBE_COSINE and max_abs > MSPROBE_MAX_ABS) or cosine < 0.9 or max_abs > 1.0
+        out["accuracy_reached"] = "No" if failed else "Yes"
+    return out
+
+
+def msprobe_summary(tensors: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One quantity's msprobe figures over its tensors: the lowest cosine and ratios, the largest errors;
+    it passes when every tensor msprobe can judge passes, and reaches accuracy unless one does not."""
+    def pick(key: str, best: Any) -> float | None:
+        values = [m[key] for m in tensors.values() if m[key] is not None]
+        return best(values) if values else None
+
+    judged = [m["passes"] for m in tensors.values() if m["passes"] is not None]
+    reached = [m["accuracy_reached"] for m in tensors.values() if m["accuracy_reached"] is not None]
+    return {"cosine": pick("cosine", min), "max_abs": pick("max_abs", max), "max_rel": pick("max_rel", max),
+            "one_thousandth": pick("one_thousandth", min), "five_thousandths": pick("five_thousandths", min),
+            "passes": all(judged) if judged else None,
+            "accuracy_reached": ("No" if "No" in reached else "Yes") if reached else None, "tensors": tensors}

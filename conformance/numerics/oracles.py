@@ -18,9 +18,12 @@ modelled exactly (MindSpore's float32 beta1, beta2, eps and learning rate, and i
 running product), as is an operand a framework rounds into a format where the rounding changes the
 result's character (torch's float16 update is a sequence of float16 tensor ops: |g| + eps is rounded,
 and in float16 1e-8 becomes 0, so a zero gradient gives u = 0 and a NaN step; m and u are stored in
-float16 before the step reads them, so a tiny m underflows to 0 and the parameter does not move;
-MindSpore's kernel keeps them unrounded), and a compute dtype below the parameter's (MindSpore computes
-float64 parameters in float32: the oracle starts from the float32-rounded operands). Everything else the
+float16 before the step reads them, so a tiny m underflows to 0 and the parameter does not move, and m's
+lerp is float32 arithmetic with a float32 weight, which decides a float16 tie; MindSpore's kernel keeps
+them unrounded; both round their weight decay in float16, wd*p and then g + wd*p, where a decay of a few
+subnormal units loses a fraction of one: conformance/numerics/float16.py), and a compute dtype below the
+parameter's (MindSpore computes float64 parameters in float32: the oracle starts from the float32-rounded
+operands). Everything else the
 framework computes in its dtype is evaluated exactly in float64 and bounded: a framework's value must lie
 within k x eps(compute dtype) x the magnitude of the terms that formed it (`Step`; k is the case's
 `oracle_tolerance`, 8 by default, in conformance/cases/loader.py; applied by `oracle_bounds`).
@@ -31,11 +34,12 @@ CPU kernel):
 
 torch:      g <- -g if maximize;  g <- g + wd*p;  m <- lerp(m, g, 1-b1);  u <- max(b2*u, |g| + eps)
             p <- p - lr/(1 - b1**t) * m/u, where t is the parameter's own step count and the bias
-            correction 1 - b1**t and lr/(...) are Python floats (float64); in float16 |g| + eps, m and u
-            are rounded to float16 before the step uses them
+            correction 1 - b1**t and lr/(...) are Python floats (float64); in float16 wd*p, g + wd*p,
+            |g| + eps, m and u are rounded to float16 before the next op uses them
 mindspore:  decay only where the parameter name holds neither 'beta' nor 'gamma' (ungrouped default;
             a parameter group that sets weight_decay decays every parameter in it)
-            g <- (g + wd*loss_scale*p) / loss_scale (nn.Optimizer pre-multiplies weight_decay by loss_scale)
+            g <- (g + wd*loss_scale*p) / loss_scale (nn.Optimizer pre-multiplies weight_decay by loss_scale;
+            in float16 wd*loss_scale*p, the sum and the product with 1/loss_scale are each rounded)
             m <- b1*m + (1-b1)*g;  u <- max(b2*u, |g|)  (the CPU kernel's std::max drops a NaN |g|)
             p <- p - lr/(1 - beta1_power) * m/(u + eps), beta1_power <- beta1_power * b1 once per
             optimizer step (global), in float32, as are b1, b2, eps and lr
@@ -61,7 +65,8 @@ from conformance.numerics.diff import (
     metrics,
     worst_start,
 )
-from conformance.numerics.formulas import EPS_MODES, FEATURES, Features
+from conformance.numerics.float16 import decayed, scalar16, signed_float16, to_float16, torch_lerp
+from conformance.numerics.formulas import EPS_MODES, FEATURES, Features, decays, per_parameter
 
 if AVAILABLE:
     from conformance.numerics.compiled import float64_bits
@@ -95,39 +100,28 @@ def _maximum(x, y, drop_nan):
 
 
 @jit(inline=True)
-def _to_float16(x):
-    """x >= 0 (or NaN) rounded to the nearest float16 value, ties to even, computed in float64: what a
-    float16 tensor holds after `|g| + eps` (torch rounds the sum into the parameter's dtype). Selects,
-    no branches or calls, so the loops that inline it stay SIMD (tests/numerics/test_oracles.py compares it with
-    NumPy's cast)."""
-    subnormal = (x + 268435456.0) - 268435456.0  # 2^28 = 2^-24 * 2^52: to a multiple of 2^-24
-    split = x * 4398046511105.0  # Veltkamp split by 2^42 + 1: the top 53 - 42 = 11 significant bits
-    normal = split - (split - x)
-    rounded = subnormal if x < 2.0 ** -14 else normal
-    return np.inf if x >= 65520.0 else rounded  # from 65520 up the nearest float16 is inf; NaN stays
-
-
-@jit(inline=True)
 def _adamax(p, m, u, g, s):
     """One element of the AdaMax update under the switches in s, in float64; returns (p, m, u) and the
     magnitude of the terms of each (see Step). s = (clr, beta1, beta2, eps, wd, loss_scale, sign,
-    eps_mode, lerp, drop_nan, round16, store16, decoupled, round_denominator); with decoupled, wd is wd*lr
-    and scales p instead of entering the gradient. Options are selected on loop-invariant scalars: the compiled
-    loops stay SIMD."""
-    clr, beta1, beta2, eps, wd, ls, sign, eps_mode, lerp, drop_nan, round16, store16, decoupled, round_denominator = s
+    eps_mode, lerp, drop_nan, round16, store16, decoupled, round_denominator, decay16, wd16, unscale16):
+    with decoupled, wd is the fraction of p the decay removes; with decay16 the decay is float16 ops
+    (float16.decayed; a decoupled p*(1 - wd) is rounded too). Options are selected on loop-invariant
+    scalars: the compiled loops stay SIMD."""
+    (clr, beta1, beta2, eps, wd, ls, sign, eps_mode, lerp, drop_nan, round16, store16, decoupled, round_denominator,
+     decay16, wd16, unscale16) = s
     l2 = 0.0 if decoupled else wd
     g = sign * g
     g_terms = abs(g) / ls + abs(l2 * p) if l2 else abs(g) / ls
-    g = (g + l2 * ls * p if l2 else g) / ls
-    if lerp:
-        m_new = m + (1.0 - beta1) * (g - m)
+    g = decayed(g, p, wd16, unscale16, l2, ls) if decay16 else (g + l2 * ls * p if l2 else g) / ls
+    if lerp:  # in float16 (store16) torch's lerp: float32 arithmetic, float32 weight
+        m_new = torch_lerp(m, g, beta1) if store16 else m + (1.0 - beta1) * (g - m)
         scale_m = abs(m) + (1.0 - beta1) * (g_terms + abs(m))
     else:
         m_new = beta1 * m + (1.0 - beta1) * g
         scale_m = beta1 * abs(m) + (1.0 - beta1) * g_terms
     if eps_mode == 0.0:
         grad_term = abs(g) + eps
-        u_new = np.float64(_maximum(beta2 * u, _to_float16(grad_term) if round16 else grad_term, drop_nan))
+        u_new = np.float64(_maximum(beta2 * u, to_float16(grad_term) if round16 else grad_term, drop_nan))
         denominator, scale_u = u_new, abs(beta2 * u) + g_terms + eps
     elif eps_mode == 1.0:
         u_new = np.float64(_maximum(beta2 * u, abs(g), drop_nan))
@@ -136,13 +130,14 @@ def _adamax(p, m, u, g, s):
         u_new = np.float64(_maximum(beta2 * u + eps, abs(g), drop_nan))
         denominator, scale_u = u_new, abs(beta2 * u) + eps + g_terms
     if store16:  # a float16 parameter's m and u are stored in float16 before the step reads them
-        m_new = np.float64(_to_float16(abs(m_new)) * (-1.0 if m_new < 0.0 else 1.0))
-        u_new = np.float64(_to_float16(u_new))
+        m_new = np.float64(signed_float16(m_new))
+        u_new = np.float64(to_float16(u_new))
         denominator = u_new + eps if eps_mode == 1.0 else u_new
         if round_denominator:  # u + eps as a float16 tensor op (Keras): eps = 1e-8 rounds to 0 there
-            denominator = np.float64(_to_float16(denominator))
+            denominator = np.float64(to_float16(denominator))
     step = clr * (m_new / denominator)
     base = p - wd * p if decoupled else p
+    base = signed_float16(base) if decoupled and decay16 else base
     return (base - step, m_new, u_new, abs(p) + abs(step) + clr * scale_m / abs(denominator), scale_m, scale_u)
 
 
@@ -240,12 +235,6 @@ def float32_power(beta1: float, t: int) -> float:
     return float(powers[t])
 
 
-def decays(name: str, hp: dict[str, Any]) -> bool:
-    """MindSpore's decay filter: ungrouped, parameters whose name holds 'beta' or 'gamma' are skipped;
-    a parameter group that sets weight_decay decays all of its parameters."""
-    return bool(hp.get("param_groups")) or ("beta" not in name and "gamma" not in name)
-
-
 def _flat(x: np.ndarray, compute: str) -> np.ndarray:
     """An operand as the formula reads it: rounded to the compute dtype where that is narrower than the
     case's (MindSpore's float64 parameters); float32/float64 otherwise kept (the loops widen each
@@ -291,13 +280,17 @@ class Formula:
         wd = float(hp.get("weight_decay") or 0.0)
         if f.decay_filter and not decays(name, hp):
             wd = 0.0
-        if f.decay == "decoupled":
-            wd *= lr  # the element formula scales p by (1 - wd*lr)
+        if f.decay == "decoupled" and f.decay_factor == "float32":  # Keras: 1 - wd*lr a float32 tensor
+            wd = 1.0 - float(np.float32(1.0 - np.float32(np.float32(wd) * np.float32(lr))))
+        elif f.decay == "decoupled":  # p *= 1 - wd*lr in the formula's own precision (optax.adamaxw)
+            wd *= lr
         loss_scale = float(hp.get("loss_scale", 1.0)) if f.loss_scale else 1.0
+        float16 = dtype == "float16"
         return (lr / (1.0 - power), beta1, beta2, eps, wd, loss_scale, -1.0 if hp.get("maximize") else 1.0,
                 EPS_MODES[f.eps], float(f.moment == "lerp"), float(f.nan_in_max == "drop"),
-                float(f.float16_ops and dtype == "float16"), float(f.float16_ops and dtype == "float16"),
-                float(f.decay == "decoupled"), float(f.float16_denominator and dtype == "float16"))
+                float(f.float16_ops and float16), float(f.float16_ops and float16),
+                float(f.decay == "decoupled"), float(f.float16_denominator and float16),
+                float(f.float16_decay and float16), scalar16(wd * loss_scale), scalar16(1.0 / loss_scale))
 
     def __call__(self, p: np.ndarray, m: np.ndarray, u: np.ndarray, g: np.ndarray, t: int,
                  hp: dict[str, Any], name: str, dtype: str | None = None, step: int | None = None) -> Step:
@@ -392,7 +385,8 @@ def formula_metrics(formula: Formula, pre: dict[str, list[np.ndarray]], post: di
     like the comparator's (params: name, state: m:name / u:name). The bound is eps of the formula's compute
     dtype unless `bounds_dtype` says whose precision to hold the values to."""
     bounds = oracle_bounds(tolerance, bounds_dtype or formula.compute_dtype(dtype))
-    tensors = [tensor_metrics(formula, pre, post, i, grads[i], counts[i], step, hp, name, dtype, tolerance, bounds)
+    hps = per_parameter(hp, len(names))  # a parameter group's values where the optimizer has groups
+    tensors = [tensor_metrics(formula, pre, post, i, grads[i], counts[i], step, hps[i], name, dtype, tolerance, bounds)
                for i, name in enumerate(names)]
     return {"params": {name: t["params"] for name, t in zip(names, tensors)},
             "state": {**{f"m:{name}": t["m"] for name, t in zip(names, tensors)},

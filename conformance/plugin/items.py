@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conformance.cases import loader
+from conformance.cases import checks, loader
 from conformance.cases.case import ApiCase, Item, ProbeCase
 from conformance.errors import CaseError
 from conformance.plugin.processes import log
@@ -130,7 +130,7 @@ def _cost(item: pytest.Item) -> int:
     """A rough cost of running an item (steps x (parameters + per-step overhead)); 0 for others."""
     if not isinstance(item, CaseItem) or not hasattr(item.spec.case, "steps"):
         return 0
-    return item.spec.case.steps * (loader.param_count(item.spec.case.model) + 2000)
+    return item.spec.case.steps * (checks.param_count(item.spec.case.model) + 2000)
 
 
 class LongestFirst:

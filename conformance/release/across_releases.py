@@ -6,6 +6,13 @@ present (some item of it diverged or went non-finite), absent (its items ran and
 measured (none ran), its size (the largest torch~mindspore params and state difference over its items)
 and its first divergent step. Beside them, per release: the optimizer constructors as introspected
 (signature, defaults, docstring warnings that announce changes) and the frameworks' build commits.
+
+Between each release and the next, the two runs are also compared item by item as `compare` does
+(conformance/release/comparison.py): on one machine the suite is bitwise deterministic, so an item whose
+figures moved at all, even within the noise rule, changed because of the release; that catches what the
+rows cannot (a framework departing from its own formula, a conform case whose last bits moved, a new
+constructor parameter). The axis is the framework whose version varies across the runs (torch, MindSpore,
+or both), and names the page and each release.
 Nothing here re-runs or recomputes a verdict: every figure is the run's own.
 """
 from __future__ import annotations
@@ -14,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conformance.cases import causes as registry
+from conformance.release import baseline, comparison
 from conformance.results import storage
 from conformance.results.entry import RAN
 
@@ -31,9 +40,16 @@ class ReleaseRun:
     def run(self) -> dict[str, Any]:
         return self.summary["run"]
 
-    @property
-    def label(self) -> str:
-        return f"MindSpore {self.run.get('mindspore')} / torch {self.run.get('torch')}"
+    def label(self, axis: str = "mindspore") -> str:
+        """The release's name, the framework that varies first."""
+        torch, mindspore = f"torch {self.run.get('torch')}", f"MindSpore {self.run.get('mindspore')}"
+        return f"{torch} / {mindspore}" if axis == "torch" else f"{mindspore} / {torch}"
+
+
+def axis(runs: list[ReleaseRun]) -> str:
+    """Which framework's release varies across the runs: "torch", "mindspore" or "both"."""
+    varies = [name for name in ("torch", "mindspore") if len({r.run.get(name) for r in runs}) > 1]
+    return varies[0] if len(varies) == 1 else "both" if varies else "mindspore"
 
 
 def load_runs(run_dirs: list[Path]) -> list[ReleaseRun]:
@@ -92,6 +108,16 @@ def _same(cells: list[dict[str, Any]]) -> bool:
     return all({k: c[k] for k in keys} == {k: cells[0][k] for k in keys} for c in cells)
 
 
+def titles(key: str) -> str | None:
+    """The registry titles of a row's causes ('+'-joined ids), or None for a case row or an unknown id."""
+    try:
+        known = registry.load()
+    except registry.RegistryError:
+        return None
+    found = [known[i].title for i in key.split("+") if i in known]
+    return "; ".join(found) if found and "::" not in key else None
+
+
 def rows(runs: list[ReleaseRun]) -> tuple[list[dict[str, Any]], bool]:
     """(rows, grouped by cause?) over every group that diverged in at least one release."""
     by_cause = any(causes_of(e) for r in runs for e in r.summary["items"])
@@ -108,7 +134,8 @@ def rows(runs: list[ReleaseRun]) -> tuple[list[dict[str, Any]], bool]:
         if not any(c["status"] == "present" for c in cells):
             continue
         first = described[key]
-        out.append({"key": key, "case": first.get("case"), "file": first.get("file"),
+        out.append({"key": key, "title": titles(key) if by_cause else None, "case": first.get("case"),
+                    "file": first.get("file"),
                     "reason": first.get("reason") if first.get("expect") in DIVERGED else None,
                     "cells": cells, "same": _same(cells)})
     return out, by_cause
@@ -120,11 +147,11 @@ def signature(api: dict[str, Any]) -> str:
     return f"{api.get('class')}(params, {params})"
 
 
-def release_facts(run: ReleaseRun) -> dict[str, Any]:
+def release_facts(run: ReleaseRun, varies: str) -> dict[str, Any]:
     """A release's column header: versions, build commits, constructors, counts."""
     build = run.run.get("build") or {}
     apis = run.run.get("api") or {}
-    return {"label": run.label, "mindspore": run.run.get("mindspore"), "torch": run.run.get("torch"),
+    return {"label": run.label(varies), "mindspore": run.run.get("mindspore"), "torch": run.run.get("torch"),
             "run_id": run.run.get("id"), "run_dir": str(run.run_dir), "start": run.run.get("start"),
             "platform": run.run.get("platform"), "counts": run.run.get("counts") or {},
             "commits": {name: info.get("commit") or info.get("git_version") for name, info in sorted(build.items())},
@@ -132,10 +159,22 @@ def release_facts(run: ReleaseRun) -> dict[str, Any]:
                             "notices": api.get("notices") or []} for name, api in sorted(apis.items())}}
 
 
+def step(before: ReleaseRun, after: ReleaseRun, varies: str) -> dict[str, Any]:
+    """One release against the next, item by item and API by API, as `compare` sees them."""
+    result = comparison.compare(baseline.from_summary(before.summary), baseline.from_summary(after.summary))
+    moved = [{"label": c.label, "nodeid": c.nodeid, "details": c.details}
+             for c in result.items if c.kind != "unchanged" or c.how == "within the noise rule"]
+    return {"from": before.label(varies), "to": after.label(varies), "counts": result.label_counts(),
+            "how": result.unchanged_counts(), "changes": moved, "api": result.api, "notices": result.notices,
+            "environment": result.environment.material}
+
+
 def history(runs: list[ReleaseRun]) -> dict[str, Any]:
     """Everything the history page shows, from stored runs alone."""
     if not runs:
         raise ValueError("no runs: pass one stored run per release")
     table, by_cause = rows(runs)
-    return {"releases": [release_facts(r) for r in runs], "rows": table, "by_cause": by_cause,
-            "changed_rows": [r["key"] for r in table if not r["same"]]}
+    varies = axis(runs)
+    return {"axis": varies, "releases": [release_facts(r, varies) for r in runs], "rows": table,
+            "by_cause": by_cause, "changed_rows": [r["key"] for r in table if not r["same"]],
+            "steps": [step(a, b, varies) for a, b in zip(runs, runs[1:])]}

@@ -1,6 +1,7 @@
 """Two runs or a baseline and a run, item by item: what changed, under the rules of release.rules, and its rendering."""
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,8 @@ from conformance.release.rules import (
 )
 from conformance.results.entry import RAN
 
+# How an unchanged item is unchanged, in the order the counts are written.
+HOW = ("bitwise identical", "within the noise rule", "not run on either side")
 KINDS = ("new divergence", "vanished divergence", "error/skip", "moved", "new item", "removed item", "unchanged")
 
 
@@ -25,17 +28,25 @@ class ItemChange:
     label: str  # the verdict in words, e.g. "REGRESSION", "STALE EXPECTATION"
     details: list[str] = field(default_factory=list)
     how: str = ""  # for unchanged items: "bitwise identical", "within the noise rule" or "not run on either side"
+    brief: str = ""  # new, removed, error/skip items: the state in one line, without the reason
+    reason: str | None = None  # ... and why the side that did not run did not (rendered once per reason)
 
 
 def _did_not_run(item: dict[str, Any]) -> bool:
     return item.get("outcome") not in RAN
 
 
-def _state(item: dict[str, Any]) -> str:
+def _state(item: dict[str, Any], with_reason: bool = True) -> str:
     if item.get("outcome") in RAN:
         step = item.get("first_divergent_step")
         return f"{item.get('observed')}" + (f" from step {step}" if step else "")
+    if not with_reason:
+        return str(item.get("outcome"))
     return f"{item.get('outcome')}: {item.get('reason') or 'no reason recorded'}"
+
+
+def _reason(item: dict[str, Any]) -> str | None:
+    return None if item.get("outcome") in RAN else (item.get("reason") or "no reason recorded")
 
 
 def _max_line(item: dict[str, Any]) -> str:
@@ -54,7 +65,9 @@ def compare_item(nodeid: str, old: dict[str, Any], new: dict[str, Any], rule: No
             label = "NEW ERROR" if new.get("outcome") in ("error", "crashed") else "NEW SKIP"
         else:
             label = "RUNS AGAIN"
-        return ItemChange(nodeid, "error/skip", label, [f"baseline: {_state(old)}", f"now: {_state(new)}", *notes])
+        brief = f"was {_state(old, False)}, now {_state(new, False)}" + "".join(f"; {n}" for n in notes)
+        return ItemChange(nodeid, "error/skip", label, [f"baseline: {_state(old)}", f"now: {_state(new)}", *notes],
+                          brief=brief, reason=_reason(new) or _reason(old))
     was, now = old.get("observed"), new.get("observed")
     if was == "conform" and now == "diverge":
         label = "REGRESSION" if expect == "conform" else "INTENDED CHANGE (case expects diverge)"
@@ -154,7 +167,7 @@ class Comparison:
         for change in self.items:
             if change.kind == "unchanged":
                 out[change.how] = out.get(change.how, 0) + 1
-        return out
+        return {how: out[how] for how in sorted(out, key=lambda how: (HOW.index(how) if how in HOW else len(HOW), how))}
 
     def as_dict(self) -> dict[str, Any]:
         return {"baseline": self.old_source, "run": self.new_source, "noise_rule": self.rule.describe(),
@@ -173,9 +186,11 @@ def compare(old: dict[str, Any], new: dict[str, Any], rule: NoiseRule = NoiseRul
     for nodeid in sorted(set(old["items"]) | set(new["items"])):
         before, after = old["items"].get(nodeid), new["items"].get(nodeid)
         if before is None:
-            changes.append(ItemChange(nodeid, "new item", "NEW ITEM", [_state(after)]))
+            changes.append(ItemChange(nodeid, "new item", "NEW ITEM", [_state(after)], brief=_state(after, False),
+                                      reason=_reason(after)))
         elif after is None:
-            changes.append(ItemChange(nodeid, "removed item", "REMOVED ITEM", [f"baseline: {_state(before)}"]))
+            changes.append(ItemChange(nodeid, "removed item", "REMOVED ITEM", [f"baseline: {_state(before)}"],
+                                      brief=f"baseline: {_state(before, False)}", reason=_reason(before)))
         else:
             changes.append(compare_item(nodeid, before, after, rule))
     api_old, api_new = old.get("api") or {}, new.get("api") or {}
@@ -208,14 +223,72 @@ def summary_lines(result: Comparison, names: tuple[str, str] = ("baseline", "run
     return lines
 
 
+# Labels whose items are one line each (their reasons listed once, after them): a changed case library or
+# a framework that cannot run here is news about the run's coverage, not about AdaMax's numbers.
+ONE_LINE = ("new item", "removed item", "error/skip")
+# What to do about each such label, printed once beside its count.
+ADVICE = {"NEW ITEM": "in the run, not in the reference: the case library grew; refresh the baseline once reviewed",
+          "REMOVED ITEM": "in the reference, not in the run: the case library shrank; refresh the baseline",
+          "NEW SKIP": "ran in the reference, skipped now", "NEW ERROR": "ran in the reference, errors now",
+          "RUNS AGAIN": "did not run in the reference, runs now"}
+# A skip reason is "<side>: <why>; <side>: <why>": split at the "; " that starts the next side's label.
+_SIDE = re.compile(r"; (?=[a-z][a-z0-9_]*(?:@[a-z]+)?: )")
+
+
+def reason_lines(reason: str) -> list[str]:
+    """A skip or error reason, one line per distinct why, with every side that gave it."""
+    by_why: dict[str, list[str]] = {}
+    for part in _SIDE.split(reason):
+        side, sep, why = part.partition(": ")
+        if not sep or " " in side:
+            by_why.setdefault(part, [])
+        else:
+            by_why.setdefault(why, []).append(side)
+    return [f"{', '.join(sides)}: {why}" if sides else why for why, sides in by_why.items()]
+
+
+def _one_line_groups(changes: list[ItemChange], reasons: dict[str, int]) -> list[str]:
+    """One line per item under its label, grouped by what it shows and by reason (numbered, given once)."""
+    lines: list[str] = []
+    labels = sorted({c.label for c in changes}, key=lambda label: [c.label for c in changes].index(label))
+    for label in labels:
+        mine = [c for c in changes if c.label == label]
+        lines.append(f"  {label} ({len(mine)}): {ADVICE.get(label, '')}".rstrip(": "))
+        groups: dict[tuple[str, int], list[ItemChange]] = {}
+        for change in mine:
+            ref = reasons.setdefault(change.reason, len(reasons) + 1) if change.reason else 0
+            groups.setdefault((change.brief, ref), []).append(change)
+        for (brief, ref), members in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0])):
+            lines.append(f"    {brief}" + (f", reason [{ref}]" if ref else "") + f" ({len(members)}):")
+            lines += [f"      {c.nodeid}" for c in members]
+    return lines
+
+
 def render(result: Comparison, verbose: bool = False, names: tuple[str, str] = ("baseline", "run")) -> str:
-    """The compare as text: the summary, then the changed items grouped by kind; unchanged ones with -v."""
+    """The compare as text, one screen where it can be: the summary; then items whose coverage changed (new,
+    removed, newly skipped or erroring) one line each, grouped, each skip/error reason once; then every other
+    changed item with its figures, a moved one with the part of the noise rule that flagged each figure;
+    unchanged items (and figures that changed within the rule) with -v."""
     lines = summary_lines(result, names)
     changed = [c for kind in KINDS if kind != "unchanged" for c in result.items if c.kind == kind]
     lines.append(f"changes: {len(changed)} items" if changed else "changes: none")
+    reasons: dict[str, int] = {}
+    brief = [c for c in changed if c.kind in ONE_LINE and not verbose]
     for change in changed:
+        if change in brief:
+            continue
+        details = change.details if verbose else [d for d in change.details if not d.endswith(", within the rule")]
+        hidden = len(change.details) - len(details)
         lines.append(f"  {change.label:<10} {change.nodeid}")
-        lines += [f"      {d}" for d in change.details]
+        lines += [f"      {d}" for d in details]
+        if hidden:
+            lines.append(f"      (and {hidden} figure(s) that changed within the noise rule: -v lists them)")
+    lines += _one_line_groups(brief, reasons)
+    if reasons:
+        lines.append("reasons:")
+        for reason, ref in reasons.items():
+            first, *rest = reason_lines(reason)
+            lines += [f"  [{ref}] {first}", *(f"      {line}" for line in rest)]
     unchanged = [c for c in result.items if c.kind == "unchanged"]
     if verbose:
         lines.append(f"unchanged: {len(unchanged)} items")
@@ -224,7 +297,8 @@ def render(result: Comparison, verbose: bool = False, names: tuple[str, str] = (
             lines += [f"      {d}" for d in change.details]
     elif unchanged:
         lines.append(f"unchanged: {len(unchanged)} items (listed with -v)")
-    lines.append("result: " + ("CHANGED (exit 1)" if result.changed else "no change (exit 0)"))
+    lines.append("result: " + ("CHANGED (exit 1)" if result.changed
+                               else "UNCHANGED: no item and no API changed (exit 0)"))
     return "\n".join(lines)
 
 

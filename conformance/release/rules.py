@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.cases.case import QUANTITIES
-from conformance.numbers import fmt
+from conformance.numbers import fmt, short
 from conformance.release.baseline import FIGURES
 from conformance.results.entry import METRICS, RAN
 
@@ -36,6 +36,13 @@ class NoiseRule:
         low, high = sorted((abs(old), abs(new)))
         return high > self.factor * low
 
+    def why(self, old: float, new: float, old_ulp: float | None, new_ulp: float | None) -> str:
+        """The part of the rule a moved figure broke, with the ULP figures it was judged by."""
+        ulps = f"ULP {short(old_ulp)} -> {short(new_ulp)}"
+        if not (math.isfinite(old) and math.isfinite(new)):
+            return f"flagged: non-finite on one side ({ulps})"
+        return f"flagged: more than x{self.factor:g}, and not within {self.min_ulp:g} ULP on both sides ({ulps})"
+
 
 def _ratio(old: float, new: float) -> str:
     if old == 0 or not (math.isfinite(old) and math.isfinite(new)):
@@ -52,14 +59,17 @@ def attributed(item: dict[str, Any]) -> list[str] | None:
 
 
 def figure_moves(old: dict[str, Any], new: dict[str, Any], rule: NoiseRule) -> tuple[list[str], list[str]]:
-    """(figures that moved beyond the rule, figures that changed within it); both empty: bitwise identical."""
+    """(figures that moved beyond the rule, each with the part of the rule that flagged it; figures that
+    changed within it); both empty: bitwise identical."""
     moved: list[str] = []
     within: list[str] = []
     if old.get("first_divergent_step") != new.get("first_divergent_step"):
-        moved.append(f"first divergent step {old.get('first_divergent_step')} -> {new.get('first_divergent_step')}")
+        moved.append(f"first divergent step {old.get('first_divergent_step')} -> {new.get('first_divergent_step')} "
+                     "(flagged: any change of the first divergent step counts)")
     was, now = attributed(old), attributed(new)
     if was is not None and now is not None and was != now:
-        moved.append(f"attributed causes {', '.join(was) or 'none'} -> {', '.join(now) or 'none'}")
+        moved.append(f"attributed causes {', '.join(was) or 'none'} -> {', '.join(now) or 'none'} "
+                     "(flagged: any change of the attributed causes counts)")
     for kind in FIGURES:
         for quantity in QUANTITIES:
             before = (old.get(kind) or {}).get(quantity)
@@ -73,8 +83,10 @@ def figure_moves(old: dict[str, Any], new: dict[str, Any], rule: NoiseRule) -> t
                     continue
                 line = (f"{kind} {quantity} {metric}: {fmt(before[metric])} -> {fmt(after[metric])} "
                         f"({_ratio(before[metric], after[metric])})")
-                beyond = rule.moved(before[metric], after[metric], before["ulp"], after["ulp"])
-                (moved if beyond else within).append(line)
+                if rule.moved(before[metric], after[metric], before["ulp"], after["ulp"]):
+                    moved.append(f"{line}: {rule.why(before[metric], after[metric], before['ulp'], after['ulp'])}")
+                else:
+                    within.append(line)
     return moved, within
 
 
@@ -191,6 +203,9 @@ def build_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     b_old, b_new = old["source"].get("build") or {}, new["source"].get("build") or {}
     for name in sorted(set(b_old) | set(b_new)):
         before, after = b_old.get(name) or {}, b_new.get(name) or {}
+        if not before or not after:  # a framework that ran on one side only: one line, not one per key
+            lines.append(f"{name}: build recorded on one side only ({'now' if after else 'before'})")
+            continue
         for key in sorted(set(before) | set(after)):
             if key == "config":
                 if before.get(key) != after.get(key):

@@ -8,6 +8,11 @@ with the rest of `.tox/`), holding those two releases and the harness (pyproject
 A stamp file in
 the virtualenv records what was installed; it is rebuilt only when that changes.
 
+pip installs into it with its configured indexes and wheel folders but without its configured constraints
+(`PIP_CONSTRAINT` set to an empty file for that call only): an environment holds exactly the releases asked
+for, and a site-wide cap (a machine whose pip configuration caps torch at 2.14.1) would otherwise make
+a newer release impossible to install. The stamp and the run's `pip freeze` record what was installed.
+
 A run made in such an environment is kept under `<reports>/<pair>/<run-id>/` with the fingerprint of what
 decides its figures: the exact packages installed (pip freeze), the suite's own files (cases and harness
 code, hashed), this machine (platform, CPU model and flags, CPU count) and the settings that change
@@ -122,6 +127,12 @@ def _python(env: Path) -> Path:
     return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def pip_environment() -> dict[str, str]:
+    """The environment pip installs a release with: this one, minus configured constraints (an empty
+    constraints file overrides pip's configuration files; an empty value would be ignored by pip)."""
+    return {**os.environ, "PIP_CONSTRAINT": os.devnull}
+
+
 def _call(command: list[str], what: str, **kwargs: Any) -> subprocess.CompletedProcess:
     done = subprocess.run(command, text=True, **kwargs)
     if done.returncode != 0:
@@ -159,12 +170,12 @@ def ensure_env(release: Release, root: Path, envs_dir: Path, say: Callable[[str]
     if env.exists():
         say(f"rebuilding {env}: it holds something other than {' '.join(release.requirements())}")
         shutil.rmtree(env)
-    say(f"creating {env} with {' '.join(release.requirements())} and the harness (once; ~2 GB)")
+    say(f"creating {env} with {' '.join(release.requirements())} and the harness (once; 2-6 GB, docs/releases.md)")
     _call([sys.executable, "-m", "venv", str(env)], f"creating the virtualenv {env}")
     _call([str(_python(env)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
            *wanted["harness"], *release.requirements()],
           f"installing {' '.join(release.requirements())} into {env} (is the release on PyPI for this Python?)",
-          capture_output=True)
+          capture_output=True, env=pip_environment())
     storage.atomic_write_text(stamp_file, json.dumps(wanted, indent=1) + "\n")
     return _python(env)
 

@@ -96,3 +96,16 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     if "reasons" in out:
         out["reasons"] = [{"reason": r, "items": n} for r, n in sorted(out["reasons"].items())]
     return out
+
+
+DEVICE_NAMES = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}  # where MindSpore runs; the suite has no Ascend items
+
+
+def scope(data: dict[str, Any], pair: tuple[str, ...]) -> dict[str, list[str]]:
+    """Where a page's comparison was measured: the devices on which every framework of `pair` ran (a
+    rehearsal's CPU-as-GPU does not count), the dtypes they ran there, and the devices not measured."""
+    rows = [r for r in devices(data)["measured"] if r["framework"] in pair and not r["rehearsal"]]
+    ran = {d for d in DEVICE_NAMES if all(any(r["framework"] == fw and r["device"] == d for r in rows) for fw in pair)}
+    dtypes = sorted({t for r in rows if r["device"] in ran for t in r["dtypes"] if t})
+    return {"measured": [DEVICE_NAMES[d] for d in DEVICE_NAMES if d in ran], "dtypes": dtypes,
+            "not_measured": [DEVICE_NAMES[d] for d in DEVICE_NAMES if d not in ran]}

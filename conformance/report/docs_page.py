@@ -1,69 +1,53 @@
-"""The documentation page "Differences between torch.optim.Adamax and mindspore.nn.AdaMax", built from one
-stored run, in the upstream API-mapping page's structure so a docs maintainer can publish it in its place:
-title, both signatures as installed, Differences (a verdict and the Categories/.../Difference table),
-What to do, Code Example, Edge cases, Evidence; plus an appendix with the details.
+"""The API-mapping page "Differences between torch.optim.Adamax and mindspore.nn.AdaMax", built from one
+stored run in the structure of MindSpore's docs pages (title, source badge, both signatures, Differences
+with its prose and Categories/Subcategories/PyTorch/MindSpore/Difference table, Code Example), plus What to
+do, Edge cases, Loss scaling and Optimizer state, in English and Chinese (the words: docs_words.yaml and
+each cause's `zh_cn:` in cases/causes.yaml); and an appendix with the details (English).
 
-One entry per cause of the registry (cases/causes.yaml), never one per case: an item stands for the
-causes attributed to it (or its case declares). Every figure is read from the run's summary.json through
-measured.Figures; nothing is recomputed. The order of "What to do" is impact.order_key (documented there),
-led by how much each cause changed a real training run (`real_training`, from the items' `training` blocks).
+This module gathers what the pages say, language-free: one entry per cause of the registry
+(cases/causes.yaml), never one per case, an item standing for the causes attributed to it (or its case
+declares). Every figure is read from the run's summary.json through measured.Figures; nothing is
+recomputed. The order of "What to do" is impact.order_key, led by how much each cause changed a real
+training run (`real_training`, from the items' `training` blocks). The pages link evidence (the run's HTML
+report) only when told where the report is published; otherwise they name the cases without links.
+docs_site.py writes the pages where MindSpore's docs repository keeps them.
 """
 from __future__ import annotations
 
 import ast
-import os
 import textwrap
-from pathlib import Path
 from typing import Any
 
 from conformance.cases import causes as cause_registry
-from conformance.report import impact, markdown, measured, pages
-from conformance.report.devices import devices as frameworks_on_devices
+from conformance.report import devices, impact, measured
 from conformance.report.measured import Figures
-from conformance.results import storage
 from conformance.results.entry import NOT_RUN
 
 PAGE_PAIR = ("torch", "mindspore")  # the page documents torch.optim.Adamax against mindspore.nn.AdaMax
-DOC_URLS = {
-    "torch.optim.Adamax": "https://pytorch.org/docs/stable/generated/torch.optim.Adamax.html",
-    "mindspore.nn.AdaMax": "https://www.mindspore.cn/docs/en/master/api_python/nn/mindspore.nn.AdaMax.html",
-    "mindspore.experimental.optim.Adamax": "https://www.mindspore.cn/docs/en/master/api_python/experimental/"
-                                           "optim/mindspore.experimental.optim.Adamax.html",
-}
-UPSTREAM_TORCH_CLASS = "torch.optim.AdaMax"  # what the upstream page calls torch's class
-
-# The upstream page's Difference cells, so this page can say in words where the measurements contradict them.
-UPSTREAM = {
-    "params": "Consistent function",
-    "lr": "Same function, different parameter names and default values",
-    "betas": "Same function, different parameter names",
-    "eps": "Consistent function",
-    "weight_decay": "Consistent function",
-    "loss_scale": "MindSpore loss_scale is the gradient scaling factor, and PyTorch does not have this parameter",
-}
+DISPLAY = {"torch": "PyTorch", "mindspore": "MindSpore"}  # the frameworks as the page names them
 
 # Each parameter row of the Differences table: the cases whose agreement shows the parameter maps as the
-# table says (case ids; a matrix case by its prefix). The causes acting through a row are the registry's
-# (a cause's `parameters`, cases/causes.yaml).
+# table says (case ids; a matrix case by its prefix), shown where no cause acts through the row. The
+# causes acting through a row are the registry's (a cause's `parameters`, cases/causes.yaml).
 AGREEING: dict[str, tuple[str, ...]] = {
     "params": ("frozen_parameter_missing_gradient",), "lr": ("docs_example_matched", "lr_list_per_step"),
     "betas": ("beta1_power_underflow",), "eps": ("eps_large_gradients_conform",),
     "weight_decay": ("weight_decay_dense_only",), "foreach": ("torch_implementation_switches",),
     "maximize": ("torch_maximize_vs_negated_gradients",), "loss_scale": ("loss_scale_prescaled_gradients",),
 }
+# Edge-case topics with a case showing where the two still agree (the edge is narrow).
+EDGE_AGREEING = {"float16": "float16_nonzero_gradients", "betas near 1": "beta1_power_underflow"}
+# The Code Example's variants: each the case that proves it gives torch's behaviour.
+EXAMPLE_CASES = {"matched": "docs_example_matched", "groups": "weight_decay_layernorm_param_groups",
+                 "experimental": "experimental_adamax_docs_example_autograd"}
+# Loss scaling: the gradients multiplied by loss_scale agree, without and with weight decay.
+LOSS_SCALE_CASES = {"proof": "loss_scale_prescaled_gradients", "proof_wd": "loss_scale_with_weight_decay"}
+SMALLEST_SHOWN_BELOW = 0.1  # a cause's smallest measured difference is shown beside its largest below this ratio
 
 
 def acting_causes(concept: str) -> tuple[str, ...]:
     """The registry's causes that act through a Differences row, in registry order."""
     return tuple(c.id for c in cause_registry.load().values() if concept in c.parameters)
-
-
-# Edge-case topics with a case showing where the two still agree (the edge is narrow).
-EDGE_AGREEING = {"float16": "float16_nonzero_gradients", "betas near 1": "beta1_power_underflow"}
-
-# The Code Example's variants: each the case that proves it gives torch's behaviour.
-EXAMPLE_CASES = {"matched": "docs_example_matched", "groups": "weight_decay_layernorm_param_groups",
-                 "experimental": "experimental_adamax_docs_example_autograd"}
 
 
 def _value(text: str | None) -> Any:
@@ -74,9 +58,14 @@ def _value(text: str | None) -> Any:
 
 
 def signature(spec: dict[str, Any]) -> list[str]:
-    """The constructor's parameters as introspected (name=default), `params` first as in the upstream page."""
-    return ["params", *(f"{name}={spec['default']}" if spec["default"] is not None else name
-                        for name, spec in spec["params"].items())]
+    """The constructor's parameters as introspected (name=default), `params` first as on MindSpore's pages,
+    and `*` before the first keyword-only one."""
+    out = ["params"]
+    for name, param in spec["params"].items():
+        if param.get("keyword_only") and "*" not in out:
+            out.append("*")
+        out.append(f"{name}={param['default']}" if param["default"] is not None else name)
+    return out
 
 
 def mapping(api: dict[str, Any]) -> list[dict[str, Any]]:
@@ -89,7 +78,7 @@ def mapping(api: dict[str, Any]) -> list[dict[str, Any]]:
             neutral = spec.get("neutral")
             key = neutral.split("[")[0] if neutral else native
             concepts.setdefault(key, {}).setdefault(framework, []).append((native, spec["default"], neutral))
-    return [_row(key, sides, frameworks, api) for key, sides in concepts.items()]
+    return [_row(key, sides, frameworks) for key, sides in concepts.items()]
 
 
 def _combined_default(params: list[tuple[str, str | None, str | None]]) -> Any:
@@ -98,27 +87,33 @@ def _combined_default(params: list[tuple[str, str | None, str | None]]) -> Any:
     return tuple(_value(p[1]) for p in sorted(params, key=lambda p: p[2] or ""))
 
 
-def _row(key: str, sides: dict[str, list], frameworks: list[str], api: dict[str, Any]) -> dict[str, Any]:
+def _row(key: str, sides: dict[str, list], frameworks: list[str]) -> dict[str, Any]:
+    """One row: the names on each side and how the interface compares, as a key of docs_words.yaml."""
     names = {fw: [p[0] for p in sides.get(fw, [])] for fw in frameworks}
     present = [fw for fw in frameworks if sides.get(fw)]
     if len(present) < len(frameworks):
-        only = "PyTorch" if present == [frameworks[0]] else "MindSpore"
-        return {"concept": key, "names": names, "interface": f"{only} only", "defaults": None}
-    same_names = len({tuple(n) for n in names.values()}) == 1
+        only = "pytorch_only" if present == [frameworks[0]] else "mindspore_only"
+        return {"concept": key, "names": names, "interface": only, "defaults": None}
     defaults = [_combined_default(sides[fw]) for fw in frameworks]
-    same_default = all(d == defaults[0] for d in defaults)
-    text = ("same name" if same_names else "different names") + (
-        "" if defaults == [None] * len(defaults) else ", same default" if same_default
-        else f", different defaults ({' vs '.join(map(str, defaults))})")
-    return {"concept": key, "names": names, "interface": text[0].upper() + text[1:], "defaults": defaults}
+    same_names = len({tuple(n) for n in names.values()}) == 1
+    if all(d == defaults[0] for d in defaults):
+        interface = "same_parameter" if same_names else "different_names"
+    else:
+        interface = "different_defaults"
+    return {"concept": key, "names": names, "interface": interface,
+            "defaults": " vs ".join(map(str, defaults)) if interface == "different_defaults" else None}
 
 
-def real_training(items: list[dict[str, Any]], figs: Figures) -> dict[str, dict[str, Any]]:
+def cpu_float32_first(entry: dict[str, Any]) -> tuple[bool, bool, str]:
+    """Sort key: the item a page quotes first, among a case's items (its figures are CPU float32 figures)."""
+    return entry.get("device") != "cpu", entry.get("dtype") != "float32", entry["nodeid"]
+
+
+def real_training(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per cause, how much it changed a real training run: of the evidence items that trained on a real
     dataset (a summary.json `training` block) and stand for the cause, the one standing for the fewest
-    causes (then the larger mean relative loss gap), with its figures read through `figs`: the loss and
-    accuracy gaps after its steps, each framework's final loss and held-out accuracy, and the other causes
-    it stands for. `order` is its mean relative loss gap, impact.order_key's first measure."""
+    causes (then the larger mean relative loss gap), with the other causes it stands for. `order` is its
+    mean relative loss gap, impact.order_key's first measure (the page quotes the figures: Page._training)."""
     found: dict[str, dict[str, Any]] = {}
     trained = [e for e in items if measured.is_evidence(e) and (e.get("training") or {}).get("steps")]
     trained.sort(key=lambda e: (len(measured.item_causes(e)), -(e["training"]["loss_gap"]["mean_rel"] or 0.0),
@@ -126,39 +121,30 @@ def real_training(items: list[dict[str, Any]], figs: Figures) -> dict[str, dict[
     for entry in trained:
         causes = measured.item_causes(entry)
         for cause in causes:
-            if cause in found:
-                continue
-            block = entry["training"]
-            sides = block["pair"].split("~")
-            fig = lambda key: figs(entry, f"training.{key}")
-            found[cause] = {"entry": entry, "others": [c for c in causes if c != cause], "dataset": block["dataset"],
-                            "sides": sides, "steps": fig("steps"), "mean_rel": fig("loss_gap.mean_rel"),
-                            "final_abs": fig("loss_gap.final_abs"), "accuracy_gap": fig("accuracy_gap"),
-                            "loss": [fig(f"final_loss.{fw}") if fw in block["final_loss"] else None for fw in sides],
-                            "accuracy": [fig(f"final_accuracy.{fw}") if fw in block["final_accuracy"] else None
-                                         for fw in sides],
-                            "order": block["loss_gap"]["mean_rel"]}
+            if cause not in found:
+                found[cause] = {"entry": entry, "others": [c for c in causes if c != cause],
+                                "order": entry["training"]["loss_gap"]["mean_rel"]}
     return found
 
 
 class Page:
-    """Everything both pages show, read once from a summary: items by node id and case, cause entries."""
+    """Everything the pages show, read once from a summary: items by node id and case, cause entries."""
 
-    def __init__(self, data: dict[str, Any], report: str) -> None:
+    def __init__(self, data: dict[str, Any], report: str | None) -> None:
         self.run, self.items, self.report = data["run"], data["items"], report
         self.figs = Figures()
         self.by_nodeid = {e["nodeid"]: e for e in self.items}
         self.registry = cause_registry.load()
-        self.trained = real_training(self.items, self.figs)
+        self.trained = real_training(self.items)
 
-    def link(self, entry: dict[str, Any]) -> str:
-        return measured.link(entry, self.report)
+    def link(self, entry: dict[str, Any]) -> str | None:
+        """The item's page in the published report; None when no report URL was given (no local links)."""
+        return measured.link(entry, self.report) if self.report else None
 
     def case_items(self, case_id: str) -> list[dict[str, Any]]:
         """Items of a case (a matrix case by its id prefix) that ran, CPU float32 first."""
         mine = [e for e in self.items if e.get("case") == case_id or str(e.get("case", "")).startswith(case_id + ".")]
-        ran = [e for e in mine if e.get("outcome") not in NOT_RUN]
-        return sorted(ran, key=lambda e: (e.get("device") != "cpu", e.get("dtype") != "float32", e["nodeid"]))
+        return sorted((e for e in mine if e.get("outcome") not in NOT_RUN), key=cpu_float32_first)
 
     def agreeing(self, case_id: str) -> dict[str, Any] | None:
         """The case's first item that ran and conformed, with its figures (None if none did)."""
@@ -166,7 +152,7 @@ class Page:
         return self.proof(entry) if entry else None
 
     def proof(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """A conforming item as shown: link, max |Δparam| and steps (figures from summary.json)."""
+        """A conforming item as shown: the entry, its link, max |Δparam| and steps (figures from summary.json)."""
         has_params = ((entry.get("max") or {}).get("params") or {}).get("abs") is not None
         return {"entry": entry, "case": entry["case"], "href": self.link(entry),
                 "abs": self.figs(entry, "max.params.abs") if has_params else None,
@@ -177,72 +163,89 @@ class Page:
         mine = [e for e in self.items if measured.is_evidence(e) and cause.id in measured.item_causes(e)]
         sized = [(e, measured.size(e, Figures())) for e in mine]
         # the representative item: a controlled one before a training run (whose parameter differences also
-        # hold the frameworks' kernels' rounding, compounded by training; its gaps are shown as `trained`),
-        # one that shows this cause alone if any, then the largest difference
+        # hold the frameworks' kernels' rounding, compounded by training; the page quotes its `training`
+        # block apart), one that shows this cause alone if any, then the largest difference, then a case of
+        # its own over a cross-framework matrix's (whose pages compare many pairs)
         sized.sort(key=lambda es: (bool(es[0].get("training")), len(measured.item_causes(es[0])) > 1, es[1].loud,
-                                   -es[1].order, es[0]["nodeid"]))
+                                   -es[1].order, len(es[0].get("frameworks") or ()) > 2, es[0]["nodeid"]))
         rep = sized[0][0] if sized else None
         size = measured.size(rep, self.figs) if rep else None
         fix_item = self.by_nodeid.get(cause.fix_case) if cause.fix_case else None
-        fix = {"text": cause.fix, "case": cause.fix_case,
-               "proof": self.proof(fix_item) if fix_item and measured.conforms(fix_item) else None,
+        proven = self.proof(fix_item) if fix_item and measured.conforms(fix_item) else None
+        fix = {"case": cause.fix_case, "proof": proven,
                "outcome": (fix_item or {}).get("outcome", "not in this run") if cause.fix_case else None}
         trained = self.trained.get(cause.id)
         return {"id": cause.id, "anchor": f"cause-{cause.id}", "cause": cause, "impact": impact.impact(cause.id),
-                "evidence": [e for e, _ in sized], "rep": rep, "rep_href": self.link(rep) if rep else None,
-                "size": size, "fix": fix, "trained": trained,
-                "trained_href": self.link(trained["entry"]) if trained else None,
+                "evidence": [e for e, _ in sized], "rep": rep, "size": size, "smallest": self._smallest(sized, size),
+                "fix": fix, "training": self._training(cause.id),
                 "key": impact.order_key(cause.id, size.loud if size else True, size.order if size else 0.0,
                                         trained["order"] if trained else None)}
+
+    def _smallest(self, sized: list[tuple[dict[str, Any], measured.Size]], size: measured.Size | None):
+        """The cause's smallest measured difference among items showing it alone, when far below the largest
+        (loss_scale without weight decay against with it; eps with exact-zero gradients: the state only)."""
+        if not size or size.kind != "diverge" or not size.order:
+            return None
+        alone = [(e, s) for e, s in sized if s.kind == "diverge" and len(measured.item_causes(e)) == 1]
+        if not alone:
+            return None
+        entry, small = min(alone, key=lambda es: (es[1].order, len(es[0].get("frameworks") or ()) > 2, es[0]["nodeid"]))
+        if small.order >= SMALLEST_SHOWN_BELOW * size.order:
+            return None
+        return {"entry": entry, "size": measured.size(entry, self.figs)}
+
+    def _training(self, cause_id: str) -> list[dict[str, Any]]:
+        """Real-training items (a `training` block of the page's pair) that show this cause as their case
+        declared: their figures as the page quotes them."""
+        pair = "~".join(PAGE_PAIR)
+        return [measured.training(e, self.figs, PAGE_PAIR) for e in self.items
+                if e.get("training") and e["training"].get("pair", pair) == pair and measured.is_evidence(e)
+                and cause_id in measured.item_causes(e)]
 
     def entries(self) -> list[dict[str, Any]]:
         return sorted((self.cause_entry(c) for c in self.registry.values()), key=lambda e: e["key"])
 
 
+def _row_evidence(concept: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The item a Differences row names for a cause: one whose case is about this parameter (the
+    differentiable row names the differentiable case, not the capturable one), else the cause's own."""
+    about = [e for e in entry["evidence"] if concept in str(e.get("case", ""))]
+    return (about or [entry["rep"]])[0]
+
+
 def difference_rows(page: Page, api: dict[str, Any], entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The Categories/Subcategories/PyTorch/MindSpore/Difference table: the introspected interface, the
-    causes acting through each parameter with their measured case, the cases where it maps cleanly."""
+    causes acting through each parameter with the case that measured each, and, where none acts, the cases
+    where the parameter maps cleanly."""
     rows = []
     for number, row in enumerate(mapping(api), 1):
-        related, agreeing = acting_causes(row["concept"]), AGREEING.get(row["concept"], ())
-        shown = [entries[c] for c in related if c in entries and entries[c]["rep"]]
-        proofs = [p for p in (page.agreeing(case) for case in agreeing) if p]
-        upstream = UPSTREAM.get(row["concept"])
-        contradicted = bool(shown) and upstream == "Consistent function"
-        rows.append({**row, "number": number, "causes": shown, "agree": proofs,
-                     "upstream": upstream if contradicted else None})
+        shown = [{**entries[c], "item": _row_evidence(row["concept"], entries[c])}
+                 for c in acting_causes(row["concept"]) if c in entries and entries[c]["rep"]]
+        proofs = [] if shown else [p for p in (page.agreeing(case) for case in AGREEING.get(row["concept"], ())) if p]
+        rows.append({**row, "number": number, "causes": shown, "agree": proofs})
     return rows
 
 
-def verdict(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The one-sentence verdict: the top fix's proof (the same update once fixed), how many of the
-    cases built to agree (matched settings) did, and how many causes were measured."""
-    first = next((e for e in entries if e["fix"]["proof"]), None)
-    matched = [e for e in page.items if e.get("expect") == "conform" and measured.primary(e)[0] == measured.PAIR
-               and e.get("outcome") not in NOT_RUN and not measured.is_search_finding(e)]
-    return {"first": first, "measured": [e for e in entries if e["rep"]],
-            "agree": sum(measured.conforms(e) for e in matched), "matched": len(matched)}
+def state_proof(page: Page, source: str) -> dict[str, Any] | None:
+    """A resume item (a case's `resume:`) that trained its first steps in `source` alone, converted the
+    optimizer state and continued in both frameworks, and conformed: what Optimizer state quotes."""
+    resumed = [e for e in page.items if (e.get("resume") or {}).get("from") == source and measured.conforms(e)
+               and measured.compares_page_pair(e)]
+    entry = min(resumed, key=cpu_float32_first, default=None)
+    return {**page.proof(entry), "trained": page.figs(entry, "resume.steps")} if entry else None
 
 
-def devices(data: dict[str, Any]) -> dict[str, Any]:
-    """Devices measured: items that ran per device (the index's counts) and, per framework and device,
-    what ran and what could not with the reasons recorded (report/evidence.devices)."""
-    items = data["items"]
-    by_side = frameworks_on_devices(data)
-    counts = []
-    for device in sorted({e["device"] for e in items if e.get("device")}):
-        mine = [e for e in items if e.get("device") == device]
-        counts.append(f"{device}: {sum(e['outcome'] not in NOT_RUN for e in mine)} of {len(mine)} items ran")
-    return {"counts": counts, "measured": by_side["measured"], "not_measured": by_side["not_measured"],
-            "gpu_items": any(e.get("device") == "gpu" for e in items)}
+def lr_defaults(api: dict[str, Any]) -> dict[str, str] | None:
+    """Each framework's default learning rate as introspected (None unless each has one `lr` parameter)."""
+    found = {fw: [p["default"] for p in spec["params"].values() if p.get("neutral") == "lr"]
+             for fw, spec in api.items()}
+    return {fw: d[0] for fw, d in found.items()} if all(len(d) == 1 for d in found.values()) else None
 
 
-def context(data: dict[str, Any], report: str = "", appendix: str = "differences-appendix",
-            history: str | None = None, across: str | None = None) -> dict[str, Any]:
-    """What the main page and its appendix render. `report`: the run's HTML report folder (URL or path
-    ending in /), `appendix`: the appendix's file stem; `history` and `across` fill the Evidence slots
-    that other commands produce (a link to "AdaMax behaviour across releases", an "AdaMax across
-    frameworks" table in Markdown)."""
+def context(data: dict[str, Any], report: str | None = None, local_report: str = "") -> dict[str, Any]:
+    """What the pages render, in every language. `report`: where the run's HTML report is published (a URL
+    ending in /), or None: the main pages then name cases without linking them; the appendix, which lives
+    beside the report, links items under `report` or else under `local_report` (a relative path)."""
     run = data["run"]
     api = {name: spec for name, spec in (run.get("api") or {}).items() if name in PAGE_PAIR}
     if len(api) < 2:
@@ -252,27 +255,28 @@ def context(data: dict[str, Any], report: str = "", appendix: str = "differences
     entries = page.entries()
     by_id = {e["id"]: e for e in entries}
     left, right = PAGE_PAIR
-    edge = {topic: [e for e in entries if e["impact"].topic == topic] for topic in impact.EDGE_TOPICS}
-    edge_agree = {topic: page.agreeing(case) for topic, case in EDGE_AGREEING.items()}
-    experimental = (run.get("api") or {}).get("mindspore_experimental")
     return {
-        "title": f"Differences between {api[left]['class']} and {api[right]['class']}", "api": api,
-        "left": left, "right": right, "run": run, "report": report, "appendix": appendix,
-        "doc_urls": DOC_URLS, "upstream_torch_class": UPSTREAM_TORCH_CLASS,
-        "signatures": {fw: signature(api[fw]) for fw in api}, "experimental": experimental,
-        "verdict": verdict(page, entries), "rows": difference_rows(page, api, by_id),
-        "what_to_do": [e for e in entries if not impact.is_edge(e["id"])], "edge": edge, "entries": entries,
-        "edge_agree": edge_agree,
+        "api": api, "left": left, "right": right, "run": run, "report": report, "display": DISPLAY,
+        "signatures": {fw: signature(api[fw]) for fw in api}, "notices": api[right].get("notices") or [],
+        "experimental": (run.get("api") or {}).get("mindspore_experimental"),
+        "matched": by_id["default_lr"]["fix"]["proof"] if "default_lr" in by_id else None,
+        "lr_defaults": lr_defaults(api),
+        "rows": difference_rows(page, api, by_id), "entries": entries,
+        "what_to_do": [e for e in entries if not impact.is_edge(e["id"])],
+        "edge": {topic: [e for e in entries if e["impact"].topic == topic] for topic in impact.EDGE_TOPICS},
+        "edge_agree": {topic: page.agreeing(case) for topic, case in EDGE_AGREEING.items()},
         "examples": {k: page.agreeing(case) for k, case in EXAMPLE_CASES.items()},
-        "devices": devices(data), "envs": pages.environments(run, data["items"]),
-        "history": history, "across": across, "tiers": impact.TIERS, "figs": page.figs,
-        **appendix_context(page, entries),
+        "loss_scale": {k: page.agreeing(case) for k, case in LOSS_SCALE_CASES.items()},
+        "state_proof": state_proof(page, left),
+        "scope": devices.scope(data, PAGE_PAIR), "figs": page.figs, "link": page.link,
+        "tiers": impact.TIERS, **appendix_context(page, report or local_report),
     }
 
 
-def appendix_context(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any]:
+def appendix_context(page: Page, report: str) -> dict[str, Any]:
     """The appendix's extra material: items no cause explains, checks of a framework against its own
-    formula, search findings awaiting review, agreements, input probes, what did not run."""
+    formula, search findings awaiting review, agreements, input probes, what did not run; its links to
+    item pages go under `report`."""
     items = page.items
     ran = [e for e in items if e.get("outcome") not in NOT_RUN]
     unexplained = [e for e in ran if e.get("outcome") == "failed" or "unknown" in measured.item_causes(e)
@@ -287,7 +291,7 @@ def appendix_context(page: Page, entries: list[dict[str, Any]]) -> dict[str, Any
         if entry.get("source") and entry["case"] not in sources:
             sources[entry["case"]] = textwrap.dedent(entry["source"]).strip("\n")
     return {"unexplained": unexplained, "own_formula": own_formula, "search": search, "agreements": agree,
-            "behaviours": behaviours(items), "sources": sources, "link": page.link,
+            "behaviours": behaviours(items), "sources": sources, "item_href": lambda e: measured.link(e, report),
             "ulp_ok": measured.ulp_meaningful, "causes_of": measured.item_causes,
             "not_run": [e for e in items if e.get("outcome") in NOT_RUN], "primary": measured.primary}
 
@@ -306,27 +310,3 @@ def behaviours(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({"entry": entry, "case": entry["case"], "description": entry.get("description") or shown,
                      "same": entry.get("observed") == "conform", **said})
     return sorted(rows, key=lambda r: (r["same"], r["case"]))
-
-
-def report_href(run_dir: Path, out_dir: Path, report_url: str | None) -> str:
-    """Where the pages link the run's HTML report: `report_url` if given, else the run folder relative to
-    the pages (so the folder can be moved or published as a whole)."""
-    if report_url:
-        return report_url.rstrip("/") + "/"
-    rel = os.path.relpath(run_dir.resolve(), out_dir.resolve())
-    return "" if rel == "." else rel.replace(os.sep, "/") + "/"
-
-
-def write_docs(data: dict[str, Any], out_dir: Path, run_dir: Path | None = None, report_url: str | None = None,
-               history: str | None = None, across: str | None = None) -> list[Path]:
-    """Write differences.md/.html and differences-appendix.md/.html into out_dir; return the paths."""
-    report = report_href(run_dir or out_dir, out_dir, report_url)
-    ctx = context(data, report=report, history=history, across=across)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for stem, template in (("differences", "differences"), (ctx["appendix"], "differences_appendix")):
-        for suffix, env in ((".md", markdown.environment()), (".html", pages.environment())):
-            path = out_dir / f"{stem}{suffix}"
-            storage.atomic_write_text(path, env.get_template(f"{template}{suffix}.j2").render(**ctx))
-            written.append(path)
-    return written

@@ -1,5 +1,6 @@
 """The "AdaMax behaviour across releases" page (Markdown and its HTML twin), from the data of
-conformance.release.across_releases."""
+conformance.release.across_releases; its title names the framework whose releases vary ("across torch
+releases"). `history --torch ... --out <folder> --name torch` writes the torch page."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +11,8 @@ from conformance.report import markdown, pages
 from conformance.results import storage
 
 TITLE = "AdaMax behaviour across releases"
+AXIS_TITLES = {"torch": "AdaMax behaviour across torch releases",
+               "mindspore": "AdaMax behaviour across MindSpore releases"}
 
 
 def size(value: dict[str, Any] | None) -> str:
@@ -28,10 +31,12 @@ def _environment(html: bool):
     return env
 
 
-def write(data: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    """Write history.md and history.html into out_dir; return both paths."""
+def write(data: dict[str, Any], out_dir: Path, name: str = "history") -> tuple[Path, Path]:
+    """Write <name>.md and <name>.html into out_dir; return both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = out_dir / "history.md", out_dir / "history.html"
-    storage.atomic_write_text(paths[0], _environment(False).get_template("history.md.j2").render(title=TITLE, **data))
-    storage.atomic_write_text(paths[1], _environment(True).get_template("history.html.j2").render(title=TITLE, **data))
+    paths = out_dir / f"{name}.md", out_dir / f"{name}.html"
+    title = AXIS_TITLES.get(data.get("axis", ""), TITLE)
+    for path, html in ((paths[0], False), (paths[1], True)):
+        template = _environment(html).get_template(f"history.{'html' if html else 'md'}.j2")
+        storage.atomic_write_text(path, template.render(title=title, **data))
     return paths

@@ -164,3 +164,20 @@ def probe_text(probe: dict[str, Any]) -> str:
 def link(entry: dict[str, Any], report: str) -> str:
     """The item's page in the run's HTML report, relative to `report` (the report folder's URL or path)."""
     return f"{report}items/{pages.item_slug(entry)}.html"
+
+
+def training(entry: dict[str, Any], figs: Figures, pair: tuple[str, str]) -> dict[str, Any]:
+    """What a real-training item's `training` block says, every figure read through `figs`: the data set,
+    steps, each framework's final loss and accuracy, the mean relative loss gap, and MindFormers' loss
+    alignment standard (its text and whether both of its checks held)."""
+    block = entry["training"]
+    accuracy = block.get("final_accuracy") or {}
+    standard = block.get("mindformers") or {}
+    return {"entry": entry, "dataset": block.get("dataset"), "steps": figs(entry, "training.steps"),
+            "loss": {fw: figs(entry, f"training.final_loss.{fw}") for fw in pair},
+            "accuracy": {fw: figs(entry, f"training.final_accuracy.{fw}") for fw in pair}
+            if all(accuracy.get(fw) is not None for fw in pair) else None,
+            "gap": figs(entry, "training.loss_gap.mean_rel")
+            if (block.get("loss_gap") or {}).get("mean_rel") is not None else None,
+            "standard": standard.get("standard"),
+            "met": bool(standard.get("first_loss_ok")) and bool(standard.get("mean_loss_ok"))}

@@ -27,6 +27,7 @@ def environment() -> jinja2.Environment:
     env.filters["num"] = numbers.num
     env.filters["short"] = numbers.short
     env.filters["sortv"] = numbers.sort_value
+    env.filters["slug"] = item_slug
     return env
 
 
@@ -38,19 +39,25 @@ def item_slug(entry: dict[str, Any]) -> str:
     return f"{text}-{hashlib.sha1(entry['nodeid'].encode()).hexdigest()[:8]}"
 
 
+def cause_titles() -> dict[str, str]:
+    """Cause id -> its registry title; empty when the registry cannot be read (the pages then show ids)."""
+    try:
+        return {i: c.title for i, c in causes.load().items()}
+    except causes.RegistryError:
+        return {}
+
+
 def _titles(ids: list[str]) -> str:
     """Cause ids as their registry titles, ids kept in brackets (an id the registry lacks stays as it is)."""
-    try:
-        known = causes.load()
-    except causes.RegistryError:
-        known = {}
-    return "; ".join(f"{known[i].title} [{i}]" if i in known else i for i in ids)
+    known = cause_titles()
+    return "; ".join(f"{known[i]} [{i}]" if i in known else i for i in ids)
 
 
 def cause(entry: dict[str, Any]) -> str:
     """The root cause an item belongs to: the causes its divergence is attributed to (by computation,
     conformance/numerics/attribution.py), else the causes its case declares (errors, NaN/Inf, interface items),
-    else why it did not run or failed."""
+    else why it did not run or failed (a failed item expecting agreement: the causes it is attributed to,
+    as a replayed trace's items are)."""
     outcome = entry.get("outcome")
     if outcome in NOT_RUN:
         return f"{outcome}: {entry.get('reason') or 'no reason recorded'}"
@@ -61,19 +68,23 @@ def cause(entry: dict[str, Any]) -> str:
         return "declared: " + _titles(entry["cause"])
     if entry.get("expect") in ("diverge", "nonfinite", "error") and entry.get("reason"):
         return entry["reason"]
+    if outcome == "failed" and attribution.get("causes") and entry.get("expect") == "conform":
+        return "diverged where agreement was expected; attributed: " + _titles(attribution["causes"])
     if outcome == "failed":
         return "undeclared divergence: a case expecting agreement diverged, or a framework left its oracle"
     return "no declared difference (cases expecting agreement)"
 
 
 def cause_groups(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Groups ordered by size (largest first) and a map nodeid -> group id."""
+    """Groups of items that ran, largest first, then those of items that did not run (skipped and why), and
+    a map nodeid -> group id."""
     groups: dict[str, dict[str, Any]] = {}
     for entry in items:
-        group = groups.setdefault(cause(entry), {"text": cause(entry), "count": 0, "outcomes": {}})
+        group = groups.setdefault(cause(entry), {"text": cause(entry), "count": 0, "outcomes": {}, "ran": False})
         group["count"] += 1
         group["outcomes"][entry["outcome"]] = group["outcomes"].get(entry["outcome"], 0) + 1
-    ordered = sorted(groups.values(), key=lambda g: (-g["count"], g["text"]))
+        group["ran"] |= entry["outcome"] not in NOT_RUN
+    ordered = sorted(groups.values(), key=lambda g: (not g["ran"], -g["count"], g["text"]))
     for number, group in enumerate(ordered, 1):
         group["id"] = f"c{number}"
     ids = {text: group["id"] for text, group in groups.items()}

@@ -1,22 +1,26 @@
 """HTML report of one run, rendered from summary.json and the stored JSONL alone (never from a re-run).
 
-Layout written into the run folder: index.html (header, counts, changes since a reference when the run was
-compared (changes.json), root causes, the sortable/filterable item table) and items/<slug>.html (one page
-per item: case text, repro command, first divergence, plots; for a run on a real dataset, its training
-figures and loss curves).
+Layout written into the run folder: index.html (the result first: counts, the causes of the differences
+found, what failed; then, folded, the command, the machine and why items did not run; changes since a
+reference when the run was compared (changes.json), root causes, the sortable/filterable item table that
+fits a 1280-pixel window) and items/<slug>.html (one page per item: case text, repro command, attribution
+and what to do, a replayed trace's parameters, first divergence, plots; for a run on a real dataset, its
+training figures and loss curves).
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import Counter
 from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from conformance.report import changes, frameworks_table, pages
+from conformance.report import advice, changes, frameworks_table, measured, pages
 from conformance.report.series import read_curves
 from conformance.results import storage
+from conformance.results.entry import NOT_RUN
 
 
 def render_item(run_dir: Path, run: dict[str, Any], entry: dict[str, Any], group: str) -> str:
@@ -35,7 +39,8 @@ def render_item(run_dir: Path, run: dict[str, Any], entry: dict[str, Any], group
         loss = loss_svg(curves, entry, salt=pages.item_slug(entry))
     return pages.environment().get_template("item.html.j2").render(
         run=run, it=entry, group=group, svg=svg, loss_svg=loss, curves=curves,
-        jsonl_missing=jsonl is not None and not jsonl.exists())
+        jsonl_missing=jsonl is not None and not jsonl.exists(),
+        advice=advice.rows(entry) if entry.get("first_divergent_step") else [])
 
 
 def search_section(run_dir: Path, items: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -56,6 +61,21 @@ def search_section(run_dir: Path, items: list[dict[str, Any]]) -> dict[str, Any]
     return {"source": "cases under cases/found/ in this run (scores are in each case's description)", "rows": rows}
 
 
+FAILED = ("failed", "error", "crashed")  # outcomes that need a reader's attention
+
+
+def result(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The index's first screen: per cause, the items that showed it as their case declared (the causes
+    they stand for, measured.item_causes), most first; the items that failed; how many did not run."""
+    counts = Counter(c for e in items if e.get("outcome") == "passed" and e.get("expect") != "conform"
+                     for c in measured.item_causes(e))
+    titles = pages.cause_titles()
+    return {"causes": [{"id": i, "title": titles.get(i, i), "count": n}
+                       for i, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))],
+            "failed": [e for e in items if e.get("outcome") in FAILED],
+            "not_run": sum(e.get("outcome") in NOT_RUN for e in items)}
+
+
 def render_index(run: dict[str, Any], items: list[dict[str, Any]], search: dict[str, Any] | None = None,
                  changes: dict[str, Any] | None = None) -> str:
     groups, group_of = pages.cause_groups(items)
@@ -64,7 +84,8 @@ def render_index(run: dict[str, Any], items: list[dict[str, Any]], search: dict[
     for entry in items:
         counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
     return pages.environment().get_template("index.html.j2").render(
-        run=run, rows=rows, counts=counts, groups=groups, envs=pages.environments(run, items),
+        run=run, rows=rows, counts=counts, groups=groups, result=result(items),
+        envs=pages.environments(run, items),
         outcomes=pages.options(items, "outcome"), devices=pages.options(items, "device"),
         dtypes=pages.options(items, "dtype"), search=search, changes=changes,
         nway=len(frameworks_table.nway_items(items)))

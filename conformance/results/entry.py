@@ -8,6 +8,7 @@ trains on a real dataset also has a `training` block (`training_entry`), which t
 from __future__ import annotations
 
 import math
+import shlex
 from typing import Any
 
 from conformance.cases.case import Item
@@ -21,11 +22,16 @@ BLANK: dict[str, Any] = {
     "nodeid": None, "case": None, "file": None, "line": None, "device": None, "dtype": None, "expect": None,
     "observed": None, "outcome": None, "reason": None, "steps": 0, "first_divergent_step": None,
     "first_divergence": None, "final": None, "max": None, "pairs": {},
+    # msprobe's comparison metrics of the first primary pair at its last and worst step (verdict.PairTracker)
+    "msprobe": None,
 }
 
 
 def rerun_command(item: Item) -> str:
-    """The command that reruns exactly this item."""
+    """The command that reruns exactly this item (a generated case file's own command, e.g. a replay's,
+    with -k selecting the case)."""
+    if item.case.rerun:
+        return f"{item.case.rerun} -k {shlex.quote(item.case.id)}"
     return f"pytest '{item.nodeid}'"
 
 
@@ -36,9 +42,11 @@ def entry(**fields: Any) -> dict[str, Any]:
 
 def item_entry(item: Item, **fields: Any) -> dict[str, Any]:
     """The entry of an item that ran (or tried to): what its case says, then `fields`."""
+    resume = getattr(item.case, "resume", None)  # interface cases have none
     return entry(nodeid=item.nodeid, case=item.case.id, file=item.case.file, line=item.case.line,
                  device=item.device, dtype=item.dtype, expect=item.case.expect,
-                 description=item.case.description, rerun=rerun_command(item), **fields)
+                 description=item.case.description, rerun=rerun_command(item),
+                 **({"resume": {"from": resume.source, "steps": resume.steps}} if resume else {}), **fields)
 
 
 # MindSpore Transformers' (MindFormers') loss precision standard for a model migrated to MindSpore, from its

@@ -16,7 +16,7 @@ from conformance.cases.causes import UNKNOWN
 from conformance.errors import FrameworkError, first_line
 from conformance.numbers import fmt
 from conformance.numerics.attribution import MAX_SWITCHES
-from conformance.numerics.diff import ulp_distance, worst
+from conformance.numerics.diff import msprobe_summary, ulp_distance, worst
 from conformance.results.entry import METRICS, item_entry, rerun_command
 
 
@@ -33,6 +33,13 @@ class PairTracker:
         self.max: dict[str, dict[str, float] | None] = {q: None for q in QUANTITIES}
         self.first: dict[str, Any] | None = None
         self.steps = 0
+        # msprobe's figures (diff.msprobe) at the last step and the worst step; the worst is taken as in
+        # attribution.Attributor: each time the largest abs difference of params and state has more than
+        # doubled since the previous one (the first step always), so within a factor 2 of the run's
+        # largest, and computed a few dozen times at most however long the run
+        self.msprobe: dict[str, dict[str, Any] | None] = {"last": None, "worst": None}
+        self._worst_magnitude: float | None = None
+        self._magnitude = 0.0
 
     def update(self, step: int, metrics: dict[str, dict[str, dict]]) -> None:
         self.steps = step
@@ -48,6 +55,25 @@ class PairTracker:
                 self.first = {"step": step, "quantity": quantity, "tensor": name, **top,
                               "tolerance": self.tolerance.for_quantity(quantity).as_dict(),
                               "nonfinite": self._nonfinite_side(top)}
+
+    def msprobe_snapshots(self, step: int, metrics: dict[str, dict[str, dict]], last: int) -> tuple[str, ...]:
+        """Which of msprobe's snapshots this step is ("last", "worst", both or none), from the metrics the
+        comparator already computed: the per-step cost is one max over the tensors."""
+        self._magnitude = max((m["abs"] for q in ("params", "state") for m in metrics.get(q, {}).values()),
+                              default=0.0)
+        due = ("last",) if step == last else ()
+        if self._worst_magnitude is None or self._magnitude > 2.0 * self._worst_magnitude:
+            self._worst_magnitude = self._magnitude
+            due += ("worst",)
+        return due
+
+    def record_msprobe(self, kinds: tuple[str, ...], step: int, tensors: dict[str, dict[str, dict]]) -> None:
+        """Keep msprobe's figures of this step (per quantity, per tensor: diff.msprobe) as the given
+        snapshots, with the step's largest abs difference in params and state."""
+        snapshot = {"step": step, "max_abs_difference": self._magnitude,
+                    **{q: msprobe_summary(t) for q, t in tensors.items()}}
+        for kind in kinds:
+            self.msprobe[kind] = snapshot
 
     def _nonfinite_side(self, top: dict[str, Any]) -> str | None:
         """The side whose value is NaN/Inf at the worst element while the other's is finite, else None."""
@@ -68,7 +94,20 @@ class PairTracker:
         return {"role": self.role, "expect": self.expect, "observed": self.observed, "steps": self.steps,
                 "first_divergent_step": self.first["step"] if self.first else None,
                 "first_divergence": self.first, "final": self.final, "max": self.max,
-                "tolerance": self.tolerance.as_dict()}
+                "tolerance": self.tolerance.as_dict(), "msprobe": self.msprobe_entry(tensors=False)}
+
+    def msprobe_entry(self, tensors: bool = True) -> dict[str, Any] | None:
+        """The recorded snapshots and whether both pass msprobe's criteria in params and state, or None
+        where none was recorded (control pairs, a run that stopped before its last step). Without
+        `tensors`, each quantity's figures only (the entry's top-level copy keeps them per tensor)."""
+        if self.msprobe["last"] is None:
+            return None
+        snapshots = [s for s in self.msprobe.values() if s]
+        verdicts = [s[q]["passes"] for s in snapshots for q in ("params", "state") if q in s]
+        shown = {kind: s if tensors or s is None else
+                 {k: ({**v, "tensors": None} if isinstance(v, dict) else v) for k, v in s.items()}
+                 for kind, s in self.msprobe.items()}
+        return {**shown, "passes": None if None in verdicts else all(verdicts)}
 
 
 def _element_metrics(a: float, b: float, dtype: str) -> str:
@@ -222,10 +261,12 @@ def training_problem(item: Item, training: dict[str, Any] | None) -> str | None:
 
 def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: dict[str, str],
           error: FrameworkError | None, jsonl: Path, seconds: float,
-          attribution: dict[str, Any] | None = None, training: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The item's summary.json entry, with `outcome` and, when it did not pass, a `message`. An item that
-    trains on a real dataset carries its `training` block, and one that expects agreement must also meet
-    MindFormers' loss standard there."""
+          attribution: dict[str, Any] | None = None, facts: dict[str, Any] | None = None,
+          training: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The item's summary.json entry, with `outcome` and, when it did not pass, a `message`; `facts`: what
+    the run found beside the figures (decay_skipped, trace), entered as they are. An item that trains on a
+    real dataset carries its `training` block, and one that expects agreement must also meet MindFormers'
+    loss standard there."""
     primaries = [t for t in trackers.values() if t.role == "primary"]  # one per framework after the first
     primary = primaries[0] if primaries else None  # its figures are the entry's top-level ones
     controls = [t for t in trackers.values() if t.role != "primary"]
@@ -234,16 +275,18 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         item, frameworks=list(item.case.frameworks),
         reason=item.case.reason if {item.case.expect, *item.case.expect_pairs.values()} != {"conform"} else None,
         cause=list(item.case.causes), attribution=attribution, source=item.case.source_text,
-        steps=max((t.steps for t in trackers.values()), default=0), requested_steps=item.case.steps,
+        steps=max((t.steps for t in trackers.values()), default=0), requested_steps=item.case.last_step,
         first_divergent_step=primary.first["step"] if primary and primary.first else None,
         first_divergence=primary.first if primary else None,
+        msprobe=primary.msprobe_entry() if primary else None,
         final=_blank(pairs.get(primary.label) if primary else None, "final"),
         max=_blank(pairs.get(primary.label) if primary else None, "max"),
         pairs=pairs, skipped_sides=skipped,
         hparams={label: {k: list(v) if isinstance(v, tuple) else v for k, v in side.hparams.items()}
                  for label, side in sides.items()},
         nonfinite={label: side.nonfinite for label, side in sides.items()},
-        jsonl=f"steps/{jsonl.name}", seconds=round(seconds, 3), **({"training": training} if training else {}))
+        jsonl=f"steps/{jsonl.name}", seconds=round(seconds, 3), **(facts or {}),
+        **({"training": training} if training else {}))
     bad_controls = [t for t in controls if t.observed != t.expect]
     if error is None and not sides and not trackers:
         entry.update(observed="skipped", outcome="skipped",

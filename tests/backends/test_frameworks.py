@@ -17,9 +17,11 @@ from conformance.errors import CaseError
 from conformance.report import frameworks_table
 from tests.conftest import load_case, needs_frameworks
 
-NEW = ("mindspore_graph", "torch_compile", "keras", "optax", "paddle")
-# What each adapter's formula does with eps, and so whether it agrees with torch on eps-sized gradients.
-TORCH_CAMP = {"mindspore_graph": False, "torch_compile": True, "keras": False, "optax": True, "paddle": False}
+NEW = ("mindspore_graph", "torch_compile", "keras", "optax", "optax_adamaxw", "paddle")
+# Whether each adapter's formula agrees with torch on eps-sized gradients with L2-sized weight decay: eps
+# where torch puts it, and the decay into the gradient (optax.adamaxw has torch's eps but decoupled decay).
+TORCH_CAMP = {"mindspore_graph": False, "torch_compile": True, "keras": False, "optax": True, "optax_adamaxw": False,
+              "paddle": False}
 
 
 def _skip_unless_available(name: str) -> None:
@@ -181,7 +183,7 @@ def test_framework_table_is_none_without_nway_items():
 
 
 def test_new_formulas_match_their_sources_written_out():
-    """The Keras, optax and Paddle oracles against the updates as their sources write them (float64)."""
+    """The Keras, optax (adamax, adamaxw) and Paddle oracles against the updates as their sources write them."""
     import numpy as np
 
     from conformance.numerics import oracles
@@ -194,11 +196,18 @@ def test_new_formulas_match_their_sources_written_out():
     lr, b1, b2, eps, wd, t = 0.01, 0.9, 0.999, 1e-3, 0.1, 4
     keras = oracles.oracle("keras")(p, m, u, g, t, hp, "w", "float64")
     k_m, k_u = b1 * m + (1 - b1) * g, np.maximum(b2 * u, np.abs(g))
-    assert np.allclose(keras.p, p * (1 - wd * lr) - (k_m * lr) / ((k_u + eps) * (1 - b1 ** t)), rtol=1e-13, atol=1e-15)
+    factor = float(np.float32(1 - np.float32(wd) * np.float32(lr)))  # as Keras forms it: a float32 tensor
+    assert factor != 1 - wd * lr
+    assert np.allclose(keras.p, p * factor - (k_m * lr) / ((k_u + eps) * (1 - b1 ** t)), rtol=1e-13, atol=1e-15)
     optax = oracles.oracle("optax")(p, m, u, g, t, hp, "w", "float64")
     g_l2 = g + wd * p
     o_m, o_u = (1 - b1) * g_l2 + b1 * m, np.maximum(np.abs(g_l2) + eps, b2 * u)
     assert np.allclose(optax.p, p + (o_m / (1 - b1 ** t)) / o_u * -lr, rtol=1e-13, atol=1e-15)
+    # optax.adamaxw: the adamax update of the raw gradient, plus wd*p, scaled by -lr (alias.py's chain)
+    adamaxw = oracles.oracle("optax_adamaxw")(p, m, u, g, t, hp, "w", "float64")
+    w_m, w_u = (1 - b1) * g + b1 * m, np.maximum(np.abs(g) + eps, b2 * u)
+    assert np.allclose(adamaxw.p, p + ((w_m / (1 - b1 ** t)) / w_u + wd * p) * -lr, rtol=1e-13, atol=1e-15)
+    assert np.allclose(adamaxw.m, w_m, rtol=1e-13) and np.allclose(adamaxw.u, w_u, rtol=1e-13)
     p, m, u, g = (x.astype(np.float32).astype(np.float64) for x in (p, m, u, g))  # float32 operands
     g_l2 = g + wd * p
     paddle = oracles.oracle("paddle")(*(x.astype(np.float32) for x in (p, m, u, g)), t, hp, "w", "float32")

@@ -20,21 +20,25 @@ def test_bench_runs_tiny_and_writes_json(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "conformance", "bench", "--sizes", "1k", "--steps", "3",
                            "--repeats", "1", "--memory-sizes", "1k", "--memory-steps", "2", "4",
-                           "--loads", "idle", "busy", "--startup-size", "1k", "--suite", "", "-o", str(out)],
+                           "--loads", "idle", "busy", "--startup-size", "1k", "--suite", "", "--replay-size", "1k",
+                           "--replay-steps", "2", "4", "-o", str(out)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     doc = json.loads(out.read_text())
-    idle, busy = doc["overhead"]
+    idle, idle_trace, busy, busy_trace = doc["overhead"]
     assert (idle["load"], busy["load"]) == ("idle", "busy") and doc["loads"]["busy"]["description"].startswith("busy")
+    assert (idle_trace["source"], idle_trace["parameters"], idle_trace["outcome"]) == ("trace", 992, "passed")
     row = idle
     assert row["parameters"] == 992 and row["steps"] == 3
     assert set(row["median_s"]) == {"bare", "read", "stride", "full"}
     assert row["oracle"] == {"stride": 1, "setting": "auto", "steps_checked": 3}
-    assert [(m["load"], m["steps"]) for m in doc["memory"]] == [("idle", 2), ("idle", 4), ("busy", 2), ("busy", 4)]
-    assert doc["memory"][0]["peak_rss_mib"] > 0
-    assert [(g["load"], g["size"], g["from"], g["to"]) for g in doc["memory_growth"]] == [
-        ("idle", "1k", 2, 4), ("busy", "1k", 2, 4)]
-    assert "growth busy    1k" in done.stdout
+    assert [(m["load"], m["source"], m["steps"]) for m in doc["memory"]] == [
+        (load, source, n) for load in ("idle", "busy") for source in ("generated", "trace") for n in (2, 4)]
+    assert doc["memory"][0]["peak_rss_mib"] > 0 and doc["memory"][2]["outcome"] == "passed"
+    assert [(g["load"], g["size"], g["source"], g["from"], g["to"]) for g in doc["memory_growth"]] == [
+        ("idle", "1k", "generated", 2, 4), ("idle", "1k", "trace", 2, 4), ("busy", "1k", "generated", 2, 4),
+        ("busy", "1k", "trace", 2, 4)]
+    assert "growth busy    1k" in done.stdout and "growth busy 1k trace" in done.stdout
     assert doc["startup"]["first_case"]["torch_first_step_s"] > 0
     assert "overhead" in done.stdout and str(out) in done.stdout
 

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from conformance.cases.case import Case
-from conformance.cases.loader import load_file, param_count
+from conformance.cases.checks import param_count
+from conformance.cases.loader import load_file
 from conformance.engine import models
 from conformance.errors import CaseError
 

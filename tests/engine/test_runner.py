@@ -53,6 +53,35 @@ def test_oracle_check_catches_a_framework_that_leaves_its_formula(tmp_path, monk
     assert "torch departs from its own formula's float64 oracle" in entry["message"]
 
 
+@pytest.mark.parametrize("loss_scale", [1.0, 3.0])
+def test_float16_weight_decay_is_rounded_by_both_frameworks(tmp_path, monkeypatch, loss_scale):
+    """Parameters ~1e-2, weight decay 1e-3 and 90% zero gradients in float16: the decayed gradient is a
+    few hundred float16 subnormal units and m a few dozen, so each rounding of the decay (and, with
+    loss_scale 3, MindSpore's product with float16(1/3)) decides a unit (tests/numerics/test_float16.py).
+    Both frameworks meet their oracles to the last bit of every parameter, and leave them by hundreds of
+    ULP once the oracles compute the decay unrounded (Features.float16_decay off)."""
+    case = load_case(tmp_path, f"""
+  - id: float16_decay
+    model: {{kind: mlp, sizes: [1, 3, 4], activation: tanh, init_seed: 0, init_scale: 0.01}}
+    gradients: {{mode: replay, seed: 0, scale: 1.0e-4, zero_fraction: 0.9, prescale: {{mindspore: {loss_scale}}}}}
+    optimizer: {{lr: 0.001, betas: [0.9, 0.5], eps: 1.0e-8, weight_decay: 0.001,
+                mindspore: {{loss_scale: {loss_scale}}}}}
+    steps: 60
+    tolerance: {{params: {{atol: 1.0}}, state: {{atol: 1.0}}}}
+""")
+    entry = run_item(Item(case, "cpu", "float16"), tmp_path / "steps")
+    for label in ("torch~oracle", "mindspore~oracle"):
+        pair = entry["pairs"][label]
+        assert pair["observed"] == "conform" and pair["max"]["params"]["ulp"] == 0, pair["first_divergence"]
+    for name in ("torch", "mindspore"):
+        backend = backends.get(name)
+        monkeypatch.setattr(type(backend), "formula", staticmethod(backend.formula.replace(float16_decay=False)))
+    entry = run_item(Item(case, "cpu", "float16"), tmp_path / "unrounded")
+    for label in ("torch~oracle", "mindspore~oracle"):
+        pair = entry["pairs"][label]
+        assert pair["observed"] == "diverge" and pair["max"]["params"]["ulp"] > 100, pair["max"]
+
+
 def test_native_defaults_are_introspected(tmp_path):
     case = load_case(tmp_path, """
   - id: native
@@ -223,3 +252,35 @@ def test_a_slow_checker_holds_the_frameworks_back_instead_of_queueing_copies():
     checker.close()
     assert not producer.is_alive() and checker.checked == 50
     assert alive["most"] <= PENDING + 2  # queued + in progress + the one being submitted
+
+
+def test_msprobe_figures_at_the_last_and_worst_step_computed_a_bounded_number_of_times(tmp_path, monkeypatch):
+    """msprobe's metrics are computed only at the last step and where the pair's largest difference more
+    than doubled: a handful of times in 300 steps whose difference grows, and the worst snapshot is
+    within a factor 2 of the run's largest difference."""
+    from conformance.engine import runner
+
+    calls = []
+    real = runner.msprobe
+    monkeypatch.setattr(runner, "msprobe", lambda a, b: calls.append(1) or real(a, b))
+    case = load_case(tmp_path, """
+  - id: growing
+    model: {kind: linear, in: 2, out: 3}
+    gradients: {mode: replay, seed: 3, scale: 1.0e-8}
+    steps: 300
+    expect: diverge
+    cause: eps_placement
+    reason: eps placement
+""")
+    entry = run_item(Item(case, "cpu", "float32"), tmp_path)
+    probe = entry["msprobe"]
+    assert probe["last"]["step"] == 300 and probe["last"]["params"]["tensors"].keys() == {"dense0.weight",
+                                                                                         "dense0.bias"}
+    largest = max(entry["max"]["params"]["abs"], entry["max"]["state"]["abs"])
+    assert largest / 2 < probe["worst"]["max_abs_difference"] <= largest
+    snapshots = len(calls) // 6  # 2 parameters x (params, m, u) per computed step
+    assert snapshots < 40, snapshots
+    in_pair = entry["pairs"]["torch~mindspore"]["msprobe"]  # the same figures, without the per-tensor rows
+    assert in_pair["last"]["state"]["cosine"] == probe["last"]["state"]["cosine"]
+    assert in_pair["last"]["state"]["tensors"] is None and in_pair["passes"] == probe["passes"]
+    assert entry["pairs"]["torch~oracle"]["msprobe"] is None

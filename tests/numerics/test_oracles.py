@@ -176,19 +176,6 @@ def test_torch_float16_rounds_eps_away_and_a_zero_gradient_gives_nan():
     assert u == 1.0
 
 
-def test_float16_rounding_matches_numpy():
-    rng = np.random.default_rng(3)
-    ties = (2 * rng.integers(1024, 2048, 500) + 1) * 2.0 ** rng.integers(-30, 4, 500)  # 12 bits: halfway
-    x = np.abs(np.concatenate([rng.standard_normal(2000) * 10.0 ** rng.integers(-9, 5, 2000), ties,
-                               [0.0, 2.0 ** -25, 3 * 2.0 ** -26, 2.0 ** -14 - 2.0 ** -26, 65504.0, 65519.0,
-                                65520.0, 1e6, 1e300, np.inf]]))
-    fn = getattr(oracles._to_float16, "py_func", oracles._to_float16)
-    got = np.array([fn(float(v)) for v in x])
-    with np.errstate(over="ignore"):  # 65520 and up: inf, as the cast gives
-        assert np.array_equal(got, x.astype(np.float16).astype(np.float64))
-    assert np.isnan(fn(float("nan")))
-
-
 def test_maximize_negates_the_gradient():
     ((p, m, _),) = _run(torch_adamax, [EPS], {**HP, "maximize": True})
     assert (p, m) == (1.125, -EPS / 2)
@@ -246,7 +233,8 @@ def test_compiled_loop_equals_numpy_loop(kind, dtype):
         arr[rng.integers(0, n, 8)] = rng.choice([np.nan, np.inf, -np.inf, 0.0, -0.0], 8)
     for hp in [{"lr": 0.004, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
                {"lr": 0.02, "betas": (0.5, 0.9999), "eps": 0.0, "weight_decay": 0.01, "loss_scale": 1024.0,
-                "maximize": True}]:
+                "maximize": True},
+               {"lr": 0.002, "betas": (0.3, 0.9), "eps": 1e-8, "weight_decay": 1e-4, "loss_scale": 3.0}]:
         s = FORMULAS[kind].scalars(hp, "w", 3, 3, dtype)
         a, b = np.empty((6, n)), np.empty((6, n))
         with np.errstate(all="ignore"):

@@ -54,14 +54,62 @@ def test_history_page_per_case_and_release(real_summary, tmp_path, capsys):
     cells = [c.strip() for c in eps.split("|")[2:5]]
     assert cells[0].startswith("present (1/1)") and cells[0].endswith("from step 2")
     assert cells[1].startswith("present (1/1)") and cells[1].endswith(f"from step {step}") and cells[1] == cells[2]
-    agree = next(line for line in lines if line.startswith("| cases/a.yaml::agree"))
+    agree = next(line for line in lines if line.startswith("| cases/a.yaml::agree |"))
     assert [c.strip() for c in agree.split("|")[3:5]] == ["absent (1 ran)", "absent (1 ran)"]
     assert f"docstring warning: {NOTICE[:40]}" in markdown.replace("\\`", "`")
-    assert markdown.count("docstring warning: Non-backward") == 1  # only 2.10.0 has it
+    assert markdown.count("- docstring warning: Non-backward") == 1  # only 2.10.0 has it
     assert "mindspore: \\[sha1\\]:commit-2.8.0" in markdown and "mindspore: \\[sha1\\]:commit-2.10.0" in markdown
     assert "`mindspore.nn.AdaMax(params, learning_rate=0.001" in markdown
     page = (tmp_path / "page" / "history.html").read_text()
-    assert "<h1>AdaMax behaviour across releases</h1>" in page and page.count('class="present"') == 4
+    assert "<h1>AdaMax behaviour across MindSpore releases</h1>" in page and page.count('class="present"') == 4
+    # each release against the next, item by item: what moved and why, the unchanged counted by how
+    torch = real_summary["run"]["torch"]
+    first = markdown.index(f"### MindSpore 2.8.0 / torch {torch} -> MindSpore 2.9.0 / torch {torch}")
+    second = markdown.index(f"### MindSpore 2.9.0 / torch {torch} -> MindSpore 2.10.0 / torch {torch}")
+    step = markdown[first:second]
+    assert "- items: 1 FIXED (case expects conform), 1 MOVED" in step
+    assert ("| cases/a.yaml::agree\\[cpu-float32\\] | FIXED (case expects conform) | "
+            "baseline: diverge from step 4") in step
+    assert "flagged: any change of the first divergent step counts" in step
+    later = markdown[second:markdown.index("## Differences that change")]
+    assert "- items: 2 UNCHANGED (2 bitwise identical)" in later and "| item |" not in later
+    assert "- optimizer API: no change" in later and "new docstring warning: Non-backward" in later
+    assert f"<h3>MindSpore 2.9.0 / torch {torch} &rarr; MindSpore 2.10.0 / torch {torch}</h3>" in page
+
+
+@pytest.mark.integration
+def test_history_across_torch_releases_names_torch_first_and_its_api_changes(real_summary, tmp_path, capsys):
+    folders = []
+    for version in ("2.13.0", "2.14.1", "2.15.0"):
+        data = copy.deepcopy(real_summary)
+        data["run"].update(id=f"torch{version}", torch=version)
+        if version == "2.15.0":  # a new constructor parameter, and one item's last bits moved
+            data["run"]["api"]["torch"]["params"]["fused"] = {"default": "None", "neutral": None}
+            _item(data, AGREE)["final"]["params"]["abs"] += 1e-12
+        folder = tmp_path / version
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps(data))
+        folders.append(str(folder))
+    out_dir = tmp_path / "docs"
+    assert main(["history", "--runs", *folders, "--out", str(out_dir), "--name", "torch"]) == 0
+    out = capsys.readouterr().out
+    ms = real_summary["run"]["mindspore"]
+    assert f"torch 2.13.0 / MindSpore {ms} -> torch 2.14.1 / MindSpore {ms}: 2 UNCHANGED (2 bitwise identical); " \
+           "API: no change" in out
+    assert f"torch 2.14.1 / MindSpore {ms} -> torch 2.15.0 / MindSpore {ms}: 2 UNCHANGED (1 bitwise identical, " \
+           "1 within the noise rule); API: torch.optim.Adamax: new parameter: fused (default None)" in out
+    markdown = (out_dir / "torch.md").read_text()
+    assert markdown.startswith("# AdaMax behaviour across torch releases")
+    assert "| cases/a.yaml::agree\\[cpu-float32\\] | UNCHANGED | conform, figures within the noise rule:" in markdown
+    assert "<h1>AdaMax behaviour across torch releases</h1>" in (out_dir / "torch.html").read_text()
+    # the pairs a torch page runs: every torch release beside the pinned MindSpore
+    import argparse
+
+    from conformance.commands import history as command
+    args = argparse.Namespace(project="pyproject.toml", torch=["2.13.0", "2.15.0"], mindspore=None)
+    assert [p.name for p in command.pairs(args)] == ["torch2.13.0-mindspore2.10.0", "torch2.15.0-mindspore2.10.0"]
+    args.torch = None
+    assert [p.mindspore for p in command.pairs(args)] == ["2.8.0", "2.9.0", "2.10.0"]
 
 
 @pytest.mark.integration

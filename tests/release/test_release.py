@@ -64,7 +64,7 @@ def test_same_run_is_unchanged_and_exits_zero(real_summary, tmp_path, capsys):
     lines = out.splitlines()
     assert lines[2] == "items: 2: 2 UNCHANGED (2 bitwise identical)" and lines[3] == "API changes: none"
     assert "changes: none" in lines and "unchanged: 2 items (listed with -v)" in lines
-    assert AGREE not in out and out.rstrip().endswith("no change (exit 0)")
+    assert AGREE not in out and out.rstrip().endswith("result: UNCHANGED: no item and no API changed (exit 0)")
     assert "environment: equivalent for bits" in out
 
     code, out, _ = _compare(tmp_path, real_summary, real_summary, "-v", capsys=capsys)
@@ -82,7 +82,10 @@ def test_figure_moved_beyond_the_factor_is_reported_within_it_is_not(real_summar
     code, out, _ = _compare(tmp_path, real_summary, new, capsys=capsys)
     assert code == 1
     assert _kinds(real_summary, new)[EPS] == ("moved", "MOVED")
-    assert f"max state abs: {numbers.fmt(old_abs)} -> {numbers.fmt(old_abs * 3)} (x3)" in out
+    moved = f"max state abs: {numbers.fmt(old_abs)} -> {numbers.fmt(old_abs * 3)} (x3)"
+    # the moved figure says which part of the noise rule flagged it, with the ULP figures it was judged by
+    assert (f"{moved}: flagged: more than x2, and not within 4 ULP on both sides "
+            f"(ULP {numbers.short(figures['ulp'])} -> {numbers.short(figures['ulp'])})") in out
 
     figures["abs"] = old_abs * 1.5  # within x2: a changed figure, but not beyond the rule
     assert _kinds(real_summary, new)[EPS] == ("unchanged", "UNCHANGED")
@@ -138,7 +141,12 @@ def test_new_errors_and_skips_and_items_that_run_again(real_summary, tmp_path, c
     code, out, _ = _compare(tmp_path, real_summary, new, "--accept-environment", capsys=capsys)
     assert code == 1
     assert _kinds(real_summary, new) == {AGREE: ("error/skip", "NEW ERROR"), EPS: ("error/skip", "NEW SKIP")}
-    assert "now: error: mindspore raised TypeError at step 1: x" in out
+    # one line per item, its reason once in the numbered list after them
+    assert (f"  NEW ERROR (1): ran in the reference, errors now\n    was conform, now error, reason [1] (1):\n"
+            f"      {AGREE}\n") in out
+    assert "  [1] mindspore raised TypeError at step 1: x\n" in out
+    code, out, _ = _compare(tmp_path, real_summary, new, "--accept-environment", "-v", capsys=capsys)
+    assert "now: error: mindspore raised TypeError at step 1: x" in out  # -v: every item with its details
     assert _kinds(new, real_summary)[AGREE] == ("error/skip", "RUNS AGAIN")
 
 
@@ -153,6 +161,36 @@ def test_new_and_removed_items(real_summary, tmp_path, capsys):
     kinds = _kinds(real_summary, new)
     assert kinds["cases/b.yaml::added[cpu-float32]"] == ("new item", "NEW ITEM")
     assert kinds[EPS] == ("removed item", "REMOVED ITEM") and kinds[AGREE][0] == "unchanged"
+    assert "  NEW ITEM (1): in the run, not in the reference" in out
+    assert "    conform (1):\n      cases/b.yaml::added[cpu-float32]\n" in out
+
+
+@pytest.mark.integration
+def test_new_skipped_items_are_one_line_each_and_their_reasons_are_given_once_by_side(real_summary, tmp_path,
+                                                                                        capsys):
+    new = copy.deepcopy(real_summary)
+    gpu = "torch: no CUDA device here; mindspore: MindSpore GPU needs a driver; none here"
+    matrix = gpu + "; keras: keras is not installed; keras@cpu: keras is not installed"
+    added = []
+    for index, reason in enumerate([gpu, gpu, matrix]):
+        item = copy.deepcopy(_item(new, AGREE))
+        item.update(nodeid=f"cases/g.yaml::g{index}[gpu-float32]", device="gpu", observed="skipped",
+                    outcome="skipped", reason=reason, final=None, max=None)
+        added.append(item)
+    new["items"] = [*new["items"], *added]
+    code, out, _ = _compare(tmp_path, real_summary, new, capsys=capsys)
+    assert code == 1
+    lines = out.splitlines()
+    start = lines.index("  NEW ITEM (3): in the run, not in the reference: the case library grew; "
+                        "refresh the baseline once reviewed")
+    assert lines[start + 1:start + 6] == [
+        "    skipped, reason [1] (2):", "      cases/g.yaml::g0[gpu-float32]", "      cases/g.yaml::g1[gpu-float32]",
+        "    skipped, reason [2] (1):", "      cases/g.yaml::g2[gpu-float32]"]
+    assert out.count("MindSpore GPU needs a driver") == 2  # once per distinct reason, not once per item
+    reasons = lines[lines.index("reasons:"):]
+    gpu_lines = ["torch: no CUDA device here", "      mindspore: MindSpore GPU needs a driver; none here"]
+    assert reasons[1:6] == [f"  [1] {gpu_lines[0]}", gpu_lines[1], f"  [2] {gpu_lines[0]}", gpu_lines[1],
+                            "      keras, keras@cpu: keras is not installed"]
 
 
 @pytest.mark.integration

@@ -12,6 +12,7 @@ import pytest
 from conformance.report.markdown import fence, md
 from conformance.report.series import read_curves
 from conformance.results import storage
+from conformance.results.entry import RAN
 from tests.conftest import REPO
 
 
@@ -59,6 +60,25 @@ def test_item_page_states_the_recorded_first_divergence(tiny_run):
     row = page.split("<h2>First divergence</h2>", 1)[1].split("</table>", 1)[0]
     assert f">{first['step']}<" in row and first["tensor"] in row
     assert f"torch = {first['a']:.9g}" in row and f"mindspore = {first['b']:.9g}" in row
+
+
+@pytest.mark.integration
+def test_every_numeric_item_carries_msprobes_figures_and_its_page_shows_them(tiny_run):
+    """summary.json gives msprobe's metrics for params and state at the last and the worst step of every
+    item that ran; the item page shows them, labelled as msprobe's standard, as recorded."""
+    ran = [e for e in storage.read_json(tiny_run / "summary.json")["items"] if e["outcome"] in RAN]
+    assert ran
+    for entry in ran:
+        probe = entry["msprobe"]
+        assert probe["last"]["step"] == entry["steps"] and 1 <= probe["worst"]["step"] <= entry["steps"]
+        assert isinstance(probe["passes"], bool)
+        page = (tiny_run / "items" / f"{Path(entry['jsonl']).stem}.html").read_text()
+        section = page.split("<h2 id=\"msprobe\">msprobe's standard</h2>", 1)[1].split("</details>", 1)[0]
+        for kind in ("last", "worst"):
+            for quantity in ("params", "state"):
+                figures = probe[kind][quantity]
+                assert f"{figures['max_abs']:.9g}</td>" in section and f"{figures['max_rel']:.9g}</td>" in section
+        assert ("this item passes" if probe["passes"] else "this item does not pass") in section
 
 
 def test_downsampling_keeps_each_windows_max_and_bounds_the_points(tmp_path):
@@ -167,3 +187,30 @@ def test_a_training_item_page_shows_both_loss_curves_and_the_mindformers_verdict
     assert len(x) == 1500 and x[0] == 1.5 and y[0] == pytest.approx((2.0 * 1.01 + 1.0) / 2)
     gx, gy = curves.loss_gap.points()
     assert gy.max() == pytest.approx(0.01) and len(gx) == 1500
+
+
+def test_first_screen_gives_the_result_before_the_command_and_skip_reasons():
+    from conformance.report.run_report import render_index
+    from tests.report.docs_summary import item, summary
+
+    data = summary()
+    data["run"]["argv"] = ["-p", "no:cacheprovider", "-n", "2", "cases"]
+    data["items"].append(item("cases/x.yaml::surprise[cpu-float32]", expect="conform", observed="diverge",
+                              outcome="failed", message="expected conform, observed diverge (torch~mindspore)"))
+    skipped = {"outcome": "skipped", "observed": "skipped", "reason": "torch has no CUDA device", "hparams": {}}
+    for n in range(5):  # the largest group: items that did not run
+        data["items"].append(item(f"cases/g.yaml::gpu_{n}[gpu-float32]", expect="conform", **skipped))
+    html = render_index(data["run"], data["items"])
+    result, details = html.index('<div id="result">'), html.index('<details id="run-details">')
+    assert html.index('<p id="outcomes">') < result < details
+    assert html.index("Command: <code>-p no:cacheprovider -n 2 cases</code>") > details
+    assert html.index("torch has no CUDA device") > details  # skip reasons folded below the result
+    first_screen = html[result:details]
+    assert "eps_placement</code>: " in first_screen and "default_lr</code>: " in first_screen
+    assert "Failed: 1 item" in first_screen and "surprise" in first_screen and "expected conform" in first_screen
+    groups = re.findall(r"<tr><td>(.*?)</td><td class=\"num\">(\d+)", html.split('<table id="causes">', 1)[1])
+    kinds = [text.startswith("skipped") for text, _ in groups]
+    assert kinds == sorted(kinds) and kinds[-1]  # the groups of items that ran first, skipped ones last
+    assert ("skipped: torch has no CUDA device", "5") in groups  # though larger than most
+    clean = summary()
+    assert "Failed: none." in render_index(clean["run"], clean["items"])

@@ -77,3 +77,26 @@ def test_item_page_shows_plots(browser, tiny_run):
     link = browser.find_element(By.LINK_TEXT, "← all items of run tiny")
     assert link.get_attribute("href").endswith("/index.html")
     assert errors(browser) == []
+
+
+def test_index_fits_a_1280_pixel_window(browser, tmp_path):
+    """A run with a long case id that has no hyphen to break at, and a long message: the item table still
+    fits (with columns that cannot wrap, this one is 1475 px wide)."""
+    from conformance.report.run_report import render_index
+    from tests.report.docs_summary import item, summary
+
+    data = summary()
+    data["items"].append(item("cases/torch_variants.yaml::torch_implementation_switches.torch=foreach_False"
+                              "_and_a_much_longer_matrix_suffix[cpu-float32]", expect="conform", observed="diverge",
+                              outcome="failed", message="expected conform, observed diverge " * 6))
+    (tmp_path / "index.html").write_text(render_index(data["run"], data["items"]), encoding="utf-8")
+    browser.set_window_size(1280, 900)
+    try:
+        browser.get((tmp_path / "index.html").as_uri())
+        widths = browser.execute_script(
+            "var t = document.getElementById('items').getBoundingClientRect();"
+            "return [document.documentElement.clientWidth, document.documentElement.scrollWidth, t.right];")
+    finally:
+        browser.set_window_size(1400, 1000)
+    client, scroll, table_right = widths
+    assert scroll <= client and table_right <= client, widths

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import find, given, settings
+from hypothesis.errors import NoSuchExample
 
 from conformance.cases import loader
 from conformance.engine import models
@@ -26,6 +27,23 @@ def test_every_draw_is_a_valid_case(tmp_path_factory, entry):
     assert not isinstance(case, CaseError)
     assert case.gradients.mode == "replay" and case.devices == ("cpu",)
     assert case.dtypes == (entry["dtype"],) and case.steps == entry["steps"]
+
+
+def test_float16_draws_search_weight_decay_on_small_parameters(tmp_path):
+    """The float16 rounding of the decay (numerics/float16.py) shows where wd*p is a few float16 subnormal
+    units: the float16 strategy reaches that region on purpose (a small init scale with weight decay), and
+    only in float16."""
+    def small(entry):
+        return "init_scale" in entry["model"] and entry["optimizer"]["weight_decay"] > 0
+
+    found = find(strategies.entries(("float16",), max_steps=5), small, settings=settings(database=None))
+    scale, wd = found["model"]["init_scale"], found["optimizer"]["weight_decay"]
+    assert 1e-8 <= scale * wd <= 1e-5 < 2.0 ** -14
+    case = explorer.load_case(found, tmp_path)  # the draw is a valid case
+    assert not isinstance(case, CaseError) and case.model.init_scale == scale
+    with pytest.raises(NoSuchExample):
+        find(strategies.entries(("float32", "float64"), max_steps=5), lambda e: "init_scale" in e["model"],
+             settings=settings(database=None, max_examples=200))
 
 
 def test_sign_flip_alternates_the_replayed_gradient():
