@@ -79,6 +79,11 @@ class Session(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__}: loading an optimizer state is not supported by "
                                   "this implementation (resume: works with torch and mindspore)")
 
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The model's outputs (logits) for inputs `x`, without gradients: after a run on a real dataset the
+        runner scores the held-out split with them. A backend whose `losses` include cross_entropy has it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot score a held-out split (no predict)")
+
 
 class Backend(abc.ABC):
     """One AdaMax implementation: everything the engine, the plugin and the reports ask of it.
@@ -94,6 +99,9 @@ class Backend(abc.ABC):
     # What the implementation does with a parameter that has no gradient this step: "skip" leaves it and
     # its state untouched (torch's `.grad is None`); "zeros": it must be given one, and is fed zeros.
     missing_grad: ClassVar[str] = "zeros"
+    # the model kinds (engine/models.py) and losses its sessions build; a case asking for another skips it
+    model_kinds: ClassVar[tuple[str, ...]] = ("linear", "mlp", "layernorm_mlp")
+    losses: ClassVar[tuple[str, ...]] = ("l1", "mse")
     package: ClassVar[str | None] = None  # the distribution whose version a run records (default: name)
     # whether its sessions build a recorded trace's bare parameters (model kind `trace`, conformance/traces),
     # and apply a case's parameter groups (`optimizer.groups`)
@@ -123,11 +131,18 @@ class Backend(abc.ABC):
         """None if this framework can run here, else the exact reason it cannot (for the skip message)."""
 
     def unsupported(self, item: Item) -> str | None:
-        """None if this adapter can build the item's model, else why not (for the skip message)."""
-        if item.case.model.kind == "trace" and not self.replays_traces:
-            return (f"the {self.name} adapter builds only the suite's own models, not a recorded trace's "
-                    "parameters (Backend.replays_traces)")
-        if item.case.optimizer.groups and not self.takes_groups:
+        """None if this adapter can build the item's model and loss, else why not (for the skip message)."""
+        case = item.case
+        if case.model.kind == "trace":
+            if not self.replays_traces:
+                return (f"the {self.name} adapter builds only the suite's own models, not a recorded trace's "
+                        "parameters (Backend.replays_traces)")
+        elif case.model.kind not in self.model_kinds:
+            return (f"the {self.name} adapter builds no {case.model.kind} model "
+                    f"(it builds {', '.join(self.model_kinds)})")
+        if case.loss not in self.losses:
+            return f"the {self.name} adapter has no {case.loss} loss (it has {', '.join(self.losses)})"
+        if case.optimizer.groups and not self.takes_groups:
             return f"the {self.name} adapter does not map parameter groups (Backend.takes_groups)"
         return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 from typing import Any
 
@@ -51,6 +52,28 @@ def _import_problem() -> str | None:
     return import_problem("torch", _torch)
 
 
+def _transformer(torch, built, spec):
+    """models.TRANSFORMER's block as a torch module: `built` holds its layers by name (registered in model
+    order, so named_parameters() follows it); the forward pass is the one written there."""
+    class TransformerBlock(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name, layer in built.items():
+                self.add_module(name, layer)
+            self.register_buffer("positions", torch.arange(spec.tokens), persistent=False)
+            self.tokens, self.width, self.scale = spec.tokens, spec.sizes[1], 1.0 / math.sqrt(spec.sizes[1])
+
+        def forward(self, x):
+            h = self.embed(x.reshape(x.shape[0], self.tokens, -1)) + self.pos(self.positions)
+            qkv, w = self.attn_qkv(self.norm1(h)), self.width
+            q, k, v = qkv[..., :w], qkv[..., w:2 * w], qkv[..., 2 * w:]
+            h = h + self.attn_out(torch.softmax((q @ k.transpose(1, 2)) * self.scale, dim=-1) @ v)
+            h = h + self.ffn_out(torch.relu(self.ffn_in(self.norm2(h))))
+            return self.head(self.norm_f(h.mean(dim=1)))
+
+    return TransformerBlock()
+
+
 def _gpu_problem() -> str | None:
     """Why a case's `gpu` cannot run on torch here, or None."""
     kind = GPU_DEVICE.split(":")[0]
@@ -77,7 +100,9 @@ class TorchSession(Session):
         with torch.no_grad():
             for param, name in zip(self.param_list, self.native_names):
                 param.copy_(torch.from_numpy(spec.init[name]).to(self.dtype))
-        self.loss_fn = torch.nn.L1Loss() if spec.item.case.loss == "l1" else torch.nn.MSELoss()
+        # cross_entropy: the targets are one-hot rows, which CrossEntropyLoss reads as class probabilities
+        self.loss_fn = {"l1": torch.nn.L1Loss, "mse": torch.nn.MSELoss,
+                        "cross_entropy": torch.nn.CrossEntropyLoss}[spec.item.case.loss]()
         kwargs = {NATIVE_NAMES[k]: v for k, v in spec.hparams.items()}
         kwargs.update(spec.item.case.optimizer.extras.get("torch", {}))
         if spec.device == "cpu" and spec.item.device == "gpu":  # the CPU twin of a GPU item
@@ -109,9 +134,10 @@ class TorchSession(Session):
         if spec.item.case.model.kind == "trace":  # a recorded model's parameters, without its layers
             return nn.ParameterList([nn.Parameter(self.torch.zeros(shape)) for shape in spec.item.case.model.shapes])
         acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-        return nn.Sequential(models.assemble(spec.item.case.model, nn.Linear,
-                                             lambda n: nn.LayerNorm(n, eps=LAYERNORM_EPS),
-                                             lambda name: acts[name]()))
+        model = spec.item.case.model
+        built = models.assemble(model, nn.Linear, lambda n: nn.LayerNorm(n, eps=LAYERNORM_EPS),
+                                lambda name: acts[name](), nn.Embedding)
+        return _transformer(self.torch, built, model) if model.kind == "transformer" else nn.Sequential(built)
 
     def _tensor(self, array: np.ndarray):
         return self.torch.from_numpy(np.ascontiguousarray(array)).to(device=self.device, dtype=self.dtype)
@@ -125,6 +151,10 @@ class TorchSession(Session):
         loss = self.loss_fn(self.model(self._tensor(x)), self._tensor(y))
         loss.backward()
         return float(loss.item()), [self._numpy(p.grad).copy() for p in self.param_list]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            return self._numpy(self.model(self._tensor(x))).copy()
 
     def step(self, grads: list[np.ndarray | None] | None) -> None:
         """One step; a None gradient leaves `.grad` unset, so torch skips that parameter entirely.
@@ -198,6 +228,8 @@ class TorchBackend(Backend):
     name = "torch"
     replays_traces = takes_groups = True
     missing_grad = "skip"  # a parameter whose .grad is None is not touched (state, step count)
+    model_kinds = (*Backend.model_kinds, "transformer")
+    losses = (*Backend.losses, "cross_entropy")
     state_layout = "torch"
     extra_options = {"foreach": {"type": ["boolean", "null"]}, "maximize": {"type": "boolean"},
                      "differentiable": {"type": "boolean"}, "capturable": {"type": "boolean"}}

@@ -51,23 +51,29 @@ class ModelSpec:
     """A small architecture described neutrally; every adapter builds the same one. Kind `trace`: the
     parameters of a recorded torch model (conformance/traces), no layers: its gradients are replayed."""
 
-    kind: str  # linear | mlp | layernorm_mlp | trace
-    sizes: tuple[int, ...]  # linear: (in, out); mlp: (in, hidden..., out); trace: ()
+    kind: str  # linear | mlp | layernorm_mlp | transformer | trace
+    sizes: tuple[int, ...]  # linear: (in, out); mlp: (in, hidden..., out); transformer: (in, width, out); trace: ()
     activation: str = "relu"
     init_seed: int = 0
     init_scale: float | None = None  # None: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as both frameworks do
     names: tuple[str, ...] | None = None  # optional layer names, e.g. ("gamma_proj", "norm", "head"); trace:
                                           # the parameters' torch names
+    tokens: int = 8  # transformer: the input is read as `tokens` tokens of in/tokens features each
     shapes: tuple[tuple[int, ...], ...] = ()  # trace: each parameter's shape
     modules: tuple[str, ...] = ()  # trace: the torch module class owning each parameter (LayerNorm, ...)
 
 
 @dataclass(frozen=True)
 class DataSpec:
+    """Generated inputs and targets (a seeded distribution), or a real dataset that a package ships
+    (`dataset`: engine/datasets.py DATASETS): then `batch` samples of its training split per step, in
+    an order shuffled by `seed` each epoch, and the held-out split scores the final accuracy."""
+
     batch: int = 4
     seed: int = 1
     distribution: str = "normal"  # normal | uniform
     resample: bool = False  # draw a new batch every step instead of reusing one
+    dataset: str | None = None  # a name of engine/datasets.py DATASETS
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,7 @@ class Case:
     file: str
     line: int
     model: ModelSpec
-    loss: str
+    loss: str  # l1 | mse | cross_entropy (a dataset's one-hot labels)
     data: DataSpec
     gradients: GradientSpec
     optimizer: OptimizerSpec

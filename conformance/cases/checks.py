@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from conformance import backends
-from conformance.cases import causes
+from conformance.cases import causes, training_checks
 from conformance.cases.case import ModelSpec
 from conformance.cases.schema import MAX_MEMORY_MB, MAX_PARAMS, MAX_STEPS
 from conformance.engine import models
@@ -15,11 +15,7 @@ from conformance.engine import models
 def param_count(model: ModelSpec) -> int:
     if model.kind == "trace":
         return sum(math.prod(shape) for shape in model.shapes)
-    sizes = model.sizes
-    count = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    if model.kind == "layernorm_mlp":
-        count += 2 * sum(sizes[1:-1])
-    return count
+    return sum(math.prod(shape) for shape in models.param_shapes(model).values())
 
 
 _REPLAY_ONLY = {"zero_fraction", "sign_flip", "spikes", "nonfinite", "prescale", "source", "trace", "missing",
@@ -44,11 +40,15 @@ def memory_estimate(model: ModelSpec, batch: int, devices: list[str], frameworks
 
 def semantic_checks(entry: dict, model: ModelSpec) -> list[tuple[list, str]]:
     """Checks a schema cannot express: sizes by kind, layer names, the parameter limit."""
-    problems: list[tuple[list, str]] = _group_problems(entry, models.init_arrays_names(model))
+    problems = training_checks.transformer(entry.get("model", {}), model)
+    if problems:
+        return problems
+    problems += _group_problems(entry, models.init_arrays_names(model))
     if model.kind == "linear" and "sizes" in entry["model"]:
         problems.append((["model", "sizes"], "a linear model takes 'in' and 'out', not 'sizes'"))
     if model.kind == "layernorm_mlp" and len(model.sizes) < 3:
         problems.append((["model", "sizes"], "layernorm_mlp needs at least one hidden size: [in, hidden, out]"))
+    problems += training_checks.data(entry, model)
     layers = len(model.sizes) - 1 + (len(model.sizes) - 2 if model.kind == "layernorm_mlp" else 0)
     if model.kind != "trace" and model.names is not None and len(model.names) != layers:
         problems.append((["model", "names"], f"give {layers} layer names for this model, got {len(model.names)}"))

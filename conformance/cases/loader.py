@@ -86,7 +86,8 @@ def _model(raw: dict) -> ModelSpec:
         sizes = tuple(raw.get("sizes", (2, 8, 3)))
     names = tuple(raw["names"]) if "names" in raw else None
     return ModelSpec(kind=kind, sizes=tuple(int(s) for s in sizes), activation=raw.get("activation", "relu"),
-                     init_seed=int(raw.get("init_seed", 0)), init_scale=raw.get("init_scale"), names=names)
+                     init_seed=int(raw.get("init_seed", 0)), init_scale=raw.get("init_scale"), names=names,
+                     tokens=int(raw.get("tokens", 8)))
 
 
 def _gradients(raw: Any) -> GradientSpec:

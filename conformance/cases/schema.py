@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 
 from conformance.cases.case import DEVICES, DTYPES
+from conformance.engine.datasets import DATASETS, PACKAGE
 
 # Limits protect the machine from a typo such as `steps: 100000000`; raise them deliberately with
 # the environment variables named in the message (read once at import).
@@ -118,21 +119,23 @@ def case_schema(framework_extras: dict[str, dict[str, dict]]) -> dict[str, Any]:
                 "additionalProperties": False,
                 "required": ["kind"],
                 "properties": {
-                    "kind": {"enum": ["linear", "mlp", "layernorm_mlp"]},
+                    "kind": {"enum": ["linear", "mlp", "layernorm_mlp", "transformer"]},
                     "in": _POS_INT, "out": _POS_INT,
                     "sizes": {"type": "array", "items": _POS_INT, "minItems": 2},
                     "activation": {"enum": ["relu", "tanh", "sigmoid", "none"]},
                     "init_seed": {"type": "integer", "minimum": 0},
                     "init_scale": {"type": "number", "exclusiveMinimum": 0},
                     "names": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}},
+                    "tokens": _POS_INT,
                 },
             },
-            "loss": {"enum": ["l1", "mse"]},
+            "loss": {"enum": ["l1", "mse", "cross_entropy"]},
             "data": {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {"batch": _POS_INT, "seed": {"type": "integer", "minimum": 0},
-                               "distribution": {"enum": ["normal", "uniform"]}, "resample": {"type": "boolean"}},
+                               "distribution": {"enum": ["normal", "uniform"]}, "resample": {"type": "boolean"},
+                               "dataset": {"enum": list(DATASETS)}},
             },
             "gradients": {
                 "oneOf": [
@@ -313,6 +316,9 @@ def _explain(error: jsonschema.ValidationError, schema: dict) -> tuple[list, str
         if key == "reason":
             return path + [key], "expect: diverge (or error) needs a 'reason': the root cause in one sentence"
         return path + ([key] if key else []), f"{error.message}; add it to the case"
+    if error.validator == "enum" and path == ["data", "dataset"]:
+        return path, (f"unknown dataset {error.instance!r}; allowed: {', '.join(DATASETS)} (real datasets that "
+                      f"{PACKAGE} ships, read from the installed package)")
     if error.validator == "propertyNames":
         allowed = error.validator_value.get("enum", [])
         return path, f"unknown option {error.instance!r}; allowed: {', '.join(map(str, allowed))}"

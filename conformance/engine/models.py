@@ -2,7 +2,12 @@
 
 Both frameworks must start from the same numbers, so nothing here depends on a framework's own RNG or
 initialiser. Parameters are named neutrally `<layer>.weight` / `<layer>.bias`; each adapter maps them to
-its native names (MindSpore's LayerNorm calls them gamma/beta, which matters for its weight decay).
+its native names (MindSpore's LayerNorm calls them gamma/beta, which matters for its weight decay, and
+its Embedding calls its weight embedding_table).
+
+Most kinds are a sequence of layers (`assemble` builds one in any framework); `transformer` is one
+pre-norm transformer block over the input read as tokens: its layers, with the names every adapter gives
+them, are `TRANSFORMER` below, and each adapter writes its forward pass with its own ops.
 A model of kind `trace` has no layers: its parameters, their initial values and every step's gradients
 are a recorded torch run's (conformance/traces/format.py), read one step at a time.
 """
@@ -17,23 +22,45 @@ from typing import Any
 import numpy as np
 
 from conformance.cases.case import Case, DataSpec, GradientSpec, ModelSpec
+from conformance.engine import datasets
 from conformance.traces.format import open_trace
 
 
 @dataclass(frozen=True)
 class Layer:
-    kind: str  # dense | layernorm | activation
+    kind: str  # dense | layernorm | embedding | activation
     name: str
-    size_in: int = 0
+    size_in: int = 0  # embedding: the number of rows (positions)
     size_out: int = 0
     activation: str = ""
 
 
+# The transformer block, in model order: (kind, name, size in, size out) with the sizes as expressions of
+# `token` (in / tokens features per token), `width`, `tokens` and `out`. Forward, in every adapter:
+#   h = embed(x as [batch, tokens, token]) + pos(positions 0..tokens-1)
+#   h = h + attn_out(softmax(q k^T / sqrt(width)) v), [q | k | v] = attn_qkv(norm1(h)) (one fused projection)
+#   h = h + ffn_out(relu(ffn_in(norm2(h))));  logits = head(norm_f(mean of h over the tokens))
+TRANSFORMER = (("dense", "embed", "token", "width"), ("embedding", "pos", "tokens", "width"),
+               ("layernorm", "norm1", "width", "width"), ("dense", "attn_qkv", "width", "qkv"),
+               ("dense", "attn_out", "width", "width"), ("layernorm", "norm2", "width", "width"),
+               ("dense", "ffn_in", "width", "hidden"), ("dense", "ffn_out", "hidden", "width"),
+               ("layernorm", "norm_f", "width", "width"), ("dense", "head", "width", "out"))
+
+
+def _transformer_layers(spec: ModelSpec) -> list[Layer]:
+    size = {"token": spec.sizes[0] // spec.tokens, "width": spec.sizes[1], "hidden": 2 * spec.sizes[1],
+            "qkv": 3 * spec.sizes[1],
+            "tokens": spec.tokens, "out": spec.sizes[-1]}
+    return [Layer(kind, name, size[a], size[b]) for kind, name, a, b in TRANSFORMER]
+
+
 def layers(spec: ModelSpec) -> list[Layer]:
-    """The layer sequence every adapter builds, in order, with the names its parameters take (none for a
-    trace: its parameters are bare tensors)."""
+    """The layers every adapter builds, in order, with the names its parameters take (for a sequential
+    kind, the sequence itself; none for a trace: its parameters are bare tensors)."""
     if spec.kind == "trace":
         return []
+    if spec.kind == "transformer":
+        return _transformer_layers(spec)
     sizes = spec.sizes
     names = list(spec.names) if spec.names else None
     out: list[Layer] = []
@@ -57,14 +84,18 @@ def layers(spec: ModelSpec) -> list[Layer]:
 
 
 def assemble(spec: ModelSpec, dense: Callable[[int, int], Any], layernorm: Callable[[int], Any],
-             activation: Callable[[str], Any]) -> OrderedDict[str, Any]:
-    """A framework's layer objects in model order, named as `layers` says, from its three factories."""
+             activation: Callable[[str], Any],
+             embedding: Callable[[int, int], Any] | None = None) -> OrderedDict[str, Any]:
+    """A framework's layer objects in model order, named as `layers` says, from its factories (`embedding`
+    only for the kinds that have one)."""
     built: OrderedDict[str, Any] = OrderedDict()
     for layer in layers(spec):
         if layer.kind == "dense":
             built[layer.name] = dense(layer.size_in, layer.size_out)
         elif layer.kind == "layernorm":
             built[layer.name] = layernorm(layer.size_out)
+        elif layer.kind == "embedding":
+            built[layer.name] = embedding(layer.size_in, layer.size_out)
         else:
             built[layer.name] = activation(layer.activation)
     return built
@@ -86,18 +117,32 @@ def init_arrays(spec: ModelSpec) -> dict[str, np.ndarray]:
         elif layer.kind == "layernorm":
             arrays[f"{layer.name}.weight"] = np.ones(layer.size_out)
             arrays[f"{layer.name}.bias"] = np.zeros(layer.size_out)
+        elif layer.kind == "embedding":  # N(0, 1/width): rows of the size a dense layer's outputs have
+            arrays[f"{layer.name}.weight"] = rng.normal(0, 1.0 / np.sqrt(layer.size_out),
+                                                        (layer.size_in, layer.size_out))
     return arrays
+
+
+def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """Neutral parameter names and shapes in model order, without generating any values (a trace's as
+    recorded)."""
+    if spec.kind == "trace":
+        return dict(zip(spec.names or (), spec.shapes))
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in layers(spec):
+        if layer.kind == "dense":
+            shapes.update({f"{layer.name}.weight": (layer.size_out, layer.size_in),
+                           f"{layer.name}.bias": (layer.size_out,)})
+        elif layer.kind == "layernorm":
+            shapes.update({f"{layer.name}.weight": (layer.size_out,), f"{layer.name}.bias": (layer.size_out,)})
+        elif layer.kind == "embedding":
+            shapes[f"{layer.name}.weight"] = (layer.size_in, layer.size_out)
+    return shapes
 
 
 def init_arrays_names(spec: ModelSpec) -> list[str]:
     """Neutral parameter names in model order, without generating any values."""
-    if spec.kind == "trace":
-        return list(spec.names or ())
-    names: list[str] = []
-    for layer in layers(spec):
-        if layer.kind in ("dense", "layernorm"):
-            names += [f"{layer.name}.weight", f"{layer.name}.bias"]
-    return names
+    return list(param_shapes(spec))
 
 
 def initial(case: Case) -> dict[str, np.ndarray]:
@@ -130,9 +175,17 @@ def _draw(rng: np.random.Generator, distribution: str, shape: tuple[int, ...]) -
 
 
 def batches(data: DataSpec, model: ModelSpec) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(inputs, targets) for each step, float64; the same batch every step unless `resample`."""
-    if model.kind == "trace":  # replayed gradients: no forward pass, no data
-        yield from itertools.repeat((np.zeros((data.batch, 0)), np.zeros((data.batch, 0))))
+    """(inputs, targets) for each step, float64: dummy ones for a trace (replayed gradients: no forward
+    pass, no data), a real dataset's training batches (datasets.batches), or generated ones, the same batch
+    every step unless `resample`."""
+    if model.kind == "trace":
+        return itertools.repeat((np.zeros((data.batch, 0)), np.zeros((data.batch, 0))))
+    if data.dataset is not None:
+        return datasets.batches(data)
+    return _generated_batches(data, model)
+
+
+def _generated_batches(data: DataSpec, model: ModelSpec) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(data.seed)
     shape_x, shape_y = (data.batch, model.sizes[0]), (data.batch, model.sizes[-1])
     x, y = _draw(rng, data.distribution, shape_x), _draw(rng, data.distribution, shape_y)

@@ -29,7 +29,7 @@ import numpy as np
 
 from conformance import backends
 from conformance.cases.case import QUANTITIES, Item, Tolerance
-from conformance.engine import feeding, models, resume
+from conformance.engine import feeding, models, resume, training
 from conformance.engine.checker import Checker
 from conformance.errors import FrameworkError
 from conformance.numerics import attribution, formulas
@@ -84,7 +84,8 @@ def _open_sides(item: Item, init: dict[str, np.ndarray], skipped: dict[str, str]
         backend = backends.get(framework)
         for device in devices:
             label = framework if device == item.device else f"{framework}@cpu"
-            reason = backend.unavailable(device, item.dtype) or backend.unsupported(item)
+            reason = backend.unavailable(device, item.dtype) or backend.unsupported(item) or \
+                training.unavailable(item)
             if reason:
                 skipped[label] = reason
                 continue
@@ -272,11 +273,11 @@ def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, nam
 
 
 def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[str, list[str]],
-            trackers: dict[str, PairTracker], writer: StepWriter,
-            attributor: attribution.Attributor | None) -> Callable[[Observation], None]:
+            trackers: dict[str, PairTracker], writer: StepWriter, attributor: attribution.Attributor | None,
+            gap: training.LossGap | None) -> Callable[[Observation], None]:
     """The per-step checks: oracles (when due), non-finite tracking, every pair compared, the primary
-    pair's divergence attributed where it leaves its tolerance, msprobe's metrics of a primary pair at the
-    last and the worst step (PairTracker.msprobe_snapshots), one JSONL line."""
+    pair's divergence attributed where it leaves its tolerance, msprobe's metrics of a primary pair at the last
+    and the worst step (PairTracker.msprobe_snapshots), a real-data run's loss gap, one JSONL line."""
     last = item.case.last_step
 
     def check(obs: Observation) -> None:
@@ -299,6 +300,8 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
             record["pairs"][pair.label] = metrics
         if any(v is not None for v in obs.losses.values()):
             record["loss"] = obs.losses
+            if gap is not None:
+                gap.update(obs.losses)
         writer.write(record)
     return check
 
@@ -367,8 +370,9 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     declared = f"{item.case.frameworks[0]}~{item.case.frameworks[1]}"
     primary = next((pair for pair in pairs if pair.role == "primary" and pair.label == declared), None)
     attributor = attribution.Attributor(primary.label, primary.left, primary.right, item) if primary else None
+    gap = training.LossGap(item) if item.case.data.dataset is not None else None
     with StepWriter(path) as writer:
-        checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor), threaded)
+        checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor, gap), threaded)
         try:
             for step in range(item.case.first_step, last + 1):
                 batch = next(batch_stream)
@@ -386,10 +390,10 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
                 checker.submit(_observe(sides, step, received, due, keep), holds_views=not keep)
         finally:
             checker.close()
-    facts = {"decay_skipped": _decay_skipped(sides, names)}
-    if item.case.model.kind == "trace":
-        facts["trace"] = porting.facts(item.case, names)
+    facts = {"decay_skipped": _decay_skipped(sides, names),
+             **({"trace": porting.facts(item.case, names)} if item.case.model.kind == "trace" else {})}
     entry = judge(item, trackers, sides, skipped, error, path, time.perf_counter() - started,
-                  attributor.as_dict() if attributor else None, facts)
+                  attributor.as_dict() if attributor else None, facts,
+                  training.summary(item, gap, sides, error is None))
     entry["oracle"] = {"stride": stride, "setting": item.case.oracle_stride, "steps_checked": checked}
     return entry

@@ -63,7 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
                        ("float32", "single precision"), ("float64", "double precision"),
                        ("conform", "case expects agreement"), ("diverge", "case expects a divergence"),
                        ("error", "case expects a framework to raise"),
-                       ("nonfinite", "case expects one side to turn NaN/Inf")):
+                       ("nonfinite", "case expects one side to turn NaN/Inf"),
+                       ("slow", "trains a real model on a real dataset (data.dataset): seconds per item")):
         config.addinivalue_line("markers", f"{mark}: {text}")
     config.pluginmanager.register(LongestFirst(), "conformance-longest-first")
     if not _is_worker(config):

@@ -75,6 +75,8 @@ class CaseItem(pytest.Item):
         self.spec = spec
         for mark in ("case", spec.device, spec.dtype, spec.case.expect):
             self.add_marker(mark)
+        if getattr(spec.case, "data", None) is not None and spec.case.data.dataset is not None:
+            self.add_marker("slow")  # trains a real model on a real dataset: seconds, not milliseconds
 
     def runtest(self) -> None:
         state = self.config.stash[_STATE]

@@ -7,8 +7,9 @@ each cause's `zh_cn:` in cases/causes.yaml); and an appendix with the details (E
 This module gathers what the pages say, language-free: one entry per cause of the registry
 (cases/causes.yaml), never one per case, an item standing for the causes attributed to it (or its case
 declares). Every figure is read from the run's summary.json through measured.Figures; nothing is
-recomputed. The order of "What to do" is impact.order_key. The pages link evidence (the run's HTML report)
-only when told where the report is published; otherwise they name the cases without links.
+recomputed. The order of "What to do" is impact.order_key, led by how much each cause changed a real
+training run (`real_training`, from the items' `training` blocks). The pages link evidence (the run's HTML
+report) only when told where the report is published; otherwise they name the cases without links.
 docs_site.py writes the pages where MindSpore's docs repository keeps them.
 """
 from __future__ import annotations
@@ -108,6 +109,24 @@ def cpu_float32_first(entry: dict[str, Any]) -> tuple[bool, bool, str]:
     return entry.get("device") != "cpu", entry.get("dtype") != "float32", entry["nodeid"]
 
 
+def real_training(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per cause, how much it changed a real training run: of the evidence items that trained on a real
+    dataset (a summary.json `training` block) and stand for the cause, the one standing for the fewest
+    causes (then the larger mean relative loss gap), with the other causes it stands for. `order` is its
+    mean relative loss gap, impact.order_key's first measure (the page quotes the figures: Page._training)."""
+    found: dict[str, dict[str, Any]] = {}
+    trained = [e for e in items if measured.is_evidence(e) and (e.get("training") or {}).get("steps")]
+    trained.sort(key=lambda e: (len(measured.item_causes(e)), -(e["training"]["loss_gap"]["mean_rel"] or 0.0),
+                                e["nodeid"]))
+    for entry in trained:
+        causes = measured.item_causes(entry)
+        for cause in causes:
+            if cause not in found:
+                found[cause] = {"entry": entry, "others": [c for c in causes if c != cause],
+                                "order": entry["training"]["loss_gap"]["mean_rel"]}
+    return found
+
+
 class Page:
     """Everything the pages show, read once from a summary: items by node id and case, cause entries."""
 
@@ -116,6 +135,7 @@ class Page:
         self.figs = Figures()
         self.by_nodeid = {e["nodeid"]: e for e in self.items}
         self.registry = cause_registry.load()
+        self.trained = real_training(self.items)
 
     def link(self, entry: dict[str, Any]) -> str | None:
         """The item's page in the published report; None when no report URL was given (no local links)."""
@@ -142,20 +162,24 @@ class Page:
         """One cause as the pages show it: the registry's words, the run's evidence, the fix's proof."""
         mine = [e for e in self.items if measured.is_evidence(e) and cause.id in measured.item_causes(e)]
         sized = [(e, measured.size(e, Figures())) for e in mine]
-        # the representative item: one that shows this cause alone if any, then the largest difference, then
-        # a case of its own over a cross-framework matrix's (whose pages compare many pairs)
-        sized.sort(key=lambda es: (len(measured.item_causes(es[0])) > 1, es[1].loud, -es[1].order,
-                                   len(es[0].get("frameworks") or ()) > 2, es[0]["nodeid"]))
+        # the representative item: a controlled one before a training run (whose parameter differences also
+        # hold the frameworks' kernels' rounding, compounded by training; the page quotes its `training`
+        # block apart), one that shows this cause alone if any, then the largest difference, then a case of
+        # its own over a cross-framework matrix's (whose pages compare many pairs)
+        sized.sort(key=lambda es: (bool(es[0].get("training")), len(measured.item_causes(es[0])) > 1, es[1].loud,
+                                   -es[1].order, len(es[0].get("frameworks") or ()) > 2, es[0]["nodeid"]))
         rep = sized[0][0] if sized else None
         size = measured.size(rep, self.figs) if rep else None
         fix_item = self.by_nodeid.get(cause.fix_case) if cause.fix_case else None
         proven = self.proof(fix_item) if fix_item and measured.conforms(fix_item) else None
         fix = {"case": cause.fix_case, "proof": proven,
                "outcome": (fix_item or {}).get("outcome", "not in this run") if cause.fix_case else None}
+        trained = self.trained.get(cause.id)
         return {"id": cause.id, "anchor": f"cause-{cause.id}", "cause": cause, "impact": impact.impact(cause.id),
                 "evidence": [e for e, _ in sized], "rep": rep, "size": size, "smallest": self._smallest(sized, size),
                 "fix": fix, "training": self._training(cause.id),
-                "key": impact.order_key(cause.id, size.loud if size else True, size.order if size else 0.0)}
+                "key": impact.order_key(cause.id, size.loud if size else True, size.order if size else 0.0,
+                                        trained["order"] if trained else None)}
 
     def _smallest(self, sized: list[tuple[dict[str, Any], measured.Size]], size: measured.Size | None):
         """The cause's smallest measured difference among items showing it alone, when far below the largest

@@ -4,6 +4,9 @@ Grid: one row per quantity (params, state, loss), one column per metric (max abs
 one line per pair, log scale. Tolerances are dashed lines in their pair's colour; the first divergent
 step of each pair is a vertical line; a framework's first NaN/Inf step is a black dash-dot line; steps
 where a metric was infinite are marked at the top edge (a log axis cannot draw them).
+
+An item that trains on a real dataset gets a second figure (`loss_svg`): both frameworks' loss curves on
+one axis, and beside it the pair's relative loss gap per step against MindFormers' mean-relative bound.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from conformance.cases.case import QUANTITIES
 from conformance.report.series import Curves
-from conformance.results.entry import METRICS
+from conformance.results.entry import METRICS, MINDFORMERS
 
 METRIC_TITLES = {"abs": "max abs difference", "rel": "max rel difference", "ulp": "max ULP distance"}
 COLORS = {"torch~mindspore": "#1f77b4", "torch~oracle": "#ff7f0e", "mindspore~oracle": "#2ca02c",
@@ -122,3 +125,46 @@ def item_svg(curves: Curves, entry: dict[str, Any], salt: str) -> str | None:
     svg = buffer.getvalue()
     return svg[svg.index("<svg"):]
 
+
+
+def loss_svg(curves: Curves, entry: dict[str, Any], salt: str) -> str | None:
+    """A training item's loss figure as an inline-ready <svg>, or None without loss curves: left, each
+    framework's loss (window means, log scale); right, the training pair's relative loss gap |a - b| / |a|
+    per step (window maxima), with MindFormers' 1% mean-relative bound dashed and the run's mean dotted."""
+    training = entry.get("training") or {}
+    if not curves.losses or not training:
+        return None
+    order = list(curves.losses)
+    with matplotlib.rc_context({**_RC, "svg.hashsalt": f"{salt}-loss"}):
+        fig = Figure(figsize=(11, 3.4))
+        fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.88, wspace=0.18)
+        losses, gaps = fig.subplots(1, 2)
+        for i, label in enumerate(order):
+            steps, values = curves.losses[label].points()
+            losses.plot(steps, values, color=(COLORS["torch~mindspore"], "#ff7f0e", *OTHER_COLORS)[i % 6],
+                        lw=1.0, label=label)
+        losses.set_yscale("log")
+        losses.set_title(f"training loss on {training.get('dataset')} (each framework its own autograd)", fontsize=9)
+        if curves.loss_gap is not None:
+            steps, values = curves.loss_gap.points()
+            shown = values > 0  # zero: the same loss, not drawable on a log axis
+            gaps.plot(steps[shown], values[shown], color="#555", lw=1.0, label=f"{training.get('pair')}: |a - b| / |a|")
+            gaps.set_yscale("log")
+        gaps.axhline(MINDFORMERS["mean_rel"], color="#d62728", ls="--", lw=0.9,
+                     label="MindFormers: mean rel < 1%")
+        mean = (training.get("loss_gap") or {}).get("mean_rel")
+        if mean:
+            gaps.axhline(mean, color="#555", ls=":", lw=1.0, label="mean over the run")
+        gaps.set_title("relative loss gap per step", fontsize=9)
+        for ax in (losses, gaps):
+            ax.set_xlabel("step", fontsize=8)
+            ax.tick_params(labelsize=8)
+            ax.grid(True, which="major", lw=0.3, alpha=0.6)
+            ax.legend(fontsize=8, frameon=False)
+            if ax.get_yscale() == "log":
+                ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=True))
+                ax.yaxis.set_minor_locator(NullLocator())
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg"):]

@@ -4,7 +4,8 @@ Layout written into the run folder: index.html (the result first: counts, the ca
 found, what failed; then, folded, the command, the machine and why items did not run; changes since a
 reference when the run was compared (changes.json), root causes, the sortable/filterable item table that
 fits a 1280-pixel window) and items/<slug>.html (one page per item: case text, repro command, attribution
-and what to do, a replayed trace's parameters, first divergence, plots).
+and what to do, a replayed trace's parameters, first divergence, plots; for a run on a real dataset, its
+training figures and loss curves).
 """
 from __future__ import annotations
 
@@ -24,17 +25,21 @@ from conformance.results.entry import NOT_RUN
 
 def render_item(run_dir: Path, run: dict[str, Any], entry: dict[str, Any], group: str) -> str:
     """One item's page; its plots are read from its JSONL (streamed) when that file exists."""
-    svg, curves = None, None
+    svg, loss, curves = None, None, None
     jsonl = run_dir / entry["jsonl"] if entry.get("jsonl") else None
     if jsonl is not None and jsonl.exists() and entry.get("steps"):
-        from conformance.report.plots import (
-            item_svg,  # matplotlib: imported by the processes that draw, not by every reader
+        from conformance.report.plots import (  # matplotlib: imported by the processes that draw, not by every reader
+            item_svg,
+            loss_svg,
         )
 
-        curves = read_curves(jsonl, int(entry["steps"]))
+        pair = tuple(entry["training"]["pair"].split("~")) if entry.get("training") else None
+        curves = read_curves(jsonl, int(entry["steps"]), loss_pair=pair)
         svg = item_svg(curves, entry, salt=pages.item_slug(entry))
+        loss = loss_svg(curves, entry, salt=pages.item_slug(entry))
     return pages.environment().get_template("item.html.j2").render(
-        run=run, it=entry, group=group, svg=svg, curves=curves, jsonl_missing=jsonl is not None and not jsonl.exists(),
+        run=run, it=entry, group=group, svg=svg, loss_svg=loss, curves=curves,
+        jsonl_missing=jsonl is not None and not jsonl.exists(),
         advice=advice.rows(entry) if entry.get("first_divergent_step") else [])
 
 

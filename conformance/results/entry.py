@@ -2,10 +2,12 @@
 
 Every item of a run, whatever produced it (a numerical item's verdict, an interface probe, a case file
 that could not be loaded, an item whose process died), is an entry with the keys of `BLANK`; readers
-(the report, the docs page, release compares, merge) rely on them. Keep the names stable.
+(the report, the docs page, release compares, merge) rely on them. Keep the names stable. An item that
+trains on a real dataset also has a `training` block (`training_entry`), which the docs page reads.
 """
 from __future__ import annotations
 
+import math
 import shlex
 from typing import Any
 
@@ -46,3 +48,42 @@ def item_entry(item: Item, **fields: Any) -> dict[str, Any]:
                  device=item.device, dtype=item.dtype, expect=item.case.expect,
                  description=item.case.description, rerun=rerun_command(item),
                  **({"resume": {"from": resume.source, "steps": resume.steps}} if resume else {}), **fields)
+
+
+# MindSpore Transformers' (MindFormers') loss precision standard for a model migrated to MindSpore, from its
+# "Large Model Precision Optimization Guide" (MINDFORMERS_SOURCE, section "Precision Standard Indicator"):
+# at least 1,000 steps from the same weights and hyper-parameters, then (1) the first loss within 0.005
+# absolute or 0.5% relative, (2) the mean absolute error within 0.01 or the mean relative error within 1%.
+MINDFORMERS_STANDARD = ("MindSpore Transformers' loss precision standard: first loss abs error < 0.005 or rel "
+                        "error < 0.5%; mean abs error < 0.01 or mean rel error < 1%")
+MINDFORMERS_SOURCE = "https://www.mindspore.cn/mindformers/docs/en/master/advanced_development/precision_optimization.html"
+MINDFORMERS = {"first_abs": 0.005, "first_rel": 0.005, "mean_abs": 0.01, "mean_rel": 0.01}
+
+
+def _within(abs_error: float | None, rel_error: float | None, kind: str) -> bool | None:
+    if abs_error is None or rel_error is None:
+        return None
+    return bool(abs_error < MINDFORMERS[f"{kind}_abs"] or rel_error < MINDFORMERS[f"{kind}_rel"])
+
+
+def training_entry(dataset: str, steps: int, pair: str, final_loss: dict[str, float],
+                   final_accuracy: dict[str, float], first: tuple[float, float] | None,
+                   last: tuple[float, float] | None, mean_abs: float | None, mean_rel: float | None,
+                   test_samples: int) -> dict[str, Any]:
+    """An item's `training` block: each framework's final loss and held-out accuracy, the loss gap of `pair`
+    (first, mean and final; relative to its left side, the benchmark) over the `steps` where both had a
+    loss, the accuracy gap (absolute), and MindFormers' standard applied to the loss gap."""
+    left, right = pair.split("~")
+    first_abs = abs(first[0] - first[1]) if first else None
+    first_rel = (first_abs / abs(first[0]) if first[0] else (0.0 if first_abs == 0 else math.inf)) if first else None
+    scores = [final_accuracy.get(left), final_accuracy.get(right)]
+    return {
+        "dataset": dataset, "pair": pair, "steps": steps, "test_samples": test_samples,
+        "final_loss": dict(final_loss), "final_accuracy": dict(final_accuracy),
+        "loss_gap": {"first_abs": first_abs, "first_rel": first_rel, "mean_abs": mean_abs, "mean_rel": mean_rel,
+                     "final_abs": abs(last[0] - last[1]) if last else None},
+        "accuracy_gap": abs(scores[0] - scores[1]) if None not in scores else None,
+        "mindformers": {"standard": MINDFORMERS_STANDARD, "source": MINDFORMERS_SOURCE,
+                        "first_loss_ok": _within(first_abs, first_rel, "first"),
+                        "mean_loss_ok": _within(mean_abs, mean_rel, "mean")},
+    }

@@ -244,11 +244,29 @@ def cause_problem(item: Item, attribution: dict[str, Any] | None) -> str | None:
     return None
 
 
+def training_problem(item: Item, training: dict[str, Any] | None) -> str | None:
+    """Why an item that expects agreement fails MindFormers' loss standard (its loss curves, recorded in
+    `training`), in the case's language; None when it holds, or the item trains on no dataset."""
+    if not training or item.case.expect != "conform":
+        return None
+    verdict, gap = training["mindformers"], training["loss_gap"]
+    if verdict["first_loss_ok"] is not False and verdict["mean_loss_ok"] is not False:
+        return None
+    return "\n".join([
+        f"{_header(item)}: expected conform, but the loss curves of {training['pair']} fail MindFormers' standard",
+        f"  first loss abs={fmt(gap['first_abs'])} rel={fmt(gap['first_rel'])}; mean over {training['steps']} "
+        f"steps abs={fmt(gap['mean_abs'])} rel={fmt(gap['mean_rel'])}",
+        f"  {verdict['standard']} ({verdict['source']})", f"  rerun: {rerun_command(item)}"])
+
+
 def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: dict[str, str],
           error: FrameworkError | None, jsonl: Path, seconds: float,
-          attribution: dict[str, Any] | None = None, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+          attribution: dict[str, Any] | None = None, facts: dict[str, Any] | None = None,
+          training: dict[str, Any] | None = None) -> dict[str, Any]:
     """The item's summary.json entry, with `outcome` and, when it did not pass, a `message`; `facts`: what
-    the run found beside the figures (decay_skipped, trace), entered as they are."""
+    the run found beside the figures (decay_skipped, trace), entered as they are. An item that trains on a
+    real dataset carries its `training` block, and one that expects agreement must also meet MindFormers'
+    loss standard there."""
     primaries = [t for t in trackers.values() if t.role == "primary"]  # one per framework after the first
     primary = primaries[0] if primaries else None  # its figures are the entry's top-level ones
     controls = [t for t in trackers.values() if t.role != "primary"]
@@ -267,7 +285,8 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
         hparams={label: {k: list(v) if isinstance(v, tuple) else v for k, v in side.hparams.items()}
                  for label, side in sides.items()},
         nonfinite={label: side.nonfinite for label, side in sides.items()},
-        jsonl=f"steps/{jsonl.name}", seconds=round(seconds, 3), **(facts or {}))
+        jsonl=f"steps/{jsonl.name}", seconds=round(seconds, 3), **(facts or {}),
+        **({"training": training} if training else {}))
     bad_controls = [t for t in controls if t.observed != t.expect]
     if error is None and not sides and not trackers:
         entry.update(observed="skipped", outcome="skipped",
@@ -289,6 +308,8 @@ def judge(item: Item, trackers: dict[str, PairTracker], sides: dict, skipped: di
     elif all(t.observed == t.expect for t in primaries) and (problem := cause_problem(item, attribution)):
         entry.update(observed=primary.observed, outcome="failed",
                      message=_cause_message(item, primary, problem))
+    elif all(t.observed == t.expect for t in primaries) and (problem := training_problem(item, training)):
+        entry.update(observed=primary.observed, outcome="failed", message=problem)
     elif all(t.observed == t.expect for t in primaries):
         entry.update(observed=primary.observed, outcome="passed")
     else:

@@ -194,7 +194,7 @@ def _numeric_paths(node: dict, path: tuple = ()) -> list[tuple]:
 # A valid case with a value in every numeric field (the lr list is made from the scalar lr).
 FULL = {
     **{k: v for k, v in VALID.items() if k != "matrix"},
-    "model": {"kind": "mlp", "sizes": [2, 4, 3], "in": 2, "out": 3, "init_seed": 1, "init_scale": 0.5},
+    "model": {"kind": "mlp", "sizes": [2, 4, 3], "in": 2, "out": 3, "init_seed": 1, "init_scale": 0.5, "tokens": 2},
     "gradients": {"mode": "replay", "seed": 3, "scale": 0.5, "zero_fraction": 0.1, "missing_until": 2,
                   "spikes": [{"step": 2, "scale": 10.0}], "nonfinite": [{"step": 3, "value": "nan"}],
                   "prescale": {"mindspore": 2.0}},

@@ -35,7 +35,7 @@ def _items(summary: dict) -> dict[str, dict]:
 
 BROKEN = """cases:
   - {id: good, model: {kind: linear}, gradients: {mode: replay}, steps: 2, devices: [cpu]}
-  - {id: kind, model: {kind: transformer}, steps: 2}
+  - {id: kind, model: {kind: cnn}, steps: 2}
   - {id: loss, model: {kind: linear}, steps: 2, loss: hinge}
   - {id: dtype, model: {kind: linear}, steps: 2, dtype: float8}
   - {id: device, model: {kind: linear}, steps: 2, devices: [tpu]}

@@ -14,6 +14,7 @@ from conformance.cases import causes
 from conformance.report import docs_page, docs_site, impact, measured
 from conformance.report.markdown import md, prose
 from conformance.report.run_report import render_index
+from conformance.results.entry import training_entry
 from tests.report.docs_summary import item, render, summary
 
 EN, ZH = "differences.md", "differences.zh_cn.md"
@@ -370,3 +371,34 @@ def test_code_example_runs_as_written(tmp_path):
     done = subprocess.run([sys.executable, "-c", CODE_CHECK, *blocks], capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "GLOG_v": "3"}, cwd=tmp_path)
     assert "CODE OK" in done.stdout, done.stdout + done.stderr
+
+
+def _trained(case: str, causes_: list[str], mean_rel: float, expect: str = "diverge") -> dict:
+    """A real-data item as the runner records it: a `training` block (results.entry.training_entry)."""
+    block = training_entry("digits", 1000, "torch~mindspore", {"torch": 0.0256, "mindspore": 0.0256 + mean_rel / 10},
+                           {"torch": 0.972, "mindspore": 0.964}, (2.3, 2.3), (0.0256, 0.0256 + mean_rel / 10),
+                           mean_rel / 5, mean_rel, 359)
+    return item(f"cases/real_data.yaml::{case}[cpu-float32]", expect=expect, cause=causes_, steps=1000,
+                params=0.19, training=block,
+                attribution={"pair": "torch~mindspore", "causes": causes_, "explained": True, "first": None,
+                             "worst": None})
+
+
+def test_real_training_gaps_order_what_to_do(tmp_path):
+    data = summary()
+    data["items"] += [_trained("mlp_defaults", ["default_lr", "eps_placement"], 1.39),
+                      _trained("block_decay", ["decay_name_filter", "eps_placement"], 0.169),
+                      _trained("block_groups", ["eps_placement"], 1.96e-4),
+                      _trained("mlp_lr", ["eps_placement"], 3.9e-7),
+                      _trained("mlp_experimental", [], 4e-7, expect="conform")]
+    found = docs_page.real_training(data["items"])
+    assert set(found) == {"default_lr", "decay_name_filter", "eps_placement"}
+    # the run that shows the cause beside the fewest others, then the larger gap
+    assert found["eps_placement"]["entry"]["case"] == "block_groups" and found["eps_placement"]["others"] == []
+    assert found["decay_name_filter"]["others"] == ["eps_placement"] and found["default_lr"]["order"] == 1.39
+    pages = render(tmp_path, data)
+    order = [cause for cause, _ in what_to_do(pages[EN])]
+    assert order[:3] == ["default_lr", "decay_name_filter", "eps_placement"]  # by the measured gap, not the tier
+    tiers = [impact.impact(c).tier for c in order[3:]]
+    assert tiers == sorted(tiers)  # the causes not measured in real training follow by tier
+    assert [c for c, _ in what_to_do(pages[ZH], "zh_cn")] == order

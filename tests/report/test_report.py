@@ -156,6 +156,39 @@ def test_summary_entries_carry_the_case_text(tiny_run):
         assert entry["source"].lstrip().startswith(f"- id: {entry['case']}")
 
 
+def test_a_training_item_page_shows_both_loss_curves_and_the_mindformers_verdict(tmp_path):
+    """A synthetic run folder (summary entry + JSONL): the page draws the loss figure beside the divergence
+    grid, states the figures of the `training` block and links the standard's source."""
+    from conformance.report.run_report import render_item
+    from conformance.results.entry import entry as blank_entry
+    from conformance.results.entry import training_entry
+
+    steps = 3000  # over MAX_POINTS: loss curves are window means
+    (tmp_path / "steps").mkdir()
+    with storage.StepWriter(tmp_path / "steps" / "t.jsonl") as writer:
+        for step in range(1, steps + 1):
+            metric = {"abs": 1e-6, "rel": 1e-6, "ulp": 3.0, "at": [0], "a": 0.0, "b": 0.0, "bad": 0}
+            writer.write({"step": step, "pairs": {"torch~mindspore": {"params": {"w": metric}}},
+                          "loss": {"torch": 2.0 / step, "mindspore": 2.0 / step * (1 + (step % 2) * 0.01)}})
+    block = training_entry("digits", steps, "torch~mindspore", {"torch": 2.0 / steps, "mindspore": 2.0 / steps},
+                           {"torch": 0.97, "mindspore": 0.96}, (2.0, 2.004), (2.0 / steps, 2.0 / steps), 1e-4, 0.005,
+                           359)
+    entry = blank_entry(nodeid="cases/real_data.yaml::t[cpu-float32]", case="t", file="cases/real_data.yaml",
+                        device="cpu", dtype="float32", expect="conform", observed="conform", outcome="passed",
+                        steps=steps, jsonl="steps/t.jsonl", training=block,
+                        pairs={"torch~mindspore": {"role": "primary", "tolerance": {}}})
+    page = render_item(tmp_path, {"id": "r"}, entry, "none")
+    assert page.count("<svg") == 2 and "Training on digits" in page
+    assert "training loss on digits" in page and "relative loss gap per step" in page
+    assert "first loss within, mean loss within" in page and block["mindformers"]["source"] in page
+    assert "0.97" in page and "0.96" in page and "the mean of each window of 2 steps" in page
+    curves = read_curves(tmp_path / "steps" / "t.jsonl", steps, loss_pair=("torch", "mindspore"))
+    x, y = curves.losses["mindspore"].points()
+    assert len(x) == 1500 and x[0] == 1.5 and y[0] == pytest.approx((2.0 * 1.01 + 1.0) / 2)
+    gx, gy = curves.loss_gap.points()
+    assert gy.max() == pytest.approx(0.01) and len(gx) == 1500
+
+
 def test_first_screen_gives_the_result_before_the_command_and_skip_reasons():
     from conformance.report.run_report import render_index
     from tests.report.docs_summary import item, summary
