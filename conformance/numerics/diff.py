@@ -70,6 +70,13 @@ def element(x, y, bx, by, mask, limit, rtol, ulp_bound):  # pragma: no cover - c
     return d, r, e, not inside
 
 
+@jit
+def element_called(x, y, bx, by, mask, limit, rtol, ulp_bound):  # pragma: no cover - compiled
+    """`element` compiled as a function of its own, for loops that need no SIMD (an early-exit scan of
+    one block): a call there compiles once, where inlining it into every such loop re-typed its body."""
+    return element(x, y, bx, by, mask, limit, rtol, ulp_bound)
+
+
 BLOCK = 4096  # elements per block of the SIMD pass: the worst element is then looked for in one block
 
 
