@@ -103,14 +103,8 @@ def suite_digest(root: Path) -> str:
 
 def _cpu_flags() -> str | None:
     """Hash of the CPU's feature flags (its ISA extensions), which decide the kernels libraries pick."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = " ".join(sorted(line.split(":", 1)[1].split()))
-                return hashlib.sha256(flags.encode()).hexdigest()[:16]
-    except OSError:
-        pass
-    return None
+    flags = storage.cpu_flags()
+    return hashlib.sha256(" ".join(flags).encode()).hexdigest()[:16] if flags else None
 
 
 def machine() -> dict[str, Any]:
