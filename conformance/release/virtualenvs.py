@@ -164,7 +164,7 @@ def ensure_env(release: Release, root: Path, envs_dir: Path, say: Callable[[str]
     if env.exists():
         say(f"rebuilding {env}: it holds something other than {' '.join(release.requirements())}")
         shutil.rmtree(env)
-    say(f"creating {env} with {' '.join(release.requirements())} and the harness (once; 2-6 GB, docs/releases.md)")
+    say(f"creating {env} with {' '.join(release.requirements())} and the harness (once; 4-9 GB, docs/releases.md)")
     _call([sys.executable, "-m", "venv", str(env)], f"creating the virtualenv {env}")
     _call([str(_python(env)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
            *wanted["harness"], *release.requirements()],
