@@ -375,7 +375,9 @@ class MindSporeBackend(Backend):
         commit = open(commit_file, encoding="utf-8").read().split("=", 1)[-1].strip(" '\n") \
             if os.path.exists(commit_file) else None
         return {"version": ms.__version__, "commit": commit, "device_targets": targets,
-                "threads": ms.get_context("runtime_num_threads"),
+                # what every session sets (_bind), as torch's build_info: the context read here gave
+                # MindSpore's default (2) in a worker whose first item had not bound a device yet
+                "threads": MINDSPORE_THREADS,
                 "host_blocking_run": os.environ.get("MS_DEV_HOST_BLOCKING_RUN")}
 
     def open(self, spec: SessionSpec) -> MindSporeSession:

@@ -1,17 +1,15 @@
 """Float64 references of each framework's AdaMax update, built from one element formula and its features.
 
-Every AdaMax implementation the suite knows is the same update written with different choices: where
-eps enters, how m is formed, what the max does with a NaN, in which precision the scalars are held,
-which parameters decay, how the step count is kept. Those choices are data (`Features`): an oracle is
-`Formula(name, Features(...))`, and a counterfactual oracle (one framework's formula with one feature
-taken from another's, for attributing a divergence to its cause) is `formula.replace(feature=value)`.
+Every AdaMax implementation the suite knows is the same update written with different choices (where eps
+enters, how m is formed, the max with a NaN, the scalars' precision, which parameters decay, the step
+count): data, `Features`. An oracle is `Formula(name, Features(...))`; a counterfactual oracle (one
+feature taken from another formula, to attribute a divergence) is `formula.replace(feature=value)`.
 
-Each oracle takes one parameter's pre-step values (p, m, u), the gradient the framework received, the
-step count, the effective hyper-parameters and the parameter's native name, and returns the post-step
-values. The element formula (`_adamax`) runs over the tensor in a loop numba compiles where installed
-(conformance/numerics/compiled.py), else element by element through NumPy: the same float64 arithmetic either
-way. The runner steps an oracle from the framework's own pre-step state every step, so a mismatch
-measures one step's departure from the formula, never accumulated drift.
+An oracle takes one parameter's pre-step (p, m, u), the gradient received, the step count, the effective
+hyper-parameters and the native name, and returns the post-step values. The element formula (`_adamax`)
+runs in a loop numba compiles where installed (conformance/numerics/compiled.py), else through NumPy, with
+the same float64 arithmetic. Stepped from the framework's own pre-step state, a mismatch is one step's
+departure, never accumulated drift.
 
 What is modelled exactly, and what is bounded. The scalars a framework holds in reduced precision are
 modelled exactly (MindSpore's float32 beta1, beta2, eps and learning rate, and its beta1_power, a float32
@@ -41,8 +39,7 @@ mindspore:  decay only where the parameter name holds neither 'beta' nor 'gamma'
             g <- (g + wd*loss_scale*p) / loss_scale (nn.Optimizer pre-multiplies weight_decay by loss_scale;
             in float16 wd*loss_scale*p, the sum and the product with 1/loss_scale are each rounded)
             m <- b1*m + (1-b1)*g;  u <- max(b2*u, |g|)  (the CPU kernel's std::max drops a NaN |g|)
-            p <- p - lr/(1 - beta1_power) * m/(u + eps), beta1_power <- beta1_power * b1 once per
-            optimizer step (global), in float32, as are b1, b2, eps and lr
+            p <- p - lr/(1 - beta1_power) * m/(u + eps), beta1_power *= b1 per optimizer step, float32
 """
 from __future__ import annotations
 
@@ -61,6 +58,7 @@ from conformance.numerics.diff import (
     diff,
     dtype_args,
     element,
+    element_called,
     finite_maxima,
     metrics,
     worst_start,
@@ -142,6 +140,13 @@ def _adamax(p, m, u, g, s):
 
 
 @jit
+def _adamax_called(p, m, u, g, s):  # pragma: no cover - compiled
+    """_adamax compiled on its own (once per process: float64 scalars whatever the dtype) for what needs no
+    SIMD: inlined into _check_at it was re-typed per dtype, 3-5 s of compile each on a fresh checkout."""
+    return _adamax(p, m, u, g, s)
+
+
+@jit
 def _apply_loop(p, m, u, g, out, s):  # pragma: no cover - compiled
     """out[:, i] = the formula at element i; operands widened to float64 one element at a time."""
     for i in range(p.size):
@@ -162,16 +167,16 @@ def _numpy_loop(p, m, u, g, out, s) -> None:
 def _check_element(p, m, u, g, post_p, post_m, post_u, i, s, wide, mask, bound_p, bound_s):  # pragma: no cover
     """Element i of a tensor: the formula stepped from (p, m, u, g), each output compared with the
     framework's post-step value (diff.element), for _check_at. bound_*: (atol x eps, rtol, ulp or
-    -1); against an oracle atol counts eps x the element's operand magnitude. (_check_reduce spells
-    the same lines out: through this function's return the compiler kept that loop scalar, 2.6x
-    slower, measured.)"""
-    r = _adamax(np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]), s)
-    cp = element(np.float64(post_p[i]), r[0], case_bits(post_p[i], wide), case_bits(r[0], wide), mask,
-                 bound_p[0] * r[3], bound_p[1], bound_p[2])
-    cm = element(np.float64(post_m[i]), r[1], case_bits(post_m[i], wide), case_bits(r[1], wide), mask,
-                 bound_s[0] * r[4], bound_s[1], bound_s[2])
-    cu = element(np.float64(post_u[i]), r[2], case_bits(post_u[i], wide), case_bits(r[2], wide), mask,
-                 bound_s[0] * r[5], bound_s[1], bound_s[2])
+    -1); against an oracle atol counts eps x the element's operand magnitude. (_check_reduce spells the
+    same lines out, inlined: through calls and this function's return that loop stayed scalar, 2.1-2.6x
+    slower at 1M elements, measured.)"""
+    r = _adamax_called(np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]), s)
+    cp = element_called(np.float64(post_p[i]), r[0], case_bits(post_p[i], wide), case_bits(r[0], wide), mask,
+                        bound_p[0] * r[3], bound_p[1], bound_p[2])
+    cm = element_called(np.float64(post_m[i]), r[1], case_bits(post_m[i], wide), case_bits(r[1], wide), mask,
+                        bound_s[0] * r[4], bound_s[1], bound_s[2])
+    cu = element_called(np.float64(post_u[i]), r[2], case_bits(post_u[i], wide), case_bits(r[2], wide), mask,
+                        bound_s[0] * r[5], bound_s[1], bound_s[2])
     return cp, cm, cu
 
 
@@ -327,7 +332,7 @@ class Formula:
             top, rel, ulp, bad = (int(v) for v in maxima[which])
             lo, target = worst_start(tops[which], worsts[which], bad)
             at = _check_at(*common, which, lo, target, bad > 0)
-            oracle = _adamax(*(np.float64(x[at]) for x in flat[:4]), s)
+            oracle = _adamax_called(*(np.float64(x[at]) for x in flat[:4]), s)
             out[key] = metrics((as_float(top), as_float(rel), as_float(ulp), bad), at, np.shape(arrays[4]),
                                flat[4 + which][at], oracle[which])
         return out

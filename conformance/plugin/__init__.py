@@ -17,7 +17,7 @@ import pytest
 
 from conformance.cases.causes import REGISTRY_NAME
 from conformance.errors import CaseError
-from conformance.plugin.items import CaseErrorItem, CaseFile, CaseItem, LongestFirst
+from conformance.plugin.items import CaseErrorItem, CaseFile, CaseItem
 from conformance.plugin.processes import (
     WorkerExit,
     _claim_run_dir,
@@ -26,6 +26,7 @@ from conformance.plugin.processes import (
     _sigterm_as_interrupt,
     log,
 )
+from conformance.plugin.scheduling import LongestFirst, one_ahead_scheduler
 from conformance.plugin.session import (
     _STATE,
     Controller,
@@ -78,6 +79,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state is not None and state.previous_sigterm is not None:
         signal.signal(signal.SIGTERM, state.previous_sigterm)
         state.previous_sigterm = None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's default distribution (`load`) hands out items one at a time, longest first, so workers end
+    together (plugin/scheduling.py); another `--dist` is left to xdist."""
+    if config.getoption("dist", "load") != "load":
+        return None
+    return one_ahead_scheduler(config, log)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conformance.cases import checks, loader
+from conformance.cases import loader
 from conformance.cases.case import ApiCase, Item, ProbeCase
 from conformance.errors import CaseError
 from conformance.plugin.processes import log
@@ -124,19 +124,3 @@ class CaseErrorItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, (self.error.line or 1) - 1, f"case file error: {self.error.case_id or self.path.name}"
-
-
-def _cost(item: pytest.Item) -> int:
-    """A rough cost of running an item (steps x (parameters + per-step overhead)); 0 for others."""
-    if not isinstance(item, CaseItem) or not hasattr(item.spec.case, "steps"):
-        return 0
-    return item.spec.case.steps * (checks.param_count(item.spec.case.model) + 2000)
-
-
-class LongestFirst:
-    """Runs after deselection (-k, -m): longest items first, stable otherwise, so `-n 2` does not end
-    waiting on one long item handed out last. Order changes no result: summary.json is sorted by id."""
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list) -> None:
-        items.sort(key=lambda item: -_cost(item))

@@ -162,9 +162,15 @@ def release_facts(run: ReleaseRun, varies: str) -> dict[str, Any]:
 def step(before: ReleaseRun, after: ReleaseRun, varies: str) -> dict[str, Any]:
     """One release against the next, item by item and API by API, as `compare` sees them."""
     result = comparison.compare(baseline.from_summary(before.summary), baseline.from_summary(after.summary))
-    moved = [{"label": c.label, "nodeid": c.nodeid, "details": c.details}
-             for c in result.items if c.kind != "unchanged" or c.how == "within the noise rule"]
+    entries = {e["nodeid"]: e for run in (before, after) for e in run.summary["items"]}
+    moved = []
+    for c in result.items:
+        if c.kind != "unchanged" or c.how == "within the noise rule":
+            ids = causes_of(entries.get(c.nodeid, {}))  # the item's causes (of its first pair), with their titles
+            moved.append({"label": c.label, "nodeid": c.nodeid, "details": c.details,
+                          "causes": f"{', '.join(ids)}: {titles('+'.join(ids))}" if ids else ""})
     return {"from": before.label(varies), "to": after.label(varies), "counts": result.label_counts(),
+            "changed": sum(c.kind != "unchanged" for c in result.items),
             "how": result.unchanged_counts(), "changes": moved, "api": result.api, "notices": result.notices,
             "environment": result.environment.material}
 

@@ -10,6 +10,9 @@ run (or another baseline) against it and sorts every item into one kind of chang
                       an intended change if the case file already says diverge
   vanished divergence baseline diverged, run conforms: a stale expectation if the case says diverge
                       (the case file must be updated), a fix if the case says conform
+  pair changed        same first-pair verdict, but the item's outcome changed (a new failure, or a
+                      failure gone) or another pair's observation did: an N-way item's other
+                      frameworks, a framework against its own oracle
   error / skip        the item newly errors or is skipped (or stopped erroring / being skipped)
   new / removed       the item exists on one side only (the case library changed)
 
@@ -46,7 +49,8 @@ def machine(run: dict[str, Any]) -> dict[str, Any]:
     """The machine a run used: what makes last-bit results differ though the versions are the same."""
     build = run.get("build") or {}
     torch, ms = build.get("torch") or {}, build.get("mindspore") or {}
-    return {"cpu": run.get("cpu"), "cpu_count": run.get("cpu_count"), "os": run.get("platform"),
+    return {"cpu": run.get("cpu"), "cpu_isa": run.get("cpu_isa"), "cpu_count": run.get("cpu_count"),
+            "os": run.get("platform"),
             "cpu_capability": torch.get("cpu_capability"), "torch_threads": torch.get("threads"),
             "mindspore_threads": ms.get("threads"), "gpus": torch.get("gpus"),
             "thread_env": run.get("thread_env")}
@@ -62,6 +66,9 @@ def _item(entry: dict[str, Any]) -> dict[str, Any]:
         out["reason"] = entry.get("reason")
     out["final"] = entry.get("final")
     out["max"] = entry.get("max")
+    # every pair's verdict (other frameworks, oracles, devices): a release can change one of them alone
+    out["pairs"] = {label: {"observed": pair.get("observed"), "first_divergent_step": pair.get("first_divergent_step")}
+                    for label, pair in sorted((entry.get("pairs") or {}).items())}
     return out
 
 

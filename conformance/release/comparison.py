@@ -18,7 +18,8 @@ from conformance.results.entry import RAN
 
 # How an unchanged item is unchanged, in the order the counts are written.
 HOW = ("bitwise identical", "within the noise rule", "not run on either side")
-KINDS = ("new divergence", "vanished divergence", "error/skip", "moved", "new item", "removed item", "unchanged")
+KINDS = ("new divergence", "vanished divergence", "pair changed", "error/skip", "moved", "new item", "removed item",
+         "unchanged")
 
 
 @dataclass
@@ -80,6 +81,14 @@ def compare_item(nodeid: str, old: dict[str, Any], new: dict[str, Any], rule: No
                 "(or tighten its tolerance if the difference is real but now smaller)", *notes])
         return ItemChange(nodeid, "vanished divergence", "FIXED (case expects conform)",
                           [f"baseline: {_state(old)}; now conforms: {_max_line(new)}", *notes])
+    pairs = pair_changes(old, new)
+    if old.get("outcome") != new.get("outcome") or pairs:
+        label = {"failed": "NEW FAILURE", "passed": "FAILURE GONE"}.get(new.get("outcome"), "PAIRS CHANGED") \
+            if old.get("outcome") != new.get("outcome") else "PAIRS CHANGED"
+        moved, within = figure_moves(old, new, rule)
+        return ItemChange(nodeid, "pair changed", label, [f"outcome {old.get('outcome')} -> {new.get('outcome')}; "
+                                                          f"first pair still {_state(new)}", *pairs, *moved,
+                                                          *(f"{line}, within the rule" for line in within), *notes])
     moved, within = figure_moves(old, new, rule)
     if moved:
         return ItemChange(nodeid, "moved", "MOVED", [f"still {_state(new)}", *moved,
@@ -90,6 +99,27 @@ def compare_item(nodeid: str, old: dict[str, Any], new: dict[str, Any], rule: No
                           "within the noise rule")
     return ItemChange(nodeid, "unchanged", "UNCHANGED", [f"{_state(new)}, bitwise identical", *notes],
                       "bitwise identical")
+
+
+def pair_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Pairs whose observation (or first divergent step) changed, or that ran on one side only; none where
+    a side recorded no pairs (a baseline from before they were kept)."""
+    before, after = old.get("pairs"), new.get("pairs")
+    if not before or not after:
+        return []
+    lines = []
+    for label in sorted(set(before) | set(after)):
+        was, now = before.get(label), after.get(label)
+        if was is None or now is None:
+            lines.append(f"{label}: {'ran only now' if was is None else 'ran only before'}")
+        elif _pair_state(was) != _pair_state(now):
+            lines.append(f"{label}: {_pair_state(was)} -> {_pair_state(now)}")
+    return lines
+
+
+def _pair_state(pair: dict[str, Any]) -> str:
+    step = pair.get("first_divergent_step")
+    return f"{pair.get('observed')}" + (f" from step {step}" if step else "")
 
 
 def compare_api(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

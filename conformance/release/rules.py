@@ -99,6 +99,7 @@ IGNORED = {"host": "host name", "hostname": "host name", "cpu_count": "CPU count
 
 # Keys that can change bits, and why.
 MATERIAL = {"cpu": "CPU model: libraries choose kernels per CPU",
+            "cpu_isa": "CPU vector extensions (AVX-512 subsets, AMX, VNNI): MKL, oneDNN, MindSpore choose kernels",
             "cpu_capability": "CPU ISA level torch dispatches to (e.g. AVX2 vs AVX512 kernels)",
             "torch_threads": "torch thread count: changes reduction order",
             "mindspore_threads": "MindSpore runtime thread count: may change reduction order",
@@ -176,6 +177,11 @@ def environment_rule(old: dict[str, Any], new: dict[str, Any]) -> Environment:
             _os_differences(before, after, env)
         elif key in IGNORED:
             env.ignored.append(f"{IGNORED[key]}: {before!r} -> {after!r}")
+        elif isinstance(before, list) and isinstance(after, list):  # flags: only those that differ
+            changed = [f"-{f}" for f in before if f not in after] + [f"+{f}" for f in after if f not in before]
+            env.material.append(f"{MATERIAL.get(key, key)}: {' '.join(changed)}")
+        elif before is None or after is None:
+            env.material.append(f"{MATERIAL.get(key, key)}: recorded on one side only")
         else:
             env.material.append(f"{MATERIAL.get(key, key)}: {before!r} -> {after!r}")
     v_old, v_new = old["source"].get("versions") or {}, new["source"].get("versions") or {}

@@ -103,14 +103,8 @@ def suite_digest(root: Path) -> str:
 
 def _cpu_flags() -> str | None:
     """Hash of the CPU's feature flags (its ISA extensions), which decide the kernels libraries pick."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = " ".join(sorted(line.split(":", 1)[1].split()))
-                return hashlib.sha256(flags.encode()).hexdigest()[:16]
-    except OSError:
-        pass
-    return None
+    flags = storage.cpu_flags()
+    return hashlib.sha256(" ".join(flags).encode()).hexdigest()[:16] if flags else None
 
 
 def machine() -> dict[str, Any]:
@@ -170,7 +164,7 @@ def ensure_env(release: Release, root: Path, envs_dir: Path, say: Callable[[str]
     if env.exists():
         say(f"rebuilding {env}: it holds something other than {' '.join(release.requirements())}")
         shutil.rmtree(env)
-    say(f"creating {env} with {' '.join(release.requirements())} and the harness (once; 2-6 GB, docs/releases.md)")
+    say(f"creating {env} with {' '.join(release.requirements())} and the harness (once; 4-9 GB, docs/releases.md)")
     _call([sys.executable, "-m", "venv", str(env)], f"creating the virtualenv {env}")
     _call([str(_python(env)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
            *wanted["harness"], *release.requirements()],

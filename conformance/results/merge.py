@@ -17,7 +17,7 @@ from typing import Any
 from conformance.results import storage
 from conformance.results.entry import NOT_RUN
 
-SHARED = ("python", "numpy", "torch", "mindspore", "platform", "cpu", "cpu_count", "git_commit")
+SHARED = ("python", "numpy", "torch", "mindspore", "platform", "cpu", "cpu_isa", "cpu_count", "git_commit")
 
 
 def _ran(entry: dict[str, Any]) -> int:

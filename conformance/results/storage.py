@@ -121,12 +121,34 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# CPU feature flags that decide which vector kernels MKL, oneDNN and MindSpore's CPU ops run: machines
+# sold under one model string ("Intel(R) Xeon(R) Processor") and one torch capability (AVX512) differ here.
+VECTOR_FLAGS = ("sse", "ssse3", "avx", "amx", "fma", "f16c", "asimd", "sve", "neon")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's feature flags (/proc/cpuinfo `flags`, or `Features` on ARM), sorted; empty if unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return sorted(set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return []
+
+
+def cpu_isa() -> list[str]:
+    """The vector extensions among the CPU's flags (AVX-512 subsets, AMX, VNNI, FMA...)."""
+    return [flag for flag in cpu_flags() if flag.startswith(VECTOR_FLAGS)]
+
+
 def environment(root: Path, versions: dict[str, str | None]) -> dict[str, Any]:
-    """Fingerprint of where a run happened: versions, platform, CPU, thread count, git commit."""
+    """Fingerprint of where a run happened: versions, platform, CPU and its vector extensions, thread
+    count, git commit."""
     import numpy
 
     return {"python": platform.python_version(), "numpy": numpy.__version__, **versions,
-            "platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+            "platform": platform.platform(), "cpu": _cpu_model(), "cpu_isa": cpu_isa(), "cpu_count": os.cpu_count(),
             "git_commit": _git_commit(root), "executable": sys.executable,
             "thread_env": {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
 

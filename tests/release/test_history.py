@@ -71,6 +71,9 @@ def test_history_page_per_case_and_release(real_summary, tmp_path, capsys):
     assert ("| cases/a.yaml::agree\\[cpu-float32\\] | FIXED (case expects conform) | "
             "baseline: diverge from step 4") in step
     assert "flagged: any change of the first divergent step counts" in step
+    assert "Between consecutive releases 2 item(s) changed: MindSpore 2.9.0" in markdown  # named in the opening
+    eps_row = next(line for line in step.splitlines() if line.startswith("| cases/a.yaml::eps"))
+    assert eps_row.rstrip(" |").endswith("eps\\_placement: eps enters the update in a different place")
     later = markdown[second:markdown.index("## Differences that change")]
     assert "- items: 2 UNCHANGED (2 bitwise identical)" in later and "| item |" not in later
     assert "- optimizer API: no change" in later and "new docstring warning: Non-backward" in later

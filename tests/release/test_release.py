@@ -134,6 +134,28 @@ def test_vanished_divergence_is_a_stale_expectation_naming_the_case_file(real_su
 
 
 @pytest.mark.integration
+def test_a_pair_other_than_the_first_that_changes_is_a_change(real_summary, tmp_path, capsys):
+    """A release can change one framework against its own oracle (or an N-way item's other pair) while
+    the first pair's figures stay bitwise identical: torch.compile's float16 step from torch 2.14.1."""
+    new = copy.deepcopy(real_summary)
+    agree = _item(new, AGREE)
+    agree["pairs"]["torch~oracle"].update(observed="nonfinite", first_divergent_step=1)
+    agree["outcome"] = "failed"
+    code, out, _ = _compare(tmp_path, real_summary, new, capsys=capsys)
+    assert code == 1 and _kinds(real_summary, new)[AGREE] == ("pair changed", "NEW FAILURE")
+    assert (f"  NEW FAILURE {AGREE}\n      outcome passed -> failed; first pair still conform\n"
+            "      torch~oracle: conform -> nonfinite from step 1\n") in out
+    assert _kinds(new, real_summary)[AGREE] == ("pair changed", "FAILURE GONE")
+    agree["outcome"] = "passed"  # a pair that changed while the item still passes (its expectation allows it)
+    assert _kinds(real_summary, new)[AGREE] == ("pair changed", "PAIRS CHANGED")
+    old = baselines.from_summary(real_summary)
+    for item in old["items"].values():
+        item.pop("pairs")  # a baseline from before pairs were kept: nothing to compare them with
+    result = comparison.compare(old, baselines.from_summary(new))
+    assert next(c for c in result.items if c.nodeid == AGREE).kind == "unchanged"
+
+
+@pytest.mark.integration
 def test_new_errors_and_skips_and_items_that_run_again(real_summary, tmp_path, capsys):
     new = copy.deepcopy(real_summary)
     _item(new, AGREE).update(observed="error", outcome="error", reason="mindspore raised TypeError at step 1: x")
@@ -248,6 +270,25 @@ def test_what_can_change_bits_is_named_and_compared_under_the_noise_rule(real_su
     assert "can change bits: CPU ISA level torch dispatches to (e.g. AVX2 vs AVX512 kernels): " in out
     assert "can change bits: C library: its libm computes exp/log/pow: " in out
     assert "ignored (does not change bits): CPU count (threads are compared on their own): " in out
+
+
+@pytest.mark.integration
+def test_cpu_vector_extensions_are_recorded_and_a_difference_names_the_flags(real_summary, tmp_path, capsys):
+    """One model string and one torch capability cover machines whose AVX-512 subsets and AMX differ (what
+    MKL, oneDNN and MindSpore choose kernels by): a run records them, a compare names those that differ."""
+    isa = real_summary["run"]["cpu_isa"]
+    assert isinstance(isa, list) and isa == sorted(isa)
+    assert all(flag.startswith(("sse", "ssse3", "avx", "amx", "fma", "f16c", "asimd", "sve", "neon")) for flag in isa)
+    new = copy.deepcopy(real_summary)
+    new["run"]["cpu_isa"] = [f for f in isa if not f.startswith("amx")] + ["avx512_4vnniw"]
+    code, out, _ = _compare(tmp_path, real_summary, new, capsys=capsys)
+    gone = " ".join(f"-{f}" for f in isa if f.startswith("amx"))
+    assert code == 0
+    assert f"can change bits: CPU vector extensions (AVX-512 subsets, AMX, VNNI): MKL, oneDNN, MindSpore choose " \
+           f"kernels: {gone} +avx512_4vnniw".replace("  ", " ") in out
+    del new["run"]["cpu_isa"]  # a reference from before the extensions were recorded
+    code, out, _ = _compare(tmp_path, new, real_summary, capsys=capsys)
+    assert "choose kernels: recorded on one side only" in out
 
 
 @pytest.mark.integration
