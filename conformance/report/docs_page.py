@@ -195,12 +195,23 @@ class Page:
         return {"entry": entry, "size": measured.size(entry, self.figs)}
 
     def _training(self, cause_id: str) -> list[dict[str, Any]]:
-        """Real-training items (a `training` block of the page's pair) that show this cause as their case
-        declared: their figures as the page quotes them."""
+        """The real-training run quoted for this cause (none or one): the one `real_training` picked, the run
+        on a real dataset showing the cause beside the fewest others, with those others named. One run per
+        cause: a run that leaves three causes unfixed says little about any one of them."""
+        found = self.trained.get(cause_id)
         pair = "~".join(PAGE_PAIR)
-        return [measured.training(e, self.figs, PAGE_PAIR) for e in self.items
-                if e.get("training") and e["training"].get("pair", pair) == pair and measured.is_evidence(e)
-                and cause_id in measured.item_causes(e)]
+        if not found or found["entry"]["training"].get("pair", pair) != pair:
+            return []
+        return [{**measured.training(found["entry"], self.figs, PAGE_PAIR),
+                 "others": [self.registry[c] for c in found["others"] if c in self.registry]}]
+
+    def standard(self) -> str | None:
+        """MindFormers' loss standard as the quoted training runs state it (one text: the page states it once)."""
+        for cause_id, found in self.trained.items():
+            text = ((found["entry"].get("training") or {}).get("mindformers") or {}).get("standard")
+            if text and cause_id in self.registry:
+                return text
+        return None
 
     def entries(self) -> list[dict[str, Any]]:
         return sorted((self.cause_entry(c) for c in self.registry.values()), key=lambda e: e["key"])
@@ -262,7 +273,7 @@ def context(data: dict[str, Any], report: str | None = None, local_report: str =
         "matched": by_id["default_lr"]["fix"]["proof"] if "default_lr" in by_id else None,
         "lr_defaults": lr_defaults(api),
         "rows": difference_rows(page, api, by_id), "entries": entries,
-        "what_to_do": [e for e in entries if not impact.is_edge(e["id"])],
+        "what_to_do": [e for e in entries if not impact.is_edge(e["id"])], "standard": page.standard(),
         "edge": {topic: [e for e in entries if e["impact"].topic == topic] for topic in impact.EDGE_TOPICS},
         "edge_agree": {topic: page.agreeing(case) for topic, case in EDGE_AGREEING.items()},
         "examples": {k: page.agreeing(case) for k, case in EXAMPLE_CASES.items()},
