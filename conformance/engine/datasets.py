@@ -20,7 +20,7 @@ import numpy as np
 
 from conformance.cases.case import DataSpec
 
-PACKAGE = "scikit-learn"  # the distribution that ships them (pyproject.toml's suite extra)
+PACKAGE = "scikit-learn"  # the distribution that ships them (pyproject.toml's harness extra)
 TEST_FRACTION = 0.2
 
 
@@ -62,7 +62,7 @@ def unavailable(name: str) -> str | None:
         import sklearn.datasets  # noqa: F401 - only whether it imports
     except ImportError as exc:
         return (f"data.dataset {name!r} is read from {PACKAGE}, which cannot be imported here ({exc}); "
-                f"install {PACKAGE} (pyproject.toml's suite extra lists it)")
+                f"install {PACKAGE} (pyproject.toml's harness extra lists it)")
     return None
 
 
