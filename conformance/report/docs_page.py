@@ -25,6 +25,7 @@ from conformance.results.entry import NOT_RUN
 
 PAGE_PAIR = ("torch", "mindspore")  # the page documents torch.optim.Adamax against mindspore.nn.AdaMax
 DISPLAY = {"torch": "PyTorch", "mindspore": "MindSpore"}  # the frameworks as the page names them
+CONTROL = "mindspore_experimental"  # MindSpore's optimizer with torch's formula: the control of a training run
 
 # Each parameter row of the Differences table: the cases whose agreement shows the parameter maps as the
 # table says (case ids; a matrix case by its prefix), shown where no cause acts through the row. The
@@ -202,8 +203,27 @@ class Page:
         pair = "~".join(PAGE_PAIR)
         if not found or found["entry"]["training"].get("pair", pair) != pair:
             return []
+        control = self.control(found["entry"])
         return [{**measured.training(found["entry"], self.figs, PAGE_PAIR),
-                 "others": [self.registry[c] for c in found["others"] if c in self.registry]}]
+                 "others": [self.registry[c] for c in found["others"] if c in self.registry],
+                 "control": self.figs(control, "training.loss_gap.mean_rel") if control else None}]
+
+    def control(self, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """The control of a training run: a conforming training item whose torch side is the same run (the
+        same dataset and steps, and a bit-identical final torch loss: same model, weights, batches and torch
+        hyper-parameters) against a MindSpore optimizer with torch's formula. Its loss gap is what the two
+        frameworks' autograd kernels alone leave: a cause's gap near it costs nothing measurable."""
+        left = PAGE_PAIR[0]
+        block = entry["training"]
+        for other in self.items:
+            theirs = other.get("training") or {}
+            if (other is not entry and measured.conforms(other) and theirs.get("pair") == f"{left}~{CONTROL}"
+                    and theirs.get("dataset") == block.get("dataset")
+                    and theirs.get("steps") == block.get("steps")
+                    and (theirs.get("final_loss") or {}).get(left) == (block.get("final_loss") or {}).get(left)
+                    and (theirs.get("loss_gap") or {}).get("mean_rel") is not None):
+                return other
+        return None
 
     def standard(self) -> str | None:
         """MindFormers' loss standard as the quoted training runs state it (one text: the page states it once)."""

@@ -155,6 +155,29 @@ def test_what_to_do_quotes_real_training_per_cause_and_nothing_without_it(tmp_pa
     assert "MindFormers" not in plain["differences.md"]
 
 
+def test_a_training_quote_gives_its_control_run_where_the_same_torch_run_met_torchs_formula(tmp_path):
+    """The control: the same PyTorch run (same dataset, steps, bit-identical final torch loss) against
+    mindspore.experimental, conforming; its gap is what the frameworks' autograd kernels alone leave."""
+    data = summary()
+    data["items"].append(item("cases/real_data.yaml::digits_defaults[cpu-float32]", cause=["default_lr"],
+                              params=0.0731, steps=600, training=copy.deepcopy(TRAINING)))
+    control = copy.deepcopy(TRAINING)
+    control["pair"] = "torch~mindspore_experimental"
+    control["final_loss"] = {"torch": TRAINING["final_loss"]["torch"], "mindspore_experimental": 0.2114}
+    control["loss_gap"]["mean_rel"] = 2.5e-7
+    entry = item("cases/real_data.yaml::digits_control[cpu-float32]", expect="conform", steps=600,
+                 pair="torch~mindspore_experimental", training=control)
+    data["items"].append(entry)
+    row = next(line for line in render(tmp_path, data)["differences.md"].splitlines()
+               if line.startswith("| Default learning rates differ |"))
+    assert ("mean relative loss gap 0.0315 (against mindspore.experimental.optim.Adamax, which follows PyTorch's "
+            "formula, on the same PyTorch run: 2.5e-7)") in row, row
+    control["final_loss"]["torch"] = 0.2112  # another torch run: no control
+    row = next(line for line in render(tmp_path / "other", data)["differences.md"].splitlines()
+               if line.startswith("| Default learning rates differ |"))
+    assert "mean relative loss gap 0.0315;" in row and "2.5e-7" not in row, row
+
+
 def test_optimizer_state_quotes_the_conversion_case_when_the_run_has_one(tmp_path):
     data = summary()
     assert "Measured: `" not in render(tmp_path / "a", data)["differences.md"].split("### Optimizer state")[1] \
