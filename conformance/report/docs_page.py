@@ -116,6 +116,7 @@ def real_training(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     causes (then the larger mean relative loss gap), with the other causes it stands for. `order` is its
     mean relative loss gap, impact.order_key's first measure (the page quotes the figures: Page._training)."""
     found: dict[str, dict[str, Any]] = {}
+    # is_evidence: the page's pair only (a training run of another pair says nothing of its two optimizers)
     trained = [e for e in items if measured.is_evidence(e) and (e.get("training") or {}).get("steps")]
     trained.sort(key=lambda e: (len(measured.item_causes(e)), -(e["training"]["loss_gap"]["mean_rel"] or 0.0),
                                 e["nodeid"]))
@@ -200,8 +201,7 @@ class Page:
         on a real dataset showing the cause beside the fewest others, with those others named. One run per
         cause: a run that leaves three causes unfixed says little about any one of them."""
         found = self.trained.get(cause_id)
-        pair = "~".join(PAGE_PAIR)
-        if not found or found["entry"]["training"].get("pair", pair) != pair:
+        if not found:
             return []
         control = self.control(found["entry"])
         return [{**measured.training(found["entry"], self.figs, PAGE_PAIR),
@@ -223,14 +223,6 @@ class Page:
                     and (theirs.get("final_loss") or {}).get(left) == (block.get("final_loss") or {}).get(left)
                     and (theirs.get("loss_gap") or {}).get("mean_rel") is not None):
                 return other
-        return None
-
-    def standard(self) -> str | None:
-        """MindFormers' loss standard as the quoted training runs state it (one text: the page states it once)."""
-        for cause_id, found in self.trained.items():
-            text = ((found["entry"].get("training") or {}).get("mindformers") or {}).get("standard")
-            if text and cause_id in self.registry:
-                return text
         return None
 
     def entries(self) -> list[dict[str, Any]]:
@@ -293,7 +285,9 @@ def context(data: dict[str, Any], report: str | None = None, local_report: str =
         "matched": by_id["default_lr"]["fix"]["proof"] if "default_lr" in by_id else None,
         "lr_defaults": lr_defaults(api),
         "rows": difference_rows(page, api, by_id), "entries": entries,
-        "what_to_do": [e for e in entries if not impact.is_edge(e["id"])], "standard": page.standard(),
+        "what_to_do": [e for e in entries if not impact.is_edge(e["id"])],
+        # MindFormers' standard as the quoted training runs state it: the page states it once
+        "standard": next((t["standard"] for e in entries for t in e["training"] if t["standard"]), None),
         "edge": {topic: [e for e in entries if e["impact"].topic == topic] for topic in impact.EDGE_TOPICS},
         "edge_agree": {topic: page.agreeing(case) for topic, case in EDGE_AGREEING.items()},
         "examples": {k: page.agreeing(case) for k, case in EXAMPLE_CASES.items()},

@@ -178,6 +178,19 @@ def test_a_training_quote_gives_its_control_run_where_the_same_torch_run_met_tor
     assert "mean relative loss gap 0.0315;" in row and "2.5e-7" not in row, row
 
 
+def test_a_training_run_of_another_pair_is_neither_quoted_nor_orders_what_to_do(tmp_path):
+    from conformance.report import docs_page
+
+    other = copy.deepcopy(TRAINING)
+    other["pair"] = "torch~mindspore_experimental"
+    entry = item("cases/real_data.yaml::digits_other[cpu-float32]", cause=["eps_placement"], steps=600,
+                 pair="torch~mindspore_experimental", training=other)
+    data = summary()
+    data["items"].append(entry)
+    assert docs_page.real_training(data["items"]) == {}
+    assert "In training (" not in render(tmp_path, data)["differences.md"]
+
+
 def test_optimizer_state_quotes_the_conversion_case_when_the_run_has_one(tmp_path):
     data = summary()
     assert "Measured: `" not in render(tmp_path / "a", data)["differences.md"].split("### Optimizer state")[1] \
