@@ -407,11 +407,11 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
         checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor, gap), threaded)
         try:
             for step in range(item.case.first_step, last + 1):
-                started = time.perf_counter()
+                fetched = time.perf_counter()
                 batch = next(batch_stream)
                 try:
                     replay = feeding.next_replay(replay_stream, step)
-                    inputs += SMOOTHING * (time.perf_counter() - started - inputs)
+                    inputs += SMOOTHING * (time.perf_counter() - fetched - inputs)
                     received = _step_all(sides, item, step, batch, replay, checker.wait, ahead)
                 except FrameworkError as exc:
                     error = exc

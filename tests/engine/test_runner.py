@@ -233,9 +233,10 @@ def test_a_side_stepping_ahead_of_a_slow_checker_records_what_inline_checks_reco
     monkeypatch.setattr(runner, "PIPELINE_PARAMS", 0)
     monkeypatch.setattr(runner, "_checks", slow_checks)
     monkeypatch.setattr(runner, "_ahead", lambda sides, checks, inputs: frozenset({ahead}))
-    run_item(Item(case, "cpu", "float32"), tmp_path / "ahead")
+    entry = run_item(Item(case, "cpu", "float32"), tmp_path / "ahead")
     inline, threaded = ((tmp_path / m / "ahead__cpu-float32.jsonl").read_bytes() for m in ("inline", "ahead"))
     assert inline == threaded and len(inline.splitlines()) == 12
+    assert entry["seconds"] >= 12 * 0.02  # the whole item's time, its checks included
 
 
 def test_only_checks_slower_than_the_inputs_send_a_side_ahead():
