@@ -303,7 +303,9 @@ class Formula:
                 EPS_MODES[f.eps], float(f.moment == "lerp"), float(f.nan_in_max == "drop"),
                 float(f.float16_ops and float16), float(f.float16_ops and float16),
                 float(f.decay == "decoupled"), float(f.float16_denominator and float16),
-                float(f.float16_decay and float16), scalar16(wd * loss_scale), scalar16(1.0 / loss_scale))
+                float(f.float16_decay and float16),
+                # read only by float16's decay (decay16): elsewhere not worth their 15 us a tensor and step
+                scalar16(wd * loss_scale) if float16 else 0.0, scalar16(1.0 / loss_scale) if float16 else 0.0)
 
     def __call__(self, p: np.ndarray, m: np.ndarray, u: np.ndarray, g: np.ndarray, t: int,
                  hp: dict[str, Any], name: str, dtype: str | None = None, step: int | None = None) -> Step:
