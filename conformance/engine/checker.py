@@ -6,7 +6,7 @@ the checks of step s run while step s+1's inputs are prepared; `wait()` is the b
 frameworks whose values the checks read without a copy step again (they update their values in place).
 Steps whose checks take longer (the float64 oracles) are copied instead, and the frameworks go on while
 they are checked; where the inputs come faster than the checks (a replayed trace), the runner copies the
-slowest framework's values and steps it before the barrier (runner._ahead, from `view_seconds`).
+slowest framework's values and steps it before the barrier (stepping.ahead, from `view_seconds`).
 
 Memory is bounded by design, not by the checker keeping up: at most `PENDING` observations wait for
 the thread, and `submit` blocks (backpressure) until one is taken. A copied step holds a full copy of

@@ -9,10 +9,10 @@ Sides are the frameworks (plus, on a GPU item, a CPU twin of each framework that
 - device   `torch~torch@cpu` on GPU items: same framework, two devices (must conform).
 Only the current step's arrays are held; each step's metrics go straight to the JSONL file.
 
-Each step leaves an Observation (values after the step; for oracle steps also the values before it,
-the gradients received, step counts and learning rates), checked inline or, on large models, on a
-second thread (pipeline.Checker). The oracle pairs cost a float64 formula evaluation per framework per
-step; on large models they run every k-th step (`oracle_stride`, see `oracle_stride()`), always
+Each step leaves an Observation (stepping.py: values after the step; for oracle steps also the values
+before it, the gradients received, step counts and learning rates), checked inline or, on large models,
+on a second thread (checker.Checker). The oracle pairs cost a float64 formula evaluation per framework
+per step; on large models they run every k-th step (`oracle_stride`, see `oracle_stride()`), always
 including the first and the last step. The primary and device pairs are compared at every step.
 """
 from __future__ import annotations
@@ -21,20 +21,21 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from conformance import backends
-from conformance.cases.case import QUANTITIES, Item, Tolerance
-from conformance.engine import feeding, models, resume, training
+from conformance.cases.case import Item, Tolerance
+from conformance.engine import feeding, models, resume, stepping, training
 from conformance.engine.checker import SMOOTHING, Checker
+from conformance.engine.stepping import Observation, Side, observe, read, step_all
 from conformance.errors import FrameworkError
 from conformance.numerics import attribution, formulas
 from conformance.numerics.diff import compare, diff, msprobe, nonfinite
-from conformance.numerics.oracles import formula_metrics
+from conformance.numerics.oracle_metrics import formula_metrics
 from conformance.results.storage import StepWriter
 from conformance.results.verdict import PairTracker, judge
 from conformance.traces import porting
@@ -48,19 +49,6 @@ AUTO_ORACLE_PARAMS = 131_072
 # prepared (pipeline.Checker); below it they are Python-bound, a thread would only trade the GIL back
 # and forth.
 PIPELINE_PARAMS = 65_536
-
-
-@dataclass
-class Side:
-    label: str
-    framework: str
-    session: Any
-    hparams: dict[str, Any]
-    values: dict[str, list[np.ndarray]] = field(default_factory=dict)  # params, m, u after the last step
-    loss: float | None = None
-    nonfinite: dict[str, int | None] = field(default_factory=lambda: {q: None for q in QUANTITIES})
-    counts: list[int] = field(default_factory=list)  # optimizer steps each parameter has taken
-    seconds: float = 0.0  # wall time of this side's steps so far (which side steps ahead: _ahead)
 
 
 @dataclass(frozen=True)
@@ -132,15 +120,6 @@ def _oracle_due(step: int, stride: int, last: int) -> bool:
     return (step - 1) % stride == 0 or step == last
 
 
-def _read(side: Side, keep: bool) -> None:
-    """This side's values after the last step. Adapters hand out arrays that may share the framework's
-    memory (valid until its next step); they are copied only when the next step's oracle needs them
-    as its pre-step values (`keep`): at 1M parameters a copy per tensor per step is a measurable cost."""
-    state = side.session.state()
-    values = {"params": side.session.params(), "m": state["m"], "u": state["u"]}
-    side.values = {k: [a.copy() for a in v] for k, v in values.items()} if keep else values
-
-
 def _oracle_metrics(side: Side, obs: Observation, names: list[str], dtype: str,
                     tolerance: Tolerance) -> dict[str, dict[str, dict]]:
     """Per quantity, per tensor metrics of `side` against its own formula at this step (as _compare's)."""
@@ -181,68 +160,6 @@ def _msprobe(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]],
     return out
 
 
-def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
-              replay: list[np.ndarray | None] | None, barrier: Callable[[], None],
-              ahead: frozenset[str] = frozenset()) -> dict[str, list[np.ndarray | None]]:
-    """One step of every side; returns the gradients each side received (None: no gradient).
-    `barrier` returns once the previous step's checks no longer read the frameworks' arrays: the sides
-    in `ahead` (whose last values the checks hold as copies) step before it, while those checks run;
-    every other side after it.
-
-    Sides fed the same way (same prescale factor, same missing-gradient policy) share one copy of a
-    replayed gradient: no framework writes into the gradient it is given, and at 1M parameters each
-    copy is a pass over memory."""
-    received: dict[str, list[np.ndarray | None]] = {}
-    fed: dict[tuple[float, str], list[np.ndarray | None]] = {}  # (prescale, missing-gradient policy)
-    source = feeding.replay_source(item)
-    if replay is None and source is not None:  # run_item made sure the source side is open
-        src = sides[source]
-        src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
-    any_missing = replay is not None and any(g is None for g in replay)
-    order = sorted(sides.values(), key=lambda side: side.label not in ahead)  # stable: else the case's order
-    released = False
-    for side in order:
-        if not released and side.label not in ahead:
-            barrier()
-            released = True
-        started = time.perf_counter()
-        if replay is not None:
-            missing = backends.get(side.framework).missing_grad if any_missing else ""
-            key = (item.case.gradients.factor(side.framework), missing)
-            if key not in fed:
-                fed[key] = feeding.feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
-            grads = fed[key]
-            _call(side, step, side.session.step, grads)
-        else:
-            side.loss, grads = _call(side, step, side.session.loss_and_grads, *batch)
-            _call(side, step, side.session.step, None)
-        side.counts = [c + (g is not None) for c, g in zip(side.counts, grads)]
-        side.seconds += time.perf_counter() - started
-        received[side.label] = grads
-    return received
-
-
-def _ahead(sides: dict[str, Side], checks: float | None, inputs: float) -> frozenset[str]:
-    """On a threaded item, the sides that step before the barrier (their values are copied after each
-    step): none while a step's checks (`checks`, running average) take less time than preparing the next
-    step's inputs (`inputs`), which they overlap; else the side whose steps took longest so far, which then
-    steps while the checks still read the other sides' arrays. At 1M parameters (medians of 3 x 200
-    steps, interleaved): a replayed trace, read in ~1 ms a step, 1.65x the bare loop without it and 1.39x
-    with it; drawn gradients (~13 ms a step, longer than the checks) 1.17x without and 1.24x with."""
-    if checks is None or checks <= inputs:
-        return frozenset()
-    return frozenset({max(sides.values(), key=lambda side: side.seconds).label})
-
-
-def _call(side: Side, step: int, fn, *args):
-    try:
-        return fn(*args)
-    except FrameworkError:
-        raise
-    except Exception as exc:
-        raise FrameworkError(side.label, step, exc) from exc
-
-
 def _track_nonfinite(side: Side, step: int, values: dict[str, list[np.ndarray]], loss: float | None,
                      finite: set[tuple[str, str, int]]) -> None:
     """The first step at which each quantity of `side` held a NaN or Inf; arrays in `finite` (proven so by
@@ -255,32 +172,6 @@ def _track_nonfinite(side: Side, step: int, values: dict[str, list[np.ndarray]],
             side.nonfinite[quantity] = step
     if side.nonfinite["loss"] is None and loss is not None and not np.isfinite(loss):
         side.nonfinite["loss"] = step
-
-
-@dataclass
-class Observation:
-    """What one step left behind, everything the checks need and nothing that changes afterwards (on
-    a thread the frameworks go on stepping): per side its values after the step, and where the oracles
-    are due, its values before it, the gradients it received, its step counts and learning rate."""
-
-    step: int
-    values: dict[str, dict[str, list[np.ndarray]]]
-    losses: dict[str, float | None]
-    oracle_inputs: dict[str, tuple[dict[str, Any], dict[str, list[np.ndarray]], list, list[int]]]
-
-
-def _observe(sides: dict[str, Side], step: int, received: dict[str, list[np.ndarray | None]], due: bool,
-             keep: frozenset[str]) -> Observation:
-    """Capture a step; the sides in `keep` have their values copied (a thread checks them while the side
-    steps on, or the next step's oracle needs them); the others are read as views."""
-    oracle_inputs = {}
-    for label, side in sides.items():
-        if due and "@" not in label:
-            hparams = formulas.with_lr(side.hparams, side.session.lr_used())
-            oracle_inputs[label] = (hparams, side.values, received[label], list(side.counts))
-        _read(side, label in keep)
-    return Observation(step, {label: side.values for label, side in sides.items()},
-                       {label: side.loss for label, side in sides.items()}, oracle_inputs)
 
 
 def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, names: dict[str, list[str]],
@@ -390,7 +281,7 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     parameters = sum(a.size for a in init.values())
     stride = oracle_stride(item, parameters)
     for side in sides.values():
-        _read(side, keep=True)
+        read(side, keep=True)
         side.counts = list(warm.counts) if warm else [0] * len(init)
     checked = 0
     error: FrameworkError | None = None
@@ -412,7 +303,7 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
                 try:
                     replay = feeding.next_replay(replay_stream, step)
                     inputs += SMOOTHING * (time.perf_counter() - fetched - inputs)
-                    received = _step_all(sides, item, step, batch, replay, checker.wait, ahead)
+                    received = step_all(sides, item, step, batch, replay, checker.wait, ahead)
                 except FrameworkError as exc:
                     error = exc
                     break
@@ -422,9 +313,9 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
                 # checks should not hold the frameworks back, and the side that steps ahead (_ahead);
                 # otherwise views, checked before their side steps again
                 everything = _oracle_due(step + 1, stride, last) or (threaded and due)
-                ahead = everyone if everything else _ahead(sides, checker.view_seconds, inputs) if threaded \
+                ahead = everyone if everything else stepping.ahead(sides, checker.view_seconds, inputs) if threaded \
                     else frozenset()
-                checker.submit(_observe(sides, step, received, due, ahead), holds_views=ahead != everyone)
+                checker.submit(observe(sides, step, received, due, ahead), holds_views=ahead != everyone)
         finally:
             checker.close()
     facts = {"decay_skipped": _decay_skipped(sides, names),
