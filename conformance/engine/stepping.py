@@ -90,9 +90,9 @@ def ahead(sides: dict[str, Side], checks: float | None, inputs: float) -> frozen
     """On a threaded item, the sides that step before the barrier (their values are copied after each
     step): none while a step's checks (`checks`, running average) take less time than preparing the next
     step's inputs (`inputs`), which they overlap; else the side whose steps took longest so far, which then
-    steps while the checks still read the other sides' arrays. At 1M parameters (medians of 3 x 200
-    steps, interleaved): a replayed trace, read in ~1 ms a step, 1.65x the bare loop without it and 1.39x
-    with it; drawn gradients (~13 ms a step, longer than the checks) 1.17x without and 1.24x with."""
+    steps while the checks still read the other sides' arrays. At 1M parameters a trace's step is read in
+    ~1 ms and stepping ahead helps (1.63x the bare loop never, 1.46x always); drawn gradients take ~13 ms,
+    the checks fit beside them and the copy would cost more (1.09x never, 1.18x always): docs/performance.md."""
     if checks is None or checks <= inputs:
         return frozenset()
     return frozenset({max(sides.values(), key=lambda side: side.seconds).label})
