@@ -54,7 +54,7 @@ DEFAULT_TOLERANCE = {"params": {"ulp": 4}, "state": {"ulp": 4}, "loss": {"ulp": 
 # A framework against a float64 oracle of its own formula, stepped from the framework's own state:
 # one step's rounding, a few ULP. atol covers updates that cancel to ~0 (ULP explodes there); against an
 # oracle it is not absolute but counts eps(dtype) x the magnitude of the terms that formed each element
-# (oracles.oracle_bounds applies it; oracles.Step says why the terms, not the result).
+# (oracle_metrics.oracle_bounds applies it; oracles.Step says why the terms, not the result).
 DEFAULT_ORACLE_TOLERANCE = {"params": {"ulp": 8, "atol": 8.0}, "state": {"ulp": 8, "atol": 8.0},
                             "loss": {"ulp": 16}}
 

@@ -3,9 +3,10 @@
 On large models the checks of a step (oracles, comparisons, JSONL) cost about as much as drawing the
 next step's gradients, and both are loops in compiled code or NumPy that release the GIL. On a thread
 the checks of step s run while step s+1's inputs are prepared; `wait()` is the barrier before the
-frameworks step again (they update their values in place, and the checks read those values without a
-copy). Steps whose checks take longer (the float64 oracles) are copied instead, and the frameworks go
-on while they are checked.
+frameworks whose values the checks read without a copy step again (they update their values in place).
+Steps whose checks take longer (the float64 oracles) are copied instead, and the frameworks go on while
+they are checked; where the inputs come faster than the checks (a replayed trace), the runner copies the
+slowest framework's values and steps it before the barrier (stepping.ahead, from `view_seconds`).
 
 Memory is bounded by design, not by the checker keeping up: at most `PENDING` observations wait for
 the thread, and `submit` blocks (backpressure) until one is taken. A copied step holds a full copy of
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +29,8 @@ from typing import Any
 # model's parameters and state per side) without making the run faster, as the checker is the one
 # consumer.
 PENDING = 2
+# Weight of the latest step in the running average of a check's seconds (view_seconds).
+SMOOTHING = 0.2
 
 
 class Checker:
@@ -36,6 +40,7 @@ class Checker:
         self.thread: threading.Thread | None = None
         self.submitted = self.checked = self.last_view = 0  # sequence numbers
         self.progress = threading.Condition()
+        self.view_seconds: float | None = None  # running average of a view-holding step's checks, seconds
         if threaded:
             self.queue: queue.Queue = queue.Queue(maxsize=pending)
             self.thread = threading.Thread(target=self._consume, name="conformance-checker", daemon=True)
@@ -52,7 +57,7 @@ class Checker:
         self.submitted += 1
         if holds_views:
             self.last_view = self.submitted
-        self.queue.put(observation)  # blocks while the queue is full: the thread drains it even after a failure
+        self.queue.put((observation, holds_views))  # blocks while full: the thread drains it even after a failure
 
     def wait(self) -> None:
         """Return once every submitted step that holds views is checked: the frameworks may then change
@@ -69,18 +74,26 @@ class Checker:
             self.thread.join()
             self._raise_if_failed()
 
+    def _average(self, seconds: float) -> None:
+        last = self.view_seconds
+        self.view_seconds = seconds if last is None else last + SMOOTHING * (seconds - last)
+
     def _raise_if_failed(self) -> None:
         if self.error is not None:
             raise RuntimeError("the step checker failed (a harness bug, not a framework result)") from self.error
 
     def _consume(self) -> None:
-        while (observation := self.queue.get()) is not None:
+        while (entry := self.queue.get()) is not None:
+            observation, holds_views = entry
             if self.error is None:  # after a failure, drain without work
+                started = time.perf_counter()
                 try:
                     self.process(observation)
                 except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                     self.error = exc
-            del observation  # the copy goes now, not when the next one arrives
+                if holds_views:
+                    self._average(time.perf_counter() - started)
+            del observation, entry  # the copy goes now, not when the next one arrives
             with self.progress:
                 self.checked += 1
                 self.progress.notify_all()

@@ -9,10 +9,10 @@ Sides are the frameworks (plus, on a GPU item, a CPU twin of each framework that
 - device   `torch~torch@cpu` on GPU items: same framework, two devices (must conform).
 Only the current step's arrays are held; each step's metrics go straight to the JSONL file.
 
-Each step leaves an Observation (values after the step; for oracle steps also the values before it,
-the gradients received, step counts and learning rates), checked inline or, on large models, on a
-second thread (pipeline.Checker). The oracle pairs cost a float64 formula evaluation per framework per
-step; on large models they run every k-th step (`oracle_stride`, see `oracle_stride()`), always
+Each step leaves an Observation (stepping.py: values after the step; for oracle steps also the values
+before it, the gradients received, step counts and learning rates), checked inline or, on large models,
+on a second thread (checker.Checker). The oracle pairs cost a float64 formula evaluation per framework
+per step; on large models they run every k-th step (`oracle_stride`, see `oracle_stride()`), always
 including the first and the last step. The primary and device pairs are compared at every step.
 """
 from __future__ import annotations
@@ -21,20 +21,21 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from conformance import backends
-from conformance.cases.case import QUANTITIES, Item, Tolerance
-from conformance.engine import feeding, models, resume, training
-from conformance.engine.checker import Checker
+from conformance.cases.case import Item, Tolerance
+from conformance.engine import feeding, models, resume, stepping, training
+from conformance.engine.checker import SMOOTHING, Checker
+from conformance.engine.stepping import Observation, Side, observe, read, step_all
 from conformance.errors import FrameworkError
 from conformance.numerics import attribution, formulas
-from conformance.numerics.diff import diff, msprobe, nonfinite
-from conformance.numerics.oracles import formula_metrics
+from conformance.numerics.diff import compare, diff, msprobe, nonfinite
+from conformance.numerics.oracle_metrics import formula_metrics
 from conformance.results.storage import StepWriter
 from conformance.results.verdict import PairTracker, judge
 from conformance.traces import porting
@@ -48,18 +49,6 @@ AUTO_ORACLE_PARAMS = 131_072
 # prepared (pipeline.Checker); below it they are Python-bound, a thread would only trade the GIL back
 # and forth.
 PIPELINE_PARAMS = 65_536
-
-
-@dataclass
-class Side:
-    label: str
-    framework: str
-    session: Any
-    hparams: dict[str, Any]
-    values: dict[str, list[np.ndarray]] = field(default_factory=dict)  # params, m, u after the last step
-    loss: float | None = None
-    nonfinite: dict[str, int | None] = field(default_factory=lambda: {q: None for q in QUANTITIES})
-    counts: list[int] = field(default_factory=list)  # optimizer steps each parameter has taken
 
 
 @dataclass(frozen=True)
@@ -131,15 +120,6 @@ def _oracle_due(step: int, stride: int, last: int) -> bool:
     return (step - 1) % stride == 0 or step == last
 
 
-def _read(side: Side, keep: bool) -> None:
-    """This side's values after the last step. Adapters hand out arrays that may share the framework's
-    memory (valid until its next step); they are copied only when the next step's oracle needs them
-    as its pre-step values (`keep`): at 1M parameters a copy per tensor per step is a measurable cost."""
-    state = side.session.state()
-    values = {"params": side.session.params(), "m": state["m"], "u": state["u"]}
-    side.values = {k: [a.copy() for a in v] for k, v in values.items()} if keep else values
-
-
 def _oracle_metrics(side: Side, obs: Observation, names: list[str], dtype: str,
                     tolerance: Tolerance) -> dict[str, dict[str, dict]]:
     """Per quantity, per tensor metrics of `side` against its own formula at this step (as _compare's)."""
@@ -150,15 +130,18 @@ def _oracle_metrics(side: Side, obs: Observation, names: list[str], dtype: str,
 
 
 def _compare(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]], losses: dict[str, float | None],
-             names: dict[str, list[str]], dtype: str) -> dict[str, dict[str, dict]]:
-    """Per quantity, per tensor metrics of one pair at one step."""
+             names: dict[str, list[str]], dtype: str, finite: set[tuple[str, str, int]]) -> dict[str, dict[str, dict]]:
+    """Per quantity, per tensor metrics of one pair at one step; adds to `finite` the (side, key, index)
+    of every array the comparison proved free of NaN and Inf."""
     a, b = values[pair.left], values[pair.right]
     out: dict[str, dict[str, dict]] = {"params": {}, "state": {}, "loss": {}}
     for key, quantity in (("params", "params"), ("m", "state"), ("u", "state")):
         bound = pair.tolerance.for_quantity(quantity)
         for i, name in enumerate(names[pair.left]):
             tensor = name if key == "params" else f"{key}:{name}"
-            out[quantity][tensor] = diff(a[key][i], b[key][i], dtype, bound)
+            out[quantity][tensor], proven = compare(a[key][i], b[key][i], dtype, bound)
+            if proven:
+                finite.update(((pair.left, key, i), (pair.right, key, i)))
     if losses.get(pair.left) is not None and losses.get(pair.right) is not None:
         out["loss"]["loss"] = diff(np.array(losses[pair.left]), np.array(losses[pair.right]), dtype,
                                    pair.tolerance.loss)
@@ -177,80 +160,18 @@ def _msprobe(pair: Pair, values: dict[str, dict[str, list[np.ndarray]]],
     return out
 
 
-def _step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndarray, np.ndarray],
-              replay: list[np.ndarray | None] | None,
-              barrier: Callable[[], None]) -> dict[str, list[np.ndarray | None]]:
-    """One step of every side; returns the gradients each side received (None: no gradient).
-    `barrier` returns once the previous step's checks are done: no side steps before that.
-
-    Sides fed the same way (same prescale factor, same missing-gradient policy) share one copy of a
-    replayed gradient: no framework writes into the gradient it is given, and at 1M parameters each
-    copy is a pass over memory."""
-    received: dict[str, list[np.ndarray | None]] = {}
-    fed: dict[tuple[float, str], list[np.ndarray | None]] = {}  # (prescale, missing-gradient policy)
-    source = feeding.replay_source(item)
-    if replay is None and source is not None:  # run_item made sure the source side is open
-        src = sides[source]
-        src.loss, replay = _call(src, step, src.session.loss_and_grads, *batch)
-    barrier()
-    any_missing = replay is not None and any(g is None for g in replay)
-    for side in sides.values():
-        if replay is not None:
-            missing = backends.get(side.framework).missing_grad if any_missing else ""
-            key = (item.case.gradients.factor(side.framework), missing)
-            if key not in fed:
-                fed[key] = feeding.feed(side.framework, item, replay, [v.shape for v in side.values["params"]])
-            grads = fed[key]
-            _call(side, step, side.session.step, grads)
-        else:
-            side.loss, grads = _call(side, step, side.session.loss_and_grads, *batch)
-            _call(side, step, side.session.step, None)
-        side.counts = [c + (g is not None) for c, g in zip(side.counts, grads)]
-        received[side.label] = grads
-    return received
-
-
-def _call(side: Side, step: int, fn, *args):
-    try:
-        return fn(*args)
-    except FrameworkError:
-        raise
-    except Exception as exc:
-        raise FrameworkError(side.label, step, exc) from exc
-
-
-def _track_nonfinite(side: Side, step: int, values: dict[str, list[np.ndarray]], loss: float | None) -> None:
-    checks = {"params": values["params"], "state": values["m"] + values["u"]}
-    for quantity, arrays in checks.items():
-        if side.nonfinite[quantity] is None and any(nonfinite(a) for a in arrays):
+def _track_nonfinite(side: Side, step: int, values: dict[str, list[np.ndarray]], loss: float | None,
+                     finite: set[tuple[str, str, int]]) -> None:
+    """The first step at which each quantity of `side` held a NaN or Inf; arrays in `finite` (proven so by
+    this step's comparisons) are not scanned again."""
+    keys = {"params": ("params",), "state": ("m", "u")}
+    for quantity, quantity_keys in keys.items():
+        if side.nonfinite[quantity] is None and any(
+                nonfinite(a) for key in quantity_keys for i, a in enumerate(values[key])
+                if (side.label, key, i) not in finite):
             side.nonfinite[quantity] = step
     if side.nonfinite["loss"] is None and loss is not None and not np.isfinite(loss):
         side.nonfinite["loss"] = step
-
-
-@dataclass
-class Observation:
-    """What one step left behind, everything the checks need and nothing that changes afterwards (on
-    a thread the frameworks go on stepping): per side its values after the step, and where the oracles
-    are due, its values before it, the gradients it received, its step counts and learning rate."""
-
-    step: int
-    values: dict[str, dict[str, list[np.ndarray]]]
-    losses: dict[str, float | None]
-    oracle_inputs: dict[str, tuple[dict[str, Any], dict[str, list[np.ndarray]], list, list[int]]]
-
-
-def _observe(sides: dict[str, Side], step: int, received: dict[str, list[np.ndarray | None]], due: bool,
-             keep: bool) -> Observation:
-    """Capture a step; `keep`: copy the values (a thread checks them, or the next step's oracle needs them)."""
-    oracle_inputs = {}
-    for label, side in sides.items():
-        if due and "@" not in label:
-            hparams = formulas.with_lr(side.hparams, side.session.lr_used())
-            oracle_inputs[label] = (hparams, side.values, received[label], list(side.counts))
-        _read(side, keep)
-    return Observation(step, {label: side.values for label, side in sides.items()},
-                       {label: side.loss for label, side in sides.items()}, oracle_inputs)
 
 
 def _attribution_sides(item: Item, sides: dict[str, Side], obs: Observation, names: dict[str, list[str]],
@@ -281,12 +202,11 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
     last = item.case.last_step
 
     def check(obs: Observation) -> None:
-        for label, side in sides.items():
-            _track_nonfinite(side, obs.step, obs.values[label], obs.losses[label])
         record: dict[str, Any] = {"step": obs.step, "pairs": {}}
+        finite: set[tuple[str, str, int]] = set()
         for pair in pairs:
             if pair.right != ORACLE:
-                metrics = _compare(pair, obs.values, obs.losses, names, item.dtype)
+                metrics = _compare(pair, obs.values, obs.losses, names, item.dtype, finite)
             elif obs.oracle_inputs:
                 metrics = _oracle_metrics(sides[pair.left], obs, names[pair.left], item.dtype, pair.tolerance)
             else:
@@ -298,6 +218,8 @@ def _checks(item: Item, sides: dict[str, Side], pairs: list[Pair], names: dict[s
                 attributor.update(obs.step, metrics,
                                   lambda: _attribution_sides(item, sides, obs, names, (pair.left, pair.right)))
             record["pairs"][pair.label] = metrics
+        for label, side in sides.items():
+            _track_nonfinite(side, obs.step, obs.values[label], obs.losses[label], finite)
         if any(v is not None for v in obs.losses.values()):
             record["loss"] = obs.losses
             if gap is not None:
@@ -359,10 +281,11 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
     parameters = sum(a.size for a in init.values())
     stride = oracle_stride(item, parameters)
     for side in sides.values():
-        _read(side, keep=True)
+        read(side, keep=True)
         side.counts = list(warm.counts) if warm else [0] * len(init)
     checked = 0
     error: FrameworkError | None = None
+    everyone, ahead, inputs = frozenset(sides), frozenset(), 0.0  # inputs: running average, seconds
     threaded = parameters >= PIPELINE_PARAMS
     last = item.case.last_step
     # the declared pair (frameworks[0]~frameworks[1]) alone is attributed: a case's `cause:` is about it,
@@ -375,19 +298,24 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
         checker = Checker(_checks(item, sides, pairs, names, trackers, writer, attributor, gap), threaded)
         try:
             for step in range(item.case.first_step, last + 1):
+                fetched = time.perf_counter()
                 batch = next(batch_stream)
                 try:
                     replay = feeding.next_replay(replay_stream, step)
-                    received = _step_all(sides, item, step, batch, replay, checker.wait)
+                    inputs += SMOOTHING * (time.perf_counter() - fetched - inputs)
+                    received = step_all(sides, item, step, batch, replay, checker.wait, ahead)
                 except FrameworkError as exc:
                     error = exc
                     break
                 due = _oracle_due(step, stride, last)
                 checked += due
                 # copied: values the next step's oracle starts from, and (threaded) a step whose oracle
-                # checks should not hold the frameworks back; otherwise views, checked before the next step
-                keep = _oracle_due(step + 1, stride, last) or (threaded and due)
-                checker.submit(_observe(sides, step, received, due, keep), holds_views=not keep)
+                # checks should not hold the frameworks back, and the side that steps ahead (_ahead);
+                # otherwise views, checked before their side steps again
+                everything = _oracle_due(step + 1, stride, last) or (threaded and due)
+                ahead = everyone if everything else stepping.ahead(sides, checker.view_seconds, inputs) if threaded \
+                    else frozenset()
+                checker.submit(observe(sides, step, received, due, ahead), holds_views=ahead != everyone)
         finally:
             checker.close()
     facts = {"decay_skipped": _decay_skipped(sides, names),

@@ -26,7 +26,8 @@ import numpy as np
 from conformance.cases import causes
 from conformance.cases.case import Item
 from conformance.numerics.formulas import per_parameter
-from conformance.numerics.oracles import Formula, formula_metrics
+from conformance.numerics.oracle_metrics import formula_metrics
+from conformance.numerics.oracles import Formula
 
 MAX_SWITCHES = 3  # larger sets are not searched: a divergence needing more is reported unexplained
 HPARAM_PREFIX = "hparam."

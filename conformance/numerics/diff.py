@@ -90,10 +90,12 @@ def _diff_reduce(a, b, wide, mask, atol_arr, atol, rtol, ulp_bound, block_top, b
     per_element = atol_arr.size > 0
     for k in range(block_top.size):
         block, worst = 0, -1
-        for i in range(k * BLOCK, min(a.size, (k + 1) * BLOCK)):
-            d, r, e, out = element(np.float64(a[i]), np.float64(b[i]), case_bits(a[i], wide),
-                                   case_bits(b[i], wide), mask, atol_arr[i] if per_element else atol, rtol,
-                                   ulp_bound)
+        lo = k * BLOCK  # the block as slices: indexed from 0, numba knows i >= 0 and drops its per-element
+        ka, kb = a[lo:lo + BLOCK], b[lo:lo + BLOCK]  # negative-index check (range(lo, hi): 2.4 vs 1.3 ms at 1M)
+        ke = atol_arr[lo:lo + BLOCK] if per_element else atol_arr
+        for i in range(ka.size):
+            d, r, e, out = element(np.float64(ka[i]), np.float64(kb[i]), case_bits(ka[i], wide),
+                                   case_bits(kb[i], wide), mask, ke[i] if per_element else atol, rtol, ulp_bound)
             bits = float64_bits(d)
             block, rel, ulp = max(block, bits), max(rel, float64_bits(r)), max(ulp, float64_bits(e))
             worst = max(worst, bits if out else -1)
@@ -157,8 +159,19 @@ def metrics(maxima: tuple[float, float, float, int], flat: int, shape: tuple[int
 
 
 def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarray | None = None) -> dict[str, Any]:
-    """Metrics of a vs b. `bad` counts elements outside the bound; `at`, `a`, `b` name the worst one
-    (the largest abs difference among the elements outside the bound, else overall; first on ties).
+    """Metrics of a vs b (compare's, without its finiteness)."""
+    return compare(a, b, dtype, bound, atol)[0]
+
+
+def compare(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound,
+            atol: np.ndarray | None = None) -> tuple[dict[str, Any], bool]:
+    """Metrics of a vs b, and whether every element of both operands is finite. `bad` counts elements
+    outside the bound; `at`, `a`, `b` name the worst one (the largest abs difference among the elements
+    outside the bound, else overall; first on ties).
+
+    The finiteness comes free with the compiled pass (|a - b| is NaN or Inf wherever a or b is, so a finite
+    maximum proves both finite) and spares the caller its own NaN/Inf scan of each operand (twelve 1M
+    scans a step at 1M parameters); False means "not proven" (the element-wise path), not "non-finite".
 
     `atol`, when given, replaces bound.atol element-wise (oracle checks scale it by operand magnitude).
     Finite float32/float64 operands (nearly always) take two compiled passes, one SIMD pass for the
@@ -168,7 +181,7 @@ def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarra
     b = np.atleast_1d(np.asarray(b))
     a = np.asarray(a).reshape(b.shape)
     if not AVAILABLE or dtype == "float16" or a.size == 0 or a.dtype == np.float16 or b.dtype == np.float16:
-        return diff_general(a, b, dtype, bound, atol)
+        return diff_general(a, b, dtype, bound, atol), False
     fa, fb = a.reshape(-1), b.reshape(-1)  # views of contiguous arrays, as np.ravel, without its wrapper
     per_element = _NO_ARRAY if atol is None else np.ravel(np.broadcast_to(atol, b.shape)).astype(np.float64, copy=False)
     args = (*dtype_args(dtype), per_element, float(bound.atol), float(bound.rtol), ulp_limit(bound))
@@ -176,11 +189,11 @@ def diff(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound, atol: np.ndarra
     block_top, block_worst = np.empty(blocks, np.int64), np.empty(blocks, np.int64)
     maxima = _diff_reduce(fa, fb, *args, block_top, block_worst)
     if not finite_maxima(maxima[0]):
-        return diff_general(a, b, dtype, bound, atol)
+        return diff_general(a, b, dtype, bound, atol), False
     lo, target = worst_start(block_top, block_worst, maxima[3])
     flat = _diff_at(fa, fb, *args, lo, target, maxima[3] > 0)
     top, rel, ulp, bad = maxima
-    return metrics((as_float(top), as_float(rel), as_float(ulp), bad), flat, b.shape, fa[flat], fb[flat])
+    return metrics((as_float(top), as_float(rel), as_float(ulp), bad), flat, b.shape, fa[flat], fb[flat]), True
 
 
 def diff_general(a: np.ndarray, b: np.ndarray, dtype: str, bound: Bound,

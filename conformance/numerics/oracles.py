@@ -24,7 +24,8 @@ parameter's (MindSpore computes float64 parameters in float32: the oracle starts
 operands). Everything else the
 framework computes in its dtype is evaluated exactly in float64 and bounded: a framework's value must lie
 within k x eps(compute dtype) x the magnitude of the terms that formed it (`Step`; k is the case's
-`oracle_tolerance`, 8 by default, in conformance/cases/loader.py; applied by `oracle_bounds`).
+`oracle_tolerance`, 8 by default, in conformance/cases/loader.py; applied by
+`oracle_metrics.oracle_bounds`).
 
 The formulas as read from the sources (torch 2.13 `torch/optim/adamax.py::_single_tensor_adamax` and
 `_multi_tensor_adamax`; MindSpore 2.10 `nn/optim/adamax.py`, `nn/optim/optimizer.py` and the ApplyAdaMax
@@ -49,13 +50,11 @@ from typing import Any
 
 import numpy as np
 
-from conformance.cases.case import Tolerance
 from conformance.numerics.compiled import AVAILABLE, jit
 from conformance.numerics.diff import (
     BLOCK,
     as_float,
     case_bits,
-    diff,
     dtype_args,
     element,
     element_called,
@@ -64,7 +63,7 @@ from conformance.numerics.diff import (
     worst_start,
 )
 from conformance.numerics.float16 import decayed, scalar16, signed_float16, to_float16, torch_lerp
-from conformance.numerics.formulas import EPS_MODES, FEATURES, Features, decays, per_parameter
+from conformance.numerics.formulas import EPS_MODES, FEATURES, Features, decays
 
 if AVAILABLE:
     from conformance.numerics.compiled import float64_bits
@@ -98,15 +97,18 @@ def _maximum(x, y, drop_nan):
 
 
 @jit(inline=True)
-def _adamax(p, m, u, g, s):
+def _adamax(p, m, u, g, s, float16):
     """One element of the AdaMax update under the switches in s, in float64; returns (p, m, u) and the
     magnitude of the terms of each (see Step). s = (clr, beta1, beta2, eps, wd, loss_scale, sign,
     eps_mode, lerp, drop_nan, round16, store16, decoupled, round_denominator, decay16, wd16, unscale16):
     with decoupled, wd is the fraction of p the decay removes; with decay16 the decay is float16 ops
     (float16.decayed; a decoupled p*(1 - wd) is rounded too). Options are selected on loop-invariant
-    scalars: the compiled loops stay SIMD."""
+    scalars: the compiled loops stay SIMD. `float16` (a constant per caller) False: no float16 tensor (check),
+    the float16 switches become constants and their selects go (a 1M oracle check 14 -> 8 ms, measured)."""
     (clr, beta1, beta2, eps, wd, ls, sign, eps_mode, lerp, drop_nan, round16, store16, decoupled, round_denominator,
      decay16, wd16, unscale16) = s
+    if not float16:
+        round16, store16, round_denominator, decay16 = 0.0, 0.0, 0.0, 0.0
     l2 = 0.0 if decoupled else wd
     g = sign * g
     g_terms = abs(g) / ls + abs(l2 * p) if l2 else abs(g) / ls
@@ -142,22 +144,22 @@ def _adamax(p, m, u, g, s):
 @jit
 def _adamax_called(p, m, u, g, s):  # pragma: no cover - compiled
     """_adamax compiled on its own (once per process: float64 scalars whatever the dtype) for what needs no
-    SIMD: inlined into _check_at it was re-typed per dtype, 3-5 s of compile each on a fresh checkout."""
-    return _adamax(p, m, u, g, s)
+    SIMD: inlined into _check_at it was re-typed per dtype, 3-5 s of compile each (check's: no float16)."""
+    return _adamax(p, m, u, g, s, False)
 
 
 @jit
 def _apply_loop(p, m, u, g, out, s):  # pragma: no cover - compiled
     """out[:, i] = the formula at element i; operands widened to float64 one element at a time."""
     for i in range(p.size):
-        r = _adamax(np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]), s)
+        r = _adamax(np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]), s, True)
         out[0, i], out[1, i], out[2, i], out[3, i], out[4, i], out[5, i] = r
 
 
 def _numpy_loop(p, m, u, g, out, s) -> None:
     """_apply_loop without numba: the same element function through NumPy's ufunc machinery."""
     formula = getattr(_adamax, "py_func", _adamax)
-    ufunc = np.frompyfunc(lambda *xs: formula(*(np.float64(x) for x in xs), s), 4, 6)  # x/0: inf/NaN
+    ufunc = np.frompyfunc(lambda *xs: formula(*(np.float64(x) for x in xs), s, True), 4, 6)  # x/0: inf/NaN
     with np.errstate(all="ignore"):
         for row, values in zip(out, ufunc(p, m, u, g)):
             row[...] = values
@@ -191,13 +193,16 @@ def _check_reduce(p, m, u, g, post_p, post_m, post_u, s, wide, mask, bound_p, bo
     rp, up, bp, rm, um, bm, ru, uu, bu = 0, 0, 0, 0, 0, 0, 0, 0, 0
     for k in range(tops.shape[1]):
         tp, tm, tu, wp, wm, wu = 0, 0, 0, -1, -1, -1
-        for i in range(k * BLOCK, min(p.size, (k + 1) * BLOCK)):
-            r = _adamax(np.float64(p[i]), np.float64(m[i]), np.float64(u[i]), np.float64(g[i]), s)
-            cp = element(np.float64(post_p[i]), r[0], case_bits(post_p[i], wide), case_bits(r[0], wide), mask,
+        lo, hi = k * BLOCK, (k + 1) * BLOCK  # slices indexed from 0: see diff._diff_reduce
+        kp, km, ku, kg, qp, qm, qu = p[lo:hi], m[lo:hi], u[lo:hi], g[lo:hi], post_p[lo:hi], post_m[lo:hi], \
+            post_u[lo:hi]
+        for i in range(kp.size):
+            r = _adamax(np.float64(kp[i]), np.float64(km[i]), np.float64(ku[i]), np.float64(kg[i]), s, False)
+            cp = element(np.float64(qp[i]), r[0], case_bits(qp[i], wide), case_bits(r[0], wide), mask,
                          bound_p[0] * r[3], bound_p[1], bound_p[2])
-            cm = element(np.float64(post_m[i]), r[1], case_bits(post_m[i], wide), case_bits(r[1], wide), mask,
+            cm = element(np.float64(qm[i]), r[1], case_bits(qm[i], wide), case_bits(r[1], wide), mask,
                          bound_s[0] * r[4], bound_s[1], bound_s[2])
-            cu = element(np.float64(post_u[i]), r[2], case_bits(post_u[i], wide), case_bits(r[2], wide), mask,
+            cu = element(np.float64(qu[i]), r[2], case_bits(qu[i], wide), case_bits(r[2], wide), mask,
                          bound_s[0] * r[5], bound_s[1], bound_s[2])
             dp, dm, du = float64_bits(cp[0]), float64_bits(cm[0]), float64_bits(cu[0])
             tp, rp, up, bp = max(tp, dp), max(rp, float64_bits(cp[1])), max(up, float64_bits(cp[2])), bp + cp[3]
@@ -295,7 +300,8 @@ class Formula:
                 EPS_MODES[f.eps], float(f.moment == "lerp"), float(f.nan_in_max == "drop"),
                 float(f.float16_ops and float16), float(f.float16_ops and float16),
                 float(f.decay == "decoupled"), float(f.float16_denominator and float16),
-                float(f.float16_decay and float16), scalar16(wd * loss_scale), scalar16(1.0 / loss_scale))
+                float(f.float16_decay and float16), scalar16(wd * loss_scale) if float16 else 0.0,  # read by
+                scalar16(1.0 / loss_scale) if float16 else 0.0)  # decay16 only: 15 us a tensor and step saved
 
     def __call__(self, p: np.ndarray, m: np.ndarray, u: np.ndarray, g: np.ndarray, t: int,
                  hp: dict[str, Any], name: str, dtype: str | None = None, step: int | None = None) -> Step:
@@ -346,54 +352,3 @@ def oracle(name: str) -> Formula:
     except KeyError:
         raise KeyError(f"no formula named {name!r}: add its Features to FEATURES in "
                        "conformance/numerics/formulas.py") from None
-
-
-def oracle_bounds(tolerance: Tolerance, compute_dtype: str) -> dict[str, tuple[float, float, float]]:
-    """Per quantity (atol x eps, rtol, ulp or -1): against an oracle, atol counts eps of the dtype the
-    framework computes in (Formula.compute_dtype) x the element's operand magnitude (Step)."""
-    eps = float(np.finfo(compute_dtype).eps)
-    out = {}
-    for quantity in ("params", "state"):
-        bound = tolerance.for_quantity(quantity)
-        out[quantity] = (bound.atol * eps, float(bound.rtol), -1.0 if bound.ulp is None else float(bound.ulp))
-    return out
-
-
-def tensor_metrics(formula: Formula, pre: dict[str, list[np.ndarray]], post: dict[str, list[np.ndarray]], i: int,
-                   grad: np.ndarray | None, count: int, step: int, hp: dict[str, Any], name: str, dtype: str,
-                   tolerance: Tolerance, bounds: dict[str, tuple[float, float, float]]) -> dict[str, dict[str, Any]]:
-    """params/m/u metrics (diff.diff's) of tensor i's post-step values against `formula` stepped in
-    float64 from `pre` and the gradient received (a parameter that received none must come back
-    bit-identical). `count`: the steps this parameter took; `step`: the optimizer's. One compiled pass
-    where it applies, else the formula's arrays and diff."""
-    p, m, u = (pre[k][i] for k in ("params", "m", "u"))
-    after = tuple(post[k][i] for k in ("params", "m", "u"))
-    if grad is not None:
-        fused = formula.check((p, m, u), grad, count, hp, name, after, dtype, bounds, step)
-        if fused is not None:
-            return fused
-        res = formula(p, m, u, grad, count, hp, name, dtype, step)  # NaN/Inf inputs are data, compared in compare
-        expected = ((res.p, res.scale_p), (res.m, res.scale_m), (res.u, res.scale_u))
-    else:
-        expected = tuple((x.astype(np.float64), np.zeros(x.shape)) for x in (p, m, u))
-    out = {}
-    for key, value, (oracle, scale) in zip(("params", "m", "u"), after, expected):
-        quantity = "params" if key == "params" else "state"
-        out[key] = diff(value, oracle, dtype, tolerance.for_quantity(quantity), bounds[quantity][0] * scale)
-    return out
-
-
-def formula_metrics(formula: Formula, pre: dict[str, list[np.ndarray]], post: dict[str, list[np.ndarray]],
-                    grads: list, counts: list[int], step: int, hp: dict[str, Any], names: list[str], dtype: str,
-                    tolerance: Tolerance, bounds_dtype: str | None = None) -> dict[str, dict[str, dict]]:
-    """Per quantity, per tensor metrics of a side's post-step values against `formula` at one step, keyed
-    like the comparator's (params: name, state: m:name / u:name). The bound is eps of the formula's compute
-    dtype unless `bounds_dtype` says whose precision to hold the values to."""
-    bounds = oracle_bounds(tolerance, bounds_dtype or formula.compute_dtype(dtype))
-    hps = per_parameter(hp, len(names))  # a parameter group's values where the optimizer has groups
-    tensors = [tensor_metrics(formula, pre, post, i, grads[i], counts[i], step, hps[i], name, dtype, tolerance, bounds)
-               for i, name in enumerate(names)]
-    return {"params": {name: t["params"] for name, t in zip(names, tensors)},
-            "state": {**{f"m:{name}": t["m"] for name, t in zip(names, tensors)},
-                      **{f"u:{name}": t["u"] for name, t in zip(names, tensors)}},
-            "loss": {}}

@@ -199,6 +199,56 @@ def test_checks_on_a_thread_record_exactly_what_inline_checks_record(tmp_path, m
     assert entries["thread"]["oracle"]["steps_checked"] == 14  # steps 1, 4, ..., 40
 
 
+@pytest.mark.parametrize("ahead", ["torch", "mindspore"])
+def test_a_side_stepping_ahead_of_a_slow_checker_records_what_inline_checks_record(tmp_path, monkeypatch, ahead):
+    """A side that steps before the previous step's checks end (stepping.ahead: its values were copied)
+    must not change what they read: with a checker slowed down so that the step would land while it is
+    still reading, every JSONL byte matches the inline run."""
+    import time
+
+    from conformance.engine import runner, stepping
+
+    case = load_case(tmp_path, """
+  - id: ahead
+    model: {kind: mlp, sizes: [4, 8, 3]}
+    gradients: {mode: replay, seed: 3, scale: 1.0e-8}
+    steps: 12
+    oracle_stride: 5
+    expect: diverge
+    cause: eps_placement
+    reason: eps placement
+""")
+    monkeypatch.setattr(runner, "PIPELINE_PARAMS", 10**12)
+    run_item(Item(case, "cpu", "float32"), tmp_path / "inline")
+    checks = runner._checks
+
+    def slow_checks(*args):
+        check = checks(*args)
+
+        def slow(observation):
+            time.sleep(0.02)  # the ahead side steps meanwhile
+            check(observation)
+        return slow
+
+    monkeypatch.setattr(runner, "PIPELINE_PARAMS", 0)
+    monkeypatch.setattr(runner, "_checks", slow_checks)
+    monkeypatch.setattr(stepping, "ahead", lambda sides, checks, inputs: frozenset({ahead}))
+    entry = run_item(Item(case, "cpu", "float32"), tmp_path / "ahead")
+    inline, threaded = ((tmp_path / m / "ahead__cpu-float32.jsonl").read_bytes() for m in ("inline", "ahead"))
+    assert inline == threaded and len(inline.splitlines()) == 12
+    assert entry["seconds"] >= 12 * 0.02  # the whole item's time, its checks included
+
+
+def test_only_checks_slower_than_the_inputs_send_a_side_ahead():
+    from conformance.engine import stepping
+
+    sides = {label: stepping.Side(label, label, None, {}, seconds=seconds)
+             for label, seconds in (("torch", 0.4), ("mindspore", 0.9))}
+    assert stepping.ahead(sides, None, 0.001) == frozenset()  # nothing measured yet
+    assert stepping.ahead(sides, 0.010, 0.013) == frozenset()  # drawn gradients: the checks fit beside them
+    assert stepping.ahead(sides, 0.010, 0.001) == frozenset({"mindspore"})  # a trace: the slower side goes ahead
+
+
 def test_a_failing_checker_thread_surfaces_in_the_main_thread():
     from conformance.engine.checker import Checker
 

@@ -1,7 +1,7 @@
 """Docstrings and comments that cite the package must cite what exists.
 
 A docstring that no longer says what the code does is a bug; the part of that a machine can check is a
-citation: a module path (`conformance/engine/runner.py`), a dotted name (`oracles.oracle_bounds`,
+citation: a module path (`conformance/engine/runner.py`), a dotted name (`oracle_metrics.oracle_bounds`,
 `conformance.results.storage.StepWriter`) or a command (`python -m conformance validate`). This test reads
 every docstring and comment of the package and the tools, and fails naming each citation that resolves to
 nothing, with the file and line it stands on.
@@ -159,10 +159,11 @@ def test_docstrings_and_comments_cite_what_exists(path):
 
 def test_the_check_catches_each_kind_of_stale_citation():
     """The check itself: each kind of stale citation is caught; true ones pass."""
-    text = ("Bounds come from `runner._oracle_bounds` and `oracles.oracle_bounds`; see conformance/loader.py and "
-            "conformance/engine/runner.py; run `python -m conformance release`, or `python -m conformance "
-            "validate`; summary.json, numbers.sig and conformance.results.storage.StepWriter exist; "
-            "`write_index()` does, `_oracle_bounds()` does not; the runner applies it in _oracle_bounds.")
+    text = ("Bounds come from `runner._oracle_bounds` and `oracle_metrics.oracle_bounds`; see "
+            "conformance/loader.py and conformance/engine/runner.py; run `python -m conformance release`, "
+            "or `python -m conformance validate`; summary.json, numbers.sig and "
+            "conformance.results.storage.StepWriter exist; `write_index()` does, `_oracle_bounds()` does not; "
+            "the runner applies it in _oracle_bounds.")
     found = problems("probe.py", [(1, text)])
     assert any("runner._oracle_bounds" in f for f in found), found
     assert any("conformance/loader.py" in f for f in found), found

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conformance.cases.case import Bound
-from conformance.numerics.diff import diff, diff_general, ulp_distance
+from conformance.numerics.diff import BLOCK, compare, diff, diff_general, ulp_distance
 
 pytestmark = pytest.mark.torch_only
 
@@ -70,7 +70,7 @@ def test_fast_diff_equals_general_diff(dtype, bound):
     """The finite-operand path must report exactly what the element-wise float64 path reports."""
     rng = np.random.default_rng(7)
     for trial in range(20):
-        size = int(rng.integers(1, 300))
+        size = int(rng.integers(1, 300)) + (3 * BLOCK if trial % 5 == 4 else 0)  # some across blocks
         a = (rng.standard_normal(size) * 10.0 ** rng.integers(-8, 3)).astype(dtype)
         noise = rng.standard_normal(size) * 10.0 ** rng.integers(-9, 0)
         b = (a + noise).astype(dtype) if trial % 2 else a.astype(np.float64) + noise  # framework or oracle
@@ -86,6 +86,34 @@ def test_fast_diff_falls_back_for_nonfinite():
     fast = diff(a, b, "float32", Bound())
     assert repr(fast) == repr(diff_general(a, b, "float32", Bound()))  # repr: nan == nan
     assert fast["ulp"] == np.inf and fast["bad"] == 1
+
+
+def test_worst_element_is_found_in_a_later_and_a_partial_block():
+    a = np.zeros(2 * BLOCK + 5, dtype=np.float32)
+    for at in (BLOCK + 7, 2 * BLOCK + 4):
+        b = a.copy()
+        b[[3, at]] = [1e-4, 2e-4]
+        m = diff(a, b, "float32", Bound(atol=1e-3))
+        assert m["at"] == [at] and m["bad"] == 0
+        m = diff(a, b, "float32", Bound(atol=1.5e-4))
+        assert m["at"] == [at] and m["bad"] == 1 and m["b"] == np.float32(2e-4)
+
+
+def test_compare_proves_finiteness_only_where_it_can():
+    """The runner skips its own NaN/Inf scan of an array a comparison proved finite: True must mean both
+    operands are finite; anything unproven is False."""
+    a = np.linspace(-1.0, 1.0, BLOCK + 3).astype(np.float32)
+    assert compare(a, a * 1.5, "float32", Bound())[1] is True
+    for bad in (np.nan, np.inf):
+        for left in (True, False):
+            b = a.copy()
+            b[BLOCK + 1] = bad
+            metrics, finite = compare(b, a, "float32", Bound()) if left else compare(a, b, "float32", Bound())
+            assert finite is False and metrics["bad"] == 1
+    both = a.copy()
+    both[5] = np.nan
+    assert compare(both, both.copy(), "float32", Bound()) == (diff_general(both, both, "float32", Bound()), False)
+    assert compare(a.astype(np.float16), a.astype(np.float16), "float16", Bound())[1] is False
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -17,7 +17,7 @@ import pytest
 
 from conformance.cases.case import Bound
 from conformance.numerics import compiled, formulas, oracles
-from conformance.numerics.diff import diff
+from conformance.numerics.diff import BLOCK, diff
 from conformance.numerics.formulas import Features
 from conformance.numerics.oracles import oracle
 
@@ -254,7 +254,8 @@ def test_fused_check_equals_stepping_then_diff(kind, dtype):
     eps = float(np.finfo(formula.compute_dtype(dtype)).eps)
     bounds = {"params": (8 * eps, 0.0, -1.0), "state": (4 * eps, 1e-6, 3.0)}
     for trial in range(10):
-        pre = _operands(rng, int(rng.integers(1, 300)), dtype)[:3]
+        size = int(rng.integers(1, 300)) + (2 * BLOCK if trial % 3 == 2 else 0)  # some across blocks
+        pre = _operands(rng, size, dtype)[:3]
         g = _operands(rng, pre[0].size, dtype)[3]
         exact = formula(*pre, g, 7, hp, "dense0.weight", dtype, 9)
         noise = 1.0 + rng.standard_normal(pre[0].size) * 10.0 ** -int(rng.integers(5, 9))
