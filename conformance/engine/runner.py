@@ -310,11 +310,11 @@ def run_item(item: Item, steps_dir: Path) -> dict[str, Any]:
                 due = _oracle_due(step, stride, last)
                 checked += due
                 # copied: values the next step's oracle starts from, and (threaded) a step whose oracle
-                # checks should not hold the frameworks back, and the side that steps ahead (_ahead);
-                # otherwise views, checked before their side steps again
+                # checks should not hold the frameworks back, and the side that steps ahead (stepping.ahead:
+                # none inline, where no check time is measured); otherwise views, checked before their side
+                # steps again
                 everything = _oracle_due(step + 1, stride, last) or (threaded and due)
-                ahead = everyone if everything else stepping.ahead(sides, checker.view_seconds, inputs) if threaded \
-                    else frozenset()
+                ahead = everyone if everything else stepping.ahead(sides, checker.view_seconds, inputs)
                 checker.submit(observe(sides, step, received, due, ahead), holds_views=ahead != everyone)
         finally:
             checker.close()

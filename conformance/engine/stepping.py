@@ -33,13 +33,13 @@ class Side:
     loss: float | None = None
     nonfinite: dict[str, int | None] = field(default_factory=lambda: {q: None for q in QUANTITIES})
     counts: list[int] = field(default_factory=list)  # optimizer steps each parameter has taken
-    seconds: float = 0.0  # wall time of this side's steps so far (which side steps ahead: _ahead)
+    seconds: float = 0.0  # wall time of this side's steps so far (which side steps ahead: `ahead`)
 
 
 def read(side: Side, keep: bool) -> None:
     """This side's values after the last step. Adapters hand out arrays that may share the framework's
-    memory (valid until its next step); they are copied only when the next step's oracle needs them
-    as its pre-step values (`keep`): at 1M parameters a copy per tensor per step is a measurable cost."""
+    memory (valid until its next step); they are copied only where they must outlive that (`keep`: see
+    observe): at 1M parameters a copy per tensor per step is a measurable cost."""
     state = side.session.state()
     values = {"params": side.session.params(), "m": state["m"], "u": state["u"]}
     side.values = {k: [a.copy() for a in v] for k, v in values.items()} if keep else values
@@ -87,12 +87,13 @@ def step_all(sides: dict[str, Side], item: Item, step: int, batch: tuple[np.ndar
 
 
 def ahead(sides: dict[str, Side], checks: float | None, inputs: float) -> frozenset[str]:
-    """On a threaded item, the sides that step before the barrier (their values are copied after each
-    step): none while a step's checks (`checks`, running average) take less time than preparing the next
-    step's inputs (`inputs`), which they overlap; else the side whose steps took longest so far, which then
-    steps while the checks still read the other sides' arrays. At 1M parameters a trace's step is read in
-    ~1 ms and stepping ahead helps (1.63x the bare loop never, 1.46x always); drawn gradients take ~13 ms,
-    the checks fit beside them and the copy would cost more (1.09x never, 1.18x always): docs/performance.md."""
+    """The sides that step before the barrier (their values are copied after each step): none inline
+    (`checks` is None: the checker measures only on its thread) or while a step's checks (`checks`,
+    running average) take less time than preparing the next step's inputs (`inputs`), which they overlap;
+    else the side whose steps took longest so far, which then steps while the checks still read the other
+    sides' arrays. At 1M parameters a trace's step is read in ~1 ms and stepping ahead helps (1.63x the
+    bare loop never, 1.46x always); drawn gradients take ~13 ms, the checks fit beside them and the copy
+    would cost more (1.09x never, 1.18x always): docs/performance.md."""
     if checks is None or checks <= inputs:
         return frozenset()
     return frozenset({max(sides.values(), key=lambda side: side.seconds).label})

@@ -171,21 +171,26 @@ def test_no_framework_writes_into_the_gradients_it_is_given(tmp_path, extras):
         assert all((g == 0.5).all() for g in grads), name
 
 
-def test_checks_on_a_thread_record_exactly_what_inline_checks_record(tmp_path, monkeypatch):
-    """Large models check each step on a second thread (pipeline.Checker) while the frameworks step:
-    forced on for a small model, every figure and every JSONL byte must match the inline run."""
-    from conformance.engine import runner
-
-    case = load_case(tmp_path, """
-  - id: threaded
-    model: {kind: mlp, sizes: [4, 8, 3]}
-    gradients: {mode: replay, seed: 3, scale: 1.0e-8}
-    steps: 40
-    oracle_stride: 3
+def _small_diverging_case(tmp_path, case_id: str, steps: int, stride: int):
+    """A small MLP whose frameworks diverge by eps placement, for comparing threaded and inline checks."""
+    return load_case(tmp_path, f"""
+  - id: {case_id}
+    model: {{kind: mlp, sizes: [4, 8, 3]}}
+    gradients: {{mode: replay, seed: 3, scale: 1.0e-8}}
+    steps: {steps}
+    oracle_stride: {stride}
     expect: diverge
     cause: eps_placement
     reason: eps placement
 """)
+
+
+def test_checks_on_a_thread_record_exactly_what_inline_checks_record(tmp_path, monkeypatch):
+    """Large models check each step on a second thread (checker.Checker) while the frameworks step:
+    forced on for a small model, every figure and every JSONL byte must match the inline run."""
+    from conformance.engine import runner
+
+    case = _small_diverging_case(tmp_path, "threaded", 40, 3)
     entries = {}
     for mode, threshold in (("inline", 10**12), ("thread", 0)):
         monkeypatch.setattr(runner, "PIPELINE_PARAMS", threshold)
@@ -208,16 +213,7 @@ def test_a_side_stepping_ahead_of_a_slow_checker_records_what_inline_checks_reco
 
     from conformance.engine import runner, stepping
 
-    case = load_case(tmp_path, """
-  - id: ahead
-    model: {kind: mlp, sizes: [4, 8, 3]}
-    gradients: {mode: replay, seed: 3, scale: 1.0e-8}
-    steps: 12
-    oracle_stride: 5
-    expect: diverge
-    cause: eps_placement
-    reason: eps placement
-""")
+    case = _small_diverging_case(tmp_path, "ahead", 12, 5)
     monkeypatch.setattr(runner, "PIPELINE_PARAMS", 10**12)
     run_item(Item(case, "cpu", "float32"), tmp_path / "inline")
     checks = runner._checks
