@@ -34,17 +34,27 @@ def test_each_oracle_agrees_with_its_framework(tmp_path, gradients):
     assert entry["hparams"]["mindspore"]["lr"] == 0.01 and entry["hparams"]["torch"]["weight_decay"] == 0.1
 
 
-def test_oracle_check_catches_a_framework_that_leaves_its_formula(tmp_path, monkeypatch):
-    """Give torch MindSpore's formula as its oracle: with eps-sized gradients the check must fail."""
-    case = load_case(tmp_path, """
-  - id: wrong_formula
-    model: {kind: linear, in: 2, out: 3}
-    gradients: {mode: replay, seed: 3, scale: 1.0e-8}
-    steps: 3
+MLP = "{kind: mlp, sizes: [4, 8, 3]}"
+
+
+def _eps_sized_case(tmp_path, case_id: str, steps: int, model: str = "{kind: linear, in: 2, out: 3}",
+                    stride: int | None = None):
+    """A small model on eps-sized replayed gradients: torch and MindSpore diverge by eps placement."""
+    stride_line = f"\n    oracle_stride: {stride}" if stride is not None else ""
+    return load_case(tmp_path, f"""
+  - id: {case_id}
+    model: {model}
+    gradients: {{mode: replay, seed: 3, scale: 1.0e-8}}
+    steps: {steps}{stride_line}
     expect: diverge
     cause: eps_placement
     reason: eps placement
 """)
+
+
+def test_oracle_check_catches_a_framework_that_leaves_its_formula(tmp_path, monkeypatch):
+    """Give torch MindSpore's formula as its oracle: with eps-sized gradients the check must fail."""
+    case = _eps_sized_case(tmp_path, "wrong_formula", 3)
     torch_backend = backends.get("torch")
     monkeypatch.setattr(type(torch_backend), "formula", staticmethod(oracles.oracle("mindspore")))
     entry = run_item(Item(case, "cpu", "float32"), tmp_path / "steps")
@@ -171,26 +181,12 @@ def test_no_framework_writes_into_the_gradients_it_is_given(tmp_path, extras):
         assert all((g == 0.5).all() for g in grads), name
 
 
-def _small_diverging_case(tmp_path, case_id: str, steps: int, stride: int):
-    """A small MLP whose frameworks diverge by eps placement, for comparing threaded and inline checks."""
-    return load_case(tmp_path, f"""
-  - id: {case_id}
-    model: {{kind: mlp, sizes: [4, 8, 3]}}
-    gradients: {{mode: replay, seed: 3, scale: 1.0e-8}}
-    steps: {steps}
-    oracle_stride: {stride}
-    expect: diverge
-    cause: eps_placement
-    reason: eps placement
-""")
-
-
 def test_checks_on_a_thread_record_exactly_what_inline_checks_record(tmp_path, monkeypatch):
     """Large models check each step on a second thread (checker.Checker) while the frameworks step:
     forced on for a small model, every figure and every JSONL byte must match the inline run."""
     from conformance.engine import runner
 
-    case = _small_diverging_case(tmp_path, "threaded", 40, 3)
+    case = _eps_sized_case(tmp_path, "threaded", 40, MLP, stride=3)
     entries = {}
     for mode, threshold in (("inline", 10**12), ("thread", 0)):
         monkeypatch.setattr(runner, "PIPELINE_PARAMS", threshold)
@@ -213,7 +209,7 @@ def test_a_side_stepping_ahead_of_a_slow_checker_records_what_inline_checks_reco
 
     from conformance.engine import runner, stepping
 
-    case = _small_diverging_case(tmp_path, "ahead", 12, 5)
+    case = _eps_sized_case(tmp_path, "ahead", 12, MLP, stride=5)
     monkeypatch.setattr(runner, "PIPELINE_PARAMS", 10**12)
     run_item(Item(case, "cpu", "float32"), tmp_path / "inline")
     checks = runner._checks
@@ -309,15 +305,7 @@ def test_msprobe_figures_at_the_last_and_worst_step_computed_a_bounded_number_of
     calls = []
     real = runner.msprobe
     monkeypatch.setattr(runner, "msprobe", lambda a, b: calls.append(1) or real(a, b))
-    case = load_case(tmp_path, """
-  - id: growing
-    model: {kind: linear, in: 2, out: 3}
-    gradients: {mode: replay, seed: 3, scale: 1.0e-8}
-    steps: 300
-    expect: diverge
-    cause: eps_placement
-    reason: eps placement
-""")
+    case = _eps_sized_case(tmp_path, "growing", 300)
     entry = run_item(Item(case, "cpu", "float32"), tmp_path)
     probe = entry["msprobe"]
     assert probe["last"]["step"] == 300 and probe["last"]["params"]["tensors"].keys() == {"dense0.weight",
